@@ -110,8 +110,7 @@ def sign_acs3(
         access_key_secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha256
     ).hexdigest()
     authorization = (
-        f"{ACS3_ALGORITHM} Credential={access_key_id},"
-        f"SignedHeaders={signed_headers},Signature={signature}"
+        f"{ACS3_ALGORITHM} Credential={access_key_id},SignedHeaders={signed_headers},Signature={signature}"
     )
     return Acs3Signature(authorization, signed_headers, canonical_request, string_to_sign, signature)
 

@@ -1,0 +1,334 @@
+"""The ``aliyun`` connection, parsed and validated into :class:`ConnectionSettings`.
+
+Everything wrong with a connection is found here, before any request, as a
+:class:`~airflow_aliyun_tasks.errors.ConfigurationError` that names the field.
+
+Fields: ``login`` is the AccessKey ID, ``password`` the AccessKey Secret; everything else is an
+extra (see :data:`EXTRA_FIELDS`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_aliyun_tasks.errors import ConfigurationError
+
+#: ``auth_type`` values: the credentials library's type names, plus ``default`` (its chain).
+AUTH_TYPES: dict[str, tuple[str, ...]] = {
+    # auth type -> required fields (``login``/``password`` are the AccessKey pair)
+    "access_key": ("login", "password"),
+    "sts": ("login", "password", "security_token"),
+    "ram_role_arn": ("login", "password", "role_arn"),
+    "ecs_ram_role": (),
+    "oidc_role_arn": ("role_arn", "oidc_provider_arn", "oidc_token_file_path"),
+    "credentials_uri": ("credentials_uri",),
+    "bearer": ("bearer_token",),
+    "default": (),
+}
+
+ENDPOINT_EXTRAS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
+
+#: Every extra the connection accepts; anything else is rejected (typos must not go unnoticed).
+EXTRA_FIELDS: frozenset[str] = frozenset(
+    {
+        "region_id",
+        "auth_type",
+        "security_token",
+        "role_arn",
+        "role_session_name",
+        "external_id",
+        "policy",
+        "role_session_expiration",
+        "role_name",
+        "oidc_provider_arn",
+        "oidc_token_file_path",
+        "credentials_uri",
+        "bearer_token",
+        "pds_domain_id",
+        "use_vpc_endpoints",
+        "timeout",
+        "max_retries",
+        "correct_clock_skew",
+        *ENDPOINT_EXTRAS,
+    }
+)
+
+SECRET_FIELDS = frozenset({"password", "security_token", "bearer_token"})
+
+_REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+){1,4}$")
+_HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_ROLE_ARN_RE = re.compile(r"^acs:ram::[0-9]+:role/[A-Za-z0-9._@\-/]+$")
+_OIDC_ARN_RE = re.compile(r"^acs:ram::[0-9]+:oidc-provider/[A-Za-z0-9._\-]+$")
+_SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9._@\-]{2,64}$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A service endpoint: scheme, host and optional port."""
+
+    scheme: str
+    host: str
+    port: int | None = None
+
+    @property
+    def netloc(self) -> str:
+        """``host[:port]``, as sent in the ``Host`` header and signed."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" if self.port else host
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _valid_hostname(host: str) -> bool:
+    if is_loopback(host):
+        return True
+    if len(host) > 253:
+        return False
+    return all(_HOST_LABEL_RE.match(label) for label in host.rstrip(".").split("."))
+
+
+def parse_endpoint(name: str, value: str) -> Endpoint:
+    """Parse an endpoint given as a host (``dlf-vpc.cn-hangzhou.aliyuncs.com``) or a URL.
+
+    A bare host means https. Plain ``http://`` is refused unless the host is loopback (the
+    emulator): credentials must not cross a network in clear.
+    """
+    text = value.strip()
+    if not text:
+        raise ConfigurationError(name, "must not be empty")
+    if any(c.isspace() or ord(c) < 32 for c in text):
+        raise ConfigurationError(name, "must not contain whitespace or control characters")
+    raw = text if "://" in text else f"https://{text}"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(name, f"is not a valid URL or host: {exc}") from None
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if scheme not in ("http", "https"):
+        raise ConfigurationError(name, f"scheme must be https (or http for a loopback host), got {scheme!r}")
+    if not host or not _valid_hostname(host):
+        raise ConfigurationError(name, f"has no valid host name: {value!r}")
+    if parts.username or parts.password:
+        raise ConfigurationError(name, "must not contain user information")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigurationError(name, "must be a host or scheme://host[:port], without a path or query")
+    if scheme == "http" and not is_loopback(host):
+        raise ConfigurationError(
+            name, f"plain http:// is only allowed for a loopback host, not {host!r}; use https://"
+        )
+    return Endpoint(scheme, host, port)
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """A validated ``aliyun`` connection. Its repr never shows a secret."""
+
+    region_id: str
+    auth_type: str = "access_key"
+    access_key_id: str | None = None
+    access_key_secret: str | None = field(default=None, repr=False)
+    security_token: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
+    role_arn: str | None = None
+    role_session_name: str = "airflow-aliyun-tasks"
+    external_id: str | None = None
+    policy: str | None = None
+    role_session_expiration: int = 3600
+    role_name: str | None = None
+    oidc_provider_arn: str | None = None
+    oidc_token_file_path: str | None = None
+    credentials_uri: str | None = None
+    pds_domain_id: str | None = None
+    use_vpc_endpoints: bool = False
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    timeout: float = 10.0
+    max_retries: int = 3
+    correct_clock_skew: bool = False
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """A value equal for equal settings: keys the per-process credential provider cache."""
+        return (
+            self.auth_type,
+            self.access_key_id,
+            self.access_key_secret,
+            self.security_token,
+            self.bearer_token,
+            self.role_arn,
+            self.role_session_name,
+            self.external_id,
+            self.policy,
+            self.role_session_expiration,
+            self.role_name,
+            self.oidc_provider_arn,
+            self.oidc_token_file_path,
+            self.credentials_uri,
+            self.endpoints.get("sts_endpoint"),
+            self.region_id,
+            self.timeout,
+        )
+
+
+def _str(extra: Mapping[str, Any], key: str) -> str | None:
+    value = extra.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(key, f"must be a string, got {type(value).__name__}")
+    return value.strip() or None
+
+
+def _bool(extra: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = extra.get(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ConfigurationError(key, f"must be true or false, got {value!r}")
+
+
+def _number(extra: Mapping[str, Any], key: str, default: float, *, lo: float, hi: float) -> float:
+    value = extra.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(key, f"must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not lo <= number <= hi:
+        raise ConfigurationError(key, f"must be between {lo:g} and {hi:g}, got {value!r}")
+    return number
+
+
+def parse_connection(
+    *, login: str | None, password: str | None, extra: Mapping[str, Any] | None
+) -> ConnectionSettings:
+    """Validate an ``aliyun`` connection's fields into :class:`ConnectionSettings`."""
+    extra = dict(extra or {})
+    unknown = sorted(set(extra) - EXTRA_FIELDS)
+    if unknown:
+        raise ConfigurationError(
+            unknown[0],
+            f"is not a known extra of an aliyun connection (known: {', '.join(sorted(EXTRA_FIELDS))})",
+        )
+
+    region_id = _str(extra, "region_id")
+    if not region_id:
+        raise ConfigurationError("region_id", "is required (for example cn-hangzhou)")
+    if not _REGION_RE.match(region_id):
+        raise ConfigurationError("region_id", f"{region_id!r} is not a region id such as cn-hangzhou")
+
+    auth_type = (_str(extra, "auth_type") or "access_key").lower()
+    if auth_type not in AUTH_TYPES:
+        raise ConfigurationError(
+            "auth_type", f"unknown auth type {auth_type!r} (expected one of: {', '.join(AUTH_TYPES)})"
+        )
+
+    values: dict[str, str | None] = {
+        "login": (login or "").strip() or None,
+        "password": (password or "").strip() or None,
+    }
+    for key in (
+        "security_token",
+        "bearer_token",
+        "role_arn",
+        "role_session_name",
+        "external_id",
+        "policy",
+        "role_name",
+        "oidc_provider_arn",
+        "oidc_token_file_path",
+        "credentials_uri",
+        "pds_domain_id",
+    ):
+        values[key] = _str(extra, key)
+
+    for required in AUTH_TYPES[auth_type]:
+        if not values[required]:
+            label = {"login": "login (AccessKey ID)", "password": "password (AccessKey Secret)"}.get(
+                required, required
+            )
+            raise ConfigurationError(required, f"{label} is required for auth_type {auth_type!r}")
+
+    if values["login"] and not re.match(r"^[A-Za-z0-9._\-]{1,128}$", values["login"] or ""):
+        raise ConfigurationError("login", "the AccessKey ID may only contain letters, digits, '.', '_', '-'")
+    role_arn = values["role_arn"]
+    if role_arn and not _ROLE_ARN_RE.match(role_arn):
+        raise ConfigurationError(
+            "role_arn", f"{role_arn!r} is not a RAM role ARN (acs:ram::<uid>:role/<name>)"
+        )
+    oidc_arn = values["oidc_provider_arn"]
+    if oidc_arn and not _OIDC_ARN_RE.match(oidc_arn):
+        raise ConfigurationError(
+            "oidc_provider_arn",
+            f"{oidc_arn!r} is not an OIDC provider ARN (acs:ram::<uid>:oidc-provider/<name>)",
+        )
+    session_name = values["role_session_name"] or "airflow-aliyun-tasks"
+    if not _SESSION_NAME_RE.match(session_name):
+        raise ConfigurationError(
+            "role_session_name", "must be 2-64 characters of letters, digits and . @ - _"
+        )
+    uri = values["credentials_uri"]
+    if uri:
+        parse_endpoint_url("credentials_uri", uri)
+    domain = values["pds_domain_id"]
+    if domain and not _HOST_LABEL_RE.match(domain):
+        raise ConfigurationError("pds_domain_id", f"{domain!r} is not a PDS domain id")
+
+    endpoints = {key: parse_endpoint(key, str(extra[key])) for key in ENDPOINT_EXTRAS if extra.get(key)}
+
+    return ConnectionSettings(
+        region_id=region_id,
+        auth_type=auth_type,
+        access_key_id=values["login"],
+        access_key_secret=values["password"],
+        security_token=values["security_token"],
+        bearer_token=values["bearer_token"],
+        role_arn=role_arn,
+        role_session_name=session_name,
+        external_id=values["external_id"],
+        policy=values["policy"],
+        role_session_expiration=int(_number(extra, "role_session_expiration", 3600, lo=900, hi=43200)),
+        role_name=values["role_name"],
+        oidc_provider_arn=oidc_arn,
+        oidc_token_file_path=values["oidc_token_file_path"],
+        credentials_uri=uri,
+        pds_domain_id=domain,
+        use_vpc_endpoints=_bool(extra, "use_vpc_endpoints", False),
+        endpoints=endpoints,
+        timeout=_number(extra, "timeout", 10.0, lo=0.1, hi=300),
+        max_retries=int(_number(extra, "max_retries", 3, lo=0, hi=10)),
+        correct_clock_skew=_bool(extra, "correct_clock_skew", False),
+    )
+
+
+def parse_endpoint_url(name: str, value: str) -> str:
+    """Validate a full http(s) URL (a path is allowed); http only for loopback hosts."""
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        raise ConfigurationError(name, f"is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(name, f"must be an http(s) URL, got {value!r}")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigurationError(name, "plain http:// is only allowed for a loopback host; use https://")
+    return value

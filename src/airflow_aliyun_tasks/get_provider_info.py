@@ -1,0 +1,139 @@
+"""Provider metadata for Airflow's provider discovery (entry point ``apache_airflow_provider``).
+
+The connection form is declared here (``conn-fields`` and ``ui-field-behaviour``): Airflow 3.2+
+renders it without importing the hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _field(label: str, description: str, *, secret: bool = False, **schema: Any) -> dict[str, Any]:
+    s: dict[str, Any] = {"type": ["string", "null"], **schema}
+    if secret:
+        s["format"] = "password"
+    return {"label": label, "description": description, "schema": s}
+
+
+CONN_FIELDS: dict[str, Any] = {
+    "region_id": _field("Region", "Region id, for example cn-hangzhou (required).", default="cn-hangzhou"),
+    "auth_type": _field(
+        "Auth type",
+        "How to authenticate: access_key (default), sts, ram_role_arn, ecs_ram_role, oidc_role_arn, "
+        "credentials_uri, bearer (PDS access token) or default (the credentials library's chain).",
+        enum=[
+            "access_key",
+            "sts",
+            "ram_role_arn",
+            "ecs_ram_role",
+            "oidc_role_arn",
+            "credentials_uri",
+            "bearer",
+            "default",
+            None,
+        ],
+        default="access_key",
+    ),
+    "security_token": _field(
+        "STS security token", "For auth_type sts (or a ram_role_arn base).", secret=True
+    ),
+    "role_arn": _field("RAM role ARN", "For ram_role_arn and oidc_role_arn: acs:ram::<uid>:role/<name>."),
+    "role_session_name": _field("Role session name", "For ram_role_arn and oidc_role_arn."),
+    "external_id": _field("External id", "For ram_role_arn, when the role's trust policy asks for one."),
+    "policy": _field("Session policy", "Optional policy JSON that narrows the assumed role."),
+    "role_session_expiration": {
+        "label": "Role session seconds",
+        "description": "Lifetime of assumed-role credentials (900-43200, default 3600).",
+        "schema": {"type": ["integer", "null"], "minimum": 900, "maximum": 43200},
+    },
+    "role_name": _field("ECS RAM role name", "For ecs_ram_role; empty means the instance's role."),
+    "oidc_provider_arn": _field("OIDC provider ARN", "For oidc_role_arn."),
+    "oidc_token_file_path": _field("OIDC token file", "For oidc_role_arn: path of the OIDC token file."),
+    "credentials_uri": _field(
+        "Credentials URI", "For credentials_uri: URL that serves temporary credentials."
+    ),
+    "bearer_token": _field("PDS access token", "For bearer: a PDS user access token.", secret=True),
+    "pds_domain_id": _field("PDS domain id", "Default PDS domain, for example bj123."),
+    "dlf_endpoint": _field("DLF endpoint", "Override, a host or URL (default dlf.<region>.aliyuncs.com)."),
+    "dataworks_endpoint": _field(
+        "DataWorks endpoint", "Override, a host or URL (default dataworks.<region>.aliyuncs.com)."
+    ),
+    "mma_endpoint": _field(
+        "MaxCompute endpoint", "Override, a host or URL (default maxcompute.<region>.aliyuncs.com)."
+    ),
+    "pds_endpoint": _field("PDS endpoint", "Override, a host or URL (default <domain>.api.aliyunpds.com)."),
+    "sts_endpoint": _field("STS endpoint", "Override, a host or URL (default sts.<region>.aliyuncs.com)."),
+    "use_vpc_endpoints": {
+        "label": "Use VPC endpoints",
+        "description": "Use the services' VPC endpoints instead of the public ones.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "timeout": {
+        "label": "Timeout (s)",
+        "description": "Seconds per HTTP attempt (default 10).",
+        "schema": {"type": ["number", "null"], "minimum": 0.1, "maximum": 300},
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "description": "Retries of throttled, failed or timed-out requests (default 3).",
+        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+    },
+    "correct_clock_skew": {
+        "label": "Correct clock skew",
+        "description": "When the server rejects the request time, sign with the server's clock from then on.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-aliyun-tasks",
+        "name": "Alibaba Cloud async tasks",
+        "description": "Deferrable sensors, an async trigger and a hook for Alibaba Cloud async tasks: "
+        "Data Lake Formation, DataWorks, MaxCompute Migration Assist and Drive and Photo Service.",
+        "integrations": [
+            {
+                "integration-name": "Alibaba Cloud async tasks",
+                "external-doc-url": "https://www.alibabacloud.com/help/en/",
+                "tags": ["alibaba"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Alibaba Cloud async tasks",
+                "python-modules": ["airflow_aliyun_tasks.hooks"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Alibaba Cloud async tasks",
+                "python-modules": ["airflow_aliyun_tasks.sensors"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Alibaba Cloud async tasks",
+                "python-modules": ["airflow_aliyun_tasks.triggers"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "aliyun",
+                "hook-class-name": "airflow_aliyun_tasks.hooks.AlibabaCloudTasksHook",
+                "hook-name": "Alibaba Cloud",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "port", "schema"],
+                    "relabeling": {"login": "AccessKey ID", "password": "AccessKey Secret"},
+                    "placeholders": {
+                        "login": "LTAI...",
+                        "region_id": "cn-hangzhou",
+                        "role_arn": "acs:ram::1234567890123456:role/airflow",
+                        "pds_domain_id": "bj123",
+                    },
+                },
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+    }

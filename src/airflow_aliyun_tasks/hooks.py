@@ -1,0 +1,368 @@
+"""The Airflow hook: resolves the ``aliyun`` connection and exposes the four status calls.
+
+Airflow glue only. Connections are resolved lazily (never in ``__init__``), with
+``aget_connection`` on the async path so nothing blocks the event loop; endpoints come from the
+connection (region, VPC, per-service overrides); requests go through
+:class:`~airflow_aliyun_tasks.client.AlibabaCloudClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response
+from airflow_aliyun_tasks.config import ConnectionSettings, Endpoint, parse_connection, parse_endpoint
+from airflow_aliyun_tasks.credentials import STS_VERSION, build_credential_source
+from airflow_aliyun_tasks.errors import AlibabaCloudError, ConfigurationError, NotFoundError
+from airflow_aliyun_tasks.services import SERVICES, ServiceSpec, get_service, validate_id
+from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
+from airflow_aliyun_tasks.status import TaskStatus
+
+_clients: dict[tuple[str, tuple[Any, ...]], AlibabaCloudClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(conn_id: str, settings: ConnectionSettings) -> AlibabaCloudClient:
+    """The process-wide client of a connection: its credential source is built once and reused
+    (temporary credentials are cached and refreshed near expiry). A changed connection gets a
+    new client."""
+    key = (conn_id, settings.fingerprint())
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                source = build_credential_source(settings, sts_endpoint(settings))
+                client = _clients[key] = AlibabaCloudClient(
+                    source,
+                    timeout=settings.timeout,
+                    max_retries=settings.max_retries,
+                    correct_clock_skew=settings.correct_clock_skew,
+                )
+    return client
+
+
+def sts_endpoint(settings: ConnectionSettings) -> Endpoint:
+    override = settings.endpoints.get("sts_endpoint")
+    if override:
+        return override
+    prefix = "sts-vpc" if settings.use_vpc_endpoints else "sts"
+    return Endpoint("https", f"{prefix}.{settings.region_id}.aliyuncs.com")
+
+
+def service_endpoint(
+    spec: ServiceSpec, settings: ConnectionSettings, domain_id: str | None = None
+) -> Endpoint:
+    """The endpoint of ``spec``: the connection's override, else the documented public or VPC host."""
+    override = settings.endpoints.get(spec.endpoint_extra)
+    if override:
+        return override
+    template = spec.vpc_endpoint if settings.use_vpc_endpoints else spec.endpoint
+    if "{domain_id}" in template:
+        domain = domain_id or settings.pds_domain_id
+        if not domain:
+            raise ConfigurationError(
+                "domain_id",
+                "PDS calls need a domain: pass domain_id or set the connection extra pds_domain_id",
+            )
+        return parse_endpoint(spec.endpoint_extra, template.format(domain_id=domain.lower()))
+    return Endpoint("https", template.format(region_id=settings.region_id))
+
+
+class AlibabaCloudTasksHook(BaseHook):
+    """Read the status of Alibaba Cloud async tasks (DLF, DataWorks, MaxCompute MMA, PDS).
+
+    :param aliyun_conn_id: the ``aliyun`` connection to use.
+
+    Every status call has a sync form (``get_...``) and an async form (``aget_...``) and returns
+    a :class:`~airflow_aliyun_tasks.status.TaskStatus`. :meth:`call_api` makes any other signed
+    call, for example to start the operation whose task you then wait for.
+    """
+
+    conn_name_attr = "aliyun_conn_id"
+    default_conn_name = "aliyun_default"
+    conn_type = "aliyun"
+    hook_name = "Alibaba Cloud"
+
+    def __init__(self, aliyun_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aliyun_conn_id = aliyun_conn_id
+        self._settings: ConnectionSettings | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(aliyun_conn_id={self.aliyun_conn_id!r})"
+
+    # ---- connection
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The validated connection (fetched once per hook, synchronously)."""
+        if self._settings is None:
+            conn = self.get_connection(self.aliyun_conn_id)
+            self._settings = self._parse(conn.login, conn.password, conn.extra_dejson)
+        return self._settings
+
+    async def asettings(self) -> ConnectionSettings:
+        """The validated connection, fetched with ``aget_connection`` (never blocks the loop)."""
+        if self._settings is None:
+            conn = await self.aget_connection(self.aliyun_conn_id)
+            if hasattr(conn, "aextra_dejson"):
+                extra = await conn.aextra_dejson()
+            else:  # Airflow < 3.3.2: extra_dejson masks secrets synchronously
+                extra = await asyncio.to_thread(lambda: conn.extra_dejson)
+            self._settings = self._parse(conn.login, conn.password, extra)
+        return self._settings
+
+    def _parse(self, login: str | None, password: str | None, extra: Any) -> ConnectionSettings:
+        if not isinstance(extra, Mapping):
+            raise ConfigurationError("extra", "must be a JSON object")
+        return parse_connection(login=login, password=password, extra=extra)
+
+    @property
+    def client(self) -> AlibabaCloudClient:
+        return client_for(self.aliyun_conn_id, self.settings)
+
+    async def aclient(self) -> AlibabaCloudClient:
+        return client_for(self.aliyun_conn_id, await self.asettings())
+
+    # ---- status calls
+
+    def _status_call(
+        self, settings: ConnectionSettings, service: str, ids: Mapping[str, Any]
+    ) -> tuple[ServiceSpec, Call, dict[str, str]]:
+        spec = get_service(service)
+        clean = spec.validate_ids(ids)
+        req = spec.build_request(clean)
+        call = Call(
+            endpoint=service_endpoint(spec, settings, clean.get("domain_id")),
+            action=spec.action,
+            version=spec.version,
+            method=req.method,
+            path=req.path,
+            query=req.query,
+            body=req.body,
+            content_type=req.content_type,
+            signer=spec.signer,
+        )
+        return spec, call, clean
+
+    @staticmethod
+    def _parse_status(spec: ServiceSpec, response: Response, ids: dict[str, str]) -> TaskStatus:
+        return spec.parse(response.body, ids, response.request_id)
+
+    def get_task_status(self, service: str, **ids: Any) -> TaskStatus:
+        """Status of one task of ``service`` (``dlf``, ``dataworks``, ``mma`` or ``pds``)."""
+        settings = self.settings
+        spec, call, clean = self._status_call(settings, service, ids)
+        return self._parse_status(spec, client_for(self.aliyun_conn_id, settings).send(call), clean)
+
+    async def aget_task_status(self, service: str, **ids: Any) -> TaskStatus:
+        """Async :meth:`get_task_status`."""
+        settings = await self.asettings()
+        spec, call, clean = self._status_call(settings, service, ids)
+        response = await client_for(self.aliyun_conn_id, settings).asend(call)
+        return self._parse_status(spec, response, clean)
+
+    def get_dlf_async_task_status(self, async_task_id: str, catalog_id: str | None = None) -> TaskStatus:
+        """DLF ``GetAsyncTaskStatus`` (RAM action ``dlf:GetAsyncTaskStatus``)."""
+        return self.get_task_status("dlf", async_task_id=async_task_id, catalog_id=catalog_id)
+
+    async def aget_dlf_async_task_status(
+        self, async_task_id: str, catalog_id: str | None = None
+    ) -> TaskStatus:
+        return await self.aget_task_status("dlf", async_task_id=async_task_id, catalog_id=catalog_id)
+
+    def get_dataworks_job_status(self, job_id: str) -> TaskStatus:
+        """DataWorks ``GetJobStatus`` (RAM action ``dataworks:GetJobStatus``)."""
+        return self.get_task_status("dataworks", job_id=job_id)
+
+    async def aget_dataworks_job_status(self, job_id: str) -> TaskStatus:
+        return await self.aget_task_status("dataworks", job_id=job_id)
+
+    def get_mma_async_task(self, source_id: int | str, async_task_id: int | str) -> TaskStatus:
+        """MaxCompute ``GetMmsAsyncTask`` (RAM action ``odps:GetMmsAsyncTask``)."""
+        return self.get_task_status("mma", source_id=source_id, async_task_id=async_task_id)
+
+    async def aget_mma_async_task(self, source_id: int | str, async_task_id: int | str) -> TaskStatus:
+        return await self.aget_task_status("mma", source_id=source_id, async_task_id=async_task_id)
+
+    def get_pds_async_task(self, async_task_id: str, domain_id: str | None = None) -> TaskStatus:
+        """PDS ``GetAsyncTask``; ``domain_id`` defaults to the connection's ``pds_domain_id``."""
+        return self.get_task_status("pds", async_task_id=async_task_id, domain_id=domain_id)
+
+    async def aget_pds_async_task(self, async_task_id: str, domain_id: str | None = None) -> TaskStatus:
+        return await self.aget_task_status("pds", async_task_id=async_task_id, domain_id=domain_id)
+
+    # ---- the generic call
+
+    def _generic_call(
+        self,
+        settings: ConnectionSettings,
+        *,
+        action: str,
+        version: str,
+        service: str | None,
+        endpoint: str | None,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: Any,
+        domain_id: str | None,
+    ) -> Call:
+        if not action or not isinstance(action, str) or not action.isalnum():
+            raise ConfigurationError(
+                "action", f"must be an API name such as ImportWorkflowDefinition, got {action!r}"
+            )
+        if not isinstance(version, str) or len(version) != 10:
+            raise ConfigurationError("version", f"must be an API version such as 2024-05-18, got {version!r}")
+        if (service is None) == (endpoint is None):
+            raise ConfigurationError(
+                "service", "pass exactly one of service (dlf, dataworks, mma, pds, sts) or endpoint"
+            )
+        signer = "acs3"
+        if endpoint is not None:
+            ep = parse_endpoint("endpoint", endpoint)
+        elif service == "sts":
+            ep = sts_endpoint(settings)
+        else:
+            spec = get_service(str(service))
+            if domain_id is not None:
+                domain_id = validate_id("domain_id", domain_id)
+            ep = service_endpoint(spec, settings, domain_id)
+            signer = spec.signer
+        method = method.upper()
+        if method not in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+            raise ConfigurationError("method", f"unsupported HTTP method {method!r}")
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise ConfigurationError("path", f"must be an absolute API path, got {path!r}")
+        str_query = {str(k): _query_value(k, v) for k, v in (query or {}).items() if v is not None}
+        raw_body = b""
+        content_type = None
+        if body is not None:
+            raw_body = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            content_type = JSON_CONTENT_TYPE
+        return Call(
+            endpoint=ep,
+            action=action,
+            version=version,
+            method=method,
+            path=path,
+            query=str_query,
+            body=raw_body,
+            content_type=content_type,
+            signer=signer,
+        )
+
+    def call_api(
+        self,
+        action: str,
+        version: str,
+        *,
+        service: str | None = None,
+        endpoint: str | None = None,
+        method: str = "POST",
+        path: str = "/",
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        domain_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Make any signed call and return the JSON response body.
+
+        RPC-style APIs take their parameters in ``query`` (path ``/``); ROA-style APIs take a
+        ``path`` and usually a JSON ``body``. Give either ``service`` (``dlf``, ``dataworks``,
+        ``mma``, ``pds`` or ``sts``: the connection's endpoint for it, and PDS's own signature
+        for ``pds``) or an explicit ``endpoint`` host or URL.
+
+        Non-string query values are sent as JSON (lists, dicts) or their string form.
+        """
+        settings = self.settings
+        call = self._generic_call(
+            settings,
+            action=action,
+            version=version,
+            service=service,
+            endpoint=endpoint,
+            method=method,
+            path=path,
+            query=query,
+            body=body,
+            domain_id=domain_id,
+        )
+        return client_for(self.aliyun_conn_id, settings).send(call).body
+
+    async def acall_api(
+        self,
+        action: str,
+        version: str,
+        *,
+        service: str | None = None,
+        endpoint: str | None = None,
+        method: str = "POST",
+        path: str = "/",
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        domain_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Async :meth:`call_api`."""
+        settings = await self.asettings()
+        call = self._generic_call(
+            settings,
+            action=action,
+            version=version,
+            service=service,
+            endpoint=endpoint,
+            method=method,
+            path=path,
+            query=query,
+            body=body,
+            domain_id=domain_id,
+        )
+        return (await client_for(self.aliyun_conn_id, settings).asend(call)).body
+
+    # ---- connection test
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the connection with STS ``GetCallerIdentity`` (any valid key may call it).
+
+        For a ``bearer`` connection (PDS only) a PDS ``GetAsyncTask`` for a task id that does
+        not exist is sent: "not found" proves the token was accepted.
+        """
+        try:
+            settings = self.settings
+            client = client_for(self.aliyun_conn_id, settings)
+            if settings.auth_type == "bearer":
+                spec = SERVICES["pds"]
+                _, call, _ = self._status_call(settings, "pds", {"async_task_id": "connection-test"})
+                with contextlib.suppress(NotFoundError):
+                    client.send(call)
+                return True, f"PDS accepted the bearer token ({spec.title} at {call.endpoint.netloc})"
+            body = client.send(
+                Call(endpoint=sts_endpoint(settings), action="GetCallerIdentity", version=STS_VERSION)
+            ).body
+        except AlibabaCloudError as exc:
+            return False, str(exc)
+        except Exception as exc:  # the Test button must always answer
+            return False, f"{type(exc).__name__}: {exc}"
+        arn = body.get("Arn", "?")
+        account = body.get("AccountId", "?")
+        kind = body.get("IdentityType", "")
+        return True, f"Authenticated as {arn} (account {account}{', ' + kind if kind else ''})"
+
+
+def _query_value(name: Any, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    raise ConfigurationError(
+        str(name), f"query values must be strings, numbers, lists or dicts, got {type(value).__name__}"
+    )
