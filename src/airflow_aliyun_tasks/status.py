@@ -6,6 +6,7 @@ Airflow's serializer, which rejects enums.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,3 +92,57 @@ class TaskStatus:
         if kwargs.get("raw") is None:
             kwargs["raw"] = {}
         return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- outcomes
+
+#: What a wait ends with, as the trigger's event ``status`` and the sensor's decision.
+OUTCOME_SUCCESS = "success"
+OUTCOME_FAILED = "failed"
+OUTCOME_CANCELLED = "cancelled"
+
+
+def outcome_of(
+    status: TaskStatus,
+    *,
+    success_states: Iterable[str] = (),
+    failure_states: Iterable[str] = (),
+    partial_success_ok: bool = False,
+) -> str | None:
+    """``success``, ``failed``, ``cancelled``, or ``None`` to keep waiting.
+
+    ``success_states`` / ``failure_states`` are extra *raw* status values (compared
+    case-insensitively) that end the wait; they win over the package's own mapping.
+    ``partially_succeeded`` (PDS ``PartialSucceed``) fails unless ``partial_success_ok``.
+    """
+    raw = (status.raw_status or "").lower()
+    if raw and raw in {s.lower() for s in success_states}:
+        return OUTCOME_SUCCESS
+    if raw and raw in {s.lower() for s in failure_states}:
+        return OUTCOME_FAILED
+    if status.state == SUCCEEDED:
+        return OUTCOME_SUCCESS
+    if status.state == PARTIALLY_SUCCEEDED:
+        return OUTCOME_SUCCESS if partial_success_ok else OUTCOME_FAILED
+    if status.state == FAILED:
+        return OUTCOME_FAILED
+    if status.state == CANCELLED:
+        return OUTCOME_CANCELLED
+    return None
+
+
+def describe(status: TaskStatus) -> str:
+    """One human line: service, ids, state, raw status, progress, message, code, request id."""
+    ids = " ".join(f"{k}={v}" for k, v in status.ids.items())
+    text = f"{status.service} {ids}: {status.state}"
+    if status.raw_status is not None:
+        text += f" (raw status {status.raw_status!r})"
+    if status.progress is not None:
+        text += f", {status.progress:.0%} done"
+    if status.error_code:
+        text += f", error code {status.error_code}"
+    if status.message:
+        text += f": {status.message}"
+    if status.request_id:
+        text += f" [RequestId: {status.request_id}]"
+    return text

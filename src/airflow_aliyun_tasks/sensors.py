@@ -1,0 +1,299 @@
+"""Sensors that wait on Alibaba Cloud async tasks, deferrable or poke/reschedule.
+
+Cheap to import (DAG parsing): the hook and the trigger are imported when the sensor runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+
+from airflow_aliyun_tasks.status import (
+    OUTCOME_CANCELLED,
+    OUTCOME_FAILED,
+    OUTCOME_SUCCESS,
+    UNKNOWN,
+    TaskStatus,
+    describe,
+    outcome_of,
+)
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # Airflow < 3.2
+    from airflow.configuration import conf  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+
+class AlibabaCloudTaskFailedError(AirflowFailException):
+    """The Alibaba Cloud task failed or was cancelled; retrying the sensor will not change that."""
+
+
+class AlibabaCloudTaskSensor(BaseSensorOperator):
+    """Base class: wait until an Alibaba Cloud async task of :attr:`service` ends.
+
+    Subclasses name the service and map their parameters to the API's ids in :meth:`task_ids`.
+
+    :param aliyun_conn_id: the ``aliyun`` connection.
+    :param deferrable: wait in the triggerer instead of a worker slot (default
+        ``[operators] default_deferrable``). The sensor pokes once on the worker first.
+    :param success_states: extra raw status values that count as success.
+    :param failure_states: extra raw status values that count as failure.
+    :param max_consecutive_failures: transient poll failures (throttling, 5xx, timeouts, after the
+        client's own retries) tolerated in a row before the sensor fails.
+
+    Success returns the final :meth:`TaskStatus.to_dict` (pushed to XCom). A failed or cancelled
+    task raises :class:`AlibabaCloudTaskFailedError` with the service's error code, message and
+    request id. ``timeout`` is honoured in every mode, ``soft_fail`` skips instead of failing.
+    """
+
+    service: ClassVar[str]
+    ui_color = "#ff6a00"
+
+    def __init__(
+        self,
+        *,
+        aliyun_conn_id: str = "aliyun_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        success_states: Iterable[str] | None = None,
+        failure_states: Iterable[str] | None = None,
+        max_consecutive_failures: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.aliyun_conn_id = aliyun_conn_id
+        self.deferrable = deferrable
+        self.success_states = [str(s) for s in (success_states or ())]
+        self.failure_states = [str(s) for s in (failure_states or ())]
+        self.max_consecutive_failures = max_consecutive_failures
+        self._warned_unknown: set[str | None] = set()
+        self._failures = 0
+
+    # ---- what subclasses provide
+
+    def task_ids(self) -> dict[str, Any]:
+        """The ids of the task to wait on, keyed as the hook's ``get_task_status`` takes them."""
+        raise NotImplementedError
+
+    @property
+    def partial_success_ok(self) -> bool:
+        return False
+
+    # ---- shared machinery
+
+    @property
+    def hook(self) -> AlibabaCloudTasksHook:
+        from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
+
+    def _ids(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.task_ids().items() if v is not None and v != ""}
+
+    def _outcome(self, status: TaskStatus) -> str | None:
+        return outcome_of(
+            status,
+            success_states=self.success_states,
+            failure_states=self.failure_states,
+            partial_success_ok=self.partial_success_ok,
+        )
+
+    def _raise_for(self, outcome: str, message: str) -> None:
+        if outcome == OUTCOME_CANCELLED:
+            raise AlibabaCloudTaskFailedError(f"Task was cancelled: {message}")
+        raise AlibabaCloudTaskFailedError(f"Task failed: {message}")
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_aliyun_tasks.errors import is_transient
+
+        try:
+            status = self.hook.get_task_status(self.service, **self._ids())
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._failures += 1
+            if self._failures > self.max_consecutive_failures:
+                raise AirflowException(
+                    f"{self._failures} polls in a row failed (limit {self.max_consecutive_failures}): {exc}"
+                ) from exc
+            self.log.warning("Poll failed (%d/%d): %s", self._failures, self.max_consecutive_failures, exc)
+            return PokeReturnValue(is_done=False)
+        self._failures = 0
+        self.log.info("%s", describe(status))
+        outcome = self._outcome(status)
+        if outcome == OUTCOME_SUCCESS:
+            return PokeReturnValue(is_done=True, xcom_value=status.to_dict())
+        if outcome is not None:
+            self._raise_for(outcome, describe(status))
+        if status.state == UNKNOWN and status.raw_status not in self._warned_unknown:
+            self._warned_unknown.add(status.raw_status)
+            self.log.warning(
+                "Raw status %r is not one this package knows; still waiting. "
+                "Add it to success_states or failure_states to end the wait on it.",
+                status.raw_status,
+            )
+        return PokeReturnValue(is_done=False)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        deadline = time.time() + float(self.timeout)
+        first = self.poke(context)
+        if first.is_done:
+            return first.xcom_value
+        from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
+
+        remaining = max(deadline - time.time(), 1.0)
+        self.log.info("Deferring: polling every %s s for up to %.0f s more", self.poke_interval, remaining)
+        self.defer(
+            trigger=AlibabaCloudTaskTrigger(
+                service=self.service,
+                ids=self._ids(),
+                aliyun_conn_id=self.aliyun_conn_id,
+                poll_interval=float(self.poke_interval),
+                end_time=deadline,
+                max_consecutive_failures=self.max_consecutive_failures,
+                initial_delay=float(self.poke_interval),
+                success_states=self.success_states,
+                failure_states=self.failure_states,
+                partial_success_ok=self.partial_success_ok,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=remaining),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger: return the final status on success, raise otherwise."""
+        status, message = self._validate_event(event)
+        assert event is not None
+        if status == OUTCOME_SUCCESS:
+            self.log.info("%s", message)
+            return event["task_status"]
+        if status == "timeout":
+            raise AirflowSensorTimeout(f"Sensor timed out: {message}")
+        if status in (OUTCOME_FAILED, OUTCOME_CANCELLED):
+            self._raise_for(status, message)
+        raise AirflowException(f"Polling failed: {message}")
+
+    @staticmethod
+    def _validate_event(event: Any) -> tuple[str, str]:
+        from airflow_aliyun_tasks.triggers import EVENT_STATUSES
+
+        if event is None:
+            raise AirflowException(
+                "Resumed without a trigger event: the event crosses the triggerer/worker boundary "
+                "and must not be missing"
+            )
+        if not isinstance(event, dict):
+            raise AirflowException(f"Malformed trigger event: expected a dict, got {type(event).__name__}")
+        status = event.get("status")
+        if status not in EVENT_STATUSES:
+            raise AirflowException(f"Malformed trigger event: unknown status {status!r}")
+        message = event.get("message")
+        if not isinstance(message, str):
+            raise AirflowException("Malformed trigger event: no message")
+        task_status = event.get("task_status")
+        if status == OUTCOME_SUCCESS:
+            if not isinstance(task_status, dict):
+                raise AirflowException("Malformed trigger event: success without a task status")
+            try:
+                TaskStatus.from_dict(task_status)
+            except (TypeError, ValueError) as exc:
+                raise AirflowException(f"Malformed trigger event: bad task status: {exc}") from None
+        return status, message
+
+
+class DlfAsyncTaskSensor(AlibabaCloudTaskSensor):
+    """Wait for a Data Lake Formation async task (``GetAsyncTaskStatus``).
+
+    :param async_task_id: the ``TaskId`` an async DLF operation returned. Templated.
+    :param catalog_id: the catalog (usually the account UID). Templated.
+    """
+
+    service = "dlf"
+    template_fields: Sequence[str] = ("async_task_id", "catalog_id")
+
+    def __init__(self, *, async_task_id: str, catalog_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.async_task_id = async_task_id
+        self.catalog_id = catalog_id
+
+    def task_ids(self) -> dict[str, Any]:
+        return {"async_task_id": self.async_task_id, "catalog_id": self.catalog_id}
+
+
+class DataWorksJobSensor(AlibabaCloudTaskSensor):
+    """Wait for a DataWorks asynchronous job (``GetJobStatus``, API 2024-05-18).
+
+    :param job_id: the job id (for example the ``AsyncJob.Id`` of ``ImportWorkflowDefinition``). Templated.
+    """
+
+    service = "dataworks"
+    template_fields: Sequence[str] = ("job_id",)
+
+    def __init__(self, *, job_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+
+    def task_ids(self) -> dict[str, Any]:
+        return {"job_id": self.job_id}
+
+
+class MmaAsyncTaskSensor(AlibabaCloudTaskSensor):
+    """Wait for a MaxCompute Migration Assist async task (``GetMmsAsyncTask``).
+
+    :param source_id: the MMA data source id (an integer). Templated.
+    :param async_task_id: the async task id (an integer). Templated.
+    """
+
+    service = "mma"
+    template_fields: Sequence[str] = ("source_id", "async_task_id")
+
+    def __init__(self, *, source_id: int | str, async_task_id: int | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source_id = source_id
+        self.async_task_id = async_task_id
+
+    def task_ids(self) -> dict[str, Any]:
+        return {"source_id": self.source_id, "async_task_id": self.async_task_id}
+
+
+class PdsAsyncTaskSensor(AlibabaCloudTaskSensor):
+    """Wait for a Drive and Photo Service async task (``/v2/async_task/get``).
+
+    :param async_task_id: the ``async_task_id`` an operation such as ``ArchiveFiles`` returned. Templated.
+    :param domain_id: the PDS domain; defaults to the connection's ``pds_domain_id``. Templated.
+    :param partial_success_ok: treat ``PartialSucceed`` as success (default: failure).
+    """
+
+    service = "pds"
+    template_fields: Sequence[str] = ("async_task_id", "domain_id")
+
+    def __init__(
+        self,
+        *,
+        async_task_id: str,
+        domain_id: str | None = None,
+        partial_success_ok: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.async_task_id = async_task_id
+        self.domain_id = domain_id
+        self._partial_success_ok = partial_success_ok
+
+    @property
+    def partial_success_ok(self) -> bool:
+        return self._partial_success_ok
+
+    def task_ids(self) -> dict[str, Any]:
+        return {"async_task_id": self.async_task_id, "domain_id": self.domain_id}
