@@ -336,7 +336,11 @@ class AlibabaCloudTasksHook(BaseHook):
         """
         try:
             settings = self.settings
-            client = client_for(self.aliyun_conn_id, settings)
+            shared = client_for(self.aliyun_conn_id, settings)
+            # One quick attempt: the Test button runs synchronously in the API server.
+            client = AlibabaCloudClient(
+                shared.credentials, timeout=min(settings.timeout, 10.0), max_retries=0
+            )
             if settings.auth_type == "bearer":
                 spec = SERVICES["pds"]
                 _, call, _ = self._status_call(settings, "pds", {"async_task_id": "connection-test"})

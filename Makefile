@@ -1,0 +1,36 @@
+# Everything a fresh machine needs is installed by these targets into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint demo bench fuzz clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole test suite (unit, real HTTP against the emulator, real Airflow).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## ruff and mypy, as configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Start the emulator and run every example DAG through `airflow dags test`.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+## The long parser fuzz (100,000 bodies per parser).
+fuzz: $(STAMP)
+	ALIYUN_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/test_services.py -k fuzz -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist .demo
