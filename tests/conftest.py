@@ -2,12 +2,21 @@
 
 ``ALIBABA_CLOUD_ECS_METADATA_DISABLED`` must be set before anything imports
 ``alibabacloud_credentials``: its default chain otherwise probes the cloud metadata address.
-Nothing in the tests leaves 127.0.0.1.
+Airflow gets a throwaway ``AIRFLOW_HOME`` (SQLite) before anything imports it. Nothing in the
+tests leaves 127.0.0.1: every connection points all endpoints, STS included, at the emulator.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 for _var in (
@@ -22,3 +31,81 @@ for _var in (
     os.environ.pop(_var, None)
 os.environ.setdefault("ALIBABA_CLOUD_CREDENTIALS_FILE", os.devnull)
 os.environ.setdefault("ALIBABA_CLOUD_CONFIG_FILE", os.devnull)
+
+TESTS_DIR = Path(__file__).parent
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="aliyun-tasks-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(TESTS_DIR / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+
+import pytest  # noqa: E402
+
+from airflow_aliyun_tasks.testing import (  # noqa: E402
+    DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_ACCESS_KEY_SECRET,
+    Emulator,
+)
+
+ENDPOINT_EXTRAS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def emulator_session() -> Iterator[Emulator]:
+    emu = Emulator()
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture
+def emulator(emulator_session: Emulator) -> Emulator:
+    """The session's emulator, with tasks, faults, counters and clock reset for each test."""
+    emulator_session.reset()
+    return emulator_session
+
+
+def conn_extra(emulator: Emulator, **extra: Any) -> dict[str, Any]:
+    """Extras of a connection whose every endpoint is the emulator."""
+    base: dict[str, Any] = {"region_id": "cn-hangzhou", "pds_domain_id": "bj1"}
+    base.update({key: emulator.url for key in ENDPOINT_EXTRAS})
+    base.update(extra)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+@pytest.fixture
+def make_conn(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Define an ``aliyun`` connection as ``AIRFLOW_CONN_<ID>`` (JSON form), pointing at the emulator."""
+
+    def make(
+        conn_id: str = "aliyun_default",
+        *,
+        login: str | None = DEFAULT_ACCESS_KEY_ID,
+        password: str | None = DEFAULT_ACCESS_KEY_SECRET,
+        **extra: Any,
+    ) -> str:
+        conn = {"conn_type": "aliyun", "login": login, "password": password, "extra": conn_extra(emulator, **extra)}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return conn_id
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated SQLite metadata database in the session's AIRFLOW_HOME."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
+    return _AIRFLOW_HOME

@@ -1,0 +1,162 @@
+"""End to end through real Airflow: ``dag.test()`` runs the sensors (and, for deferrable ones,
+the trigger inline) against the emulator over real HTTP."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_aliyun_tasks.testing import Emulator
+
+pytestmark = [pytest.mark.airflow]
+
+DAGS = Path(__file__).parent / "dags"
+
+
+@functools.cache
+def _dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    return bag
+
+
+def run_dag(dag_id: str, conf: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    dag = _dagbag().get_dag(dag_id)
+    dr = dag.test(run_conf=conf)
+    return dr.state, {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
+def test_dataworks_deferrable_success(airflow_db: str, emulator: Emulator, make_conn: Any) -> None:
+    make_conn()
+    emulator.add_dataworks_job("job-ok-1", ["Running", "Running", "Success"])
+    state, states = run_dag("e2e_dataworks_deferrable", {"job_id": "job-ok-1"})
+    assert state == "success", states
+    assert emulator.poll_count("dataworks", job_id="job-ok-1") == 3
+
+
+# ids of one task per service, as the e2e DAGs' params take them
+def ids_for(service: str, n: int) -> dict[str, Any]:
+    return {
+        "dlf": {"async_task_id": f"dlf-task-{n}"},
+        "dataworks": {"job_id": f"dw-job-{n}"},
+        "mma": {"source_id": 2000028, "async_task_id": 1000 + n},
+        "pds": {"async_task_id": f"pds-task-{n}"},
+    }[service]
+
+
+def polls(emulator: Emulator, service: str, ids: dict[str, Any]) -> int:
+    if service == "dlf":
+        return emulator.poll_count("dlf", task_id=ids["async_task_id"])
+    return emulator.poll_count(service, **ids)
+
+
+def add_task(emulator: Emulator, service: str, ids: dict[str, Any], statuses: list[str], **options: Any) -> None:
+    if service == "dlf":
+        emulator.add_dlf_task(ids["async_task_id"], statuses, **options)
+    elif service == "dataworks":
+        emulator.add_dataworks_job(ids["job_id"], statuses, **options)
+    elif service == "mma":
+        emulator.add_mma_task(ids["source_id"], ids["async_task_id"], statuses, **options)
+    else:
+        emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1", **options)
+
+
+LIFECYCLES = {
+    # service: (success, failure, cancelled or None)
+    "dlf": (["Running", "Running", "Success"], ["Running", "Failed"], ["Running", "KILLED"]),
+    "dataworks": (["Running", "Running", "Success"], ["Running", "Fail"], ["Running", "Cancel"]),
+    "mma": (["INIT", "DOING", "DONE"], ["DOING", "FAILED"], ["DOING", "STOPPED"]),
+    "pds": (["Running", "Running", "Succeed"], ["Running", "Failed"], None),
+}
+FAILURE_OPTIONS = {
+    "dlf": {"message": "database staging_tmp is locked by another task"},
+    "dataworks": {"error": "workflow spec is invalid: node 3 has no script"},
+    "mma": {"error_msg": "source table hive_db.t1 does not exist"},
+    "pds": {"error_code": "InternalError.ArchiveFailed", "error_message": "file 9520943DC264 is not readable"},
+}
+
+
+@pytest.mark.parametrize("service", list(LIFECYCLES))
+def test_deferrable_success_failure_cancelled(
+    service: str, airflow_db: str, emulator: Emulator, make_conn: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    make_conn()
+    success, failure, cancelled = LIFECYCLES[service]
+    ok, bad, gone = ids_for(service, 1), ids_for(service, 2), ids_for(service, 3)
+    add_task(emulator, service, ok, success)
+    add_task(emulator, service, bad, failure, **FAILURE_OPTIONS[service])
+
+    state, states = run_dag(f"e2e_{service}_deferrable", ok)
+    assert (state, states) == ("success", {"wait": "success"})
+    assert polls(emulator, service, ok) == 3
+
+    capfd.readouterr()
+    state, states = run_dag(f"e2e_{service}_deferrable", bad)
+    assert (state, states) == ("failed", {"wait": "failed"})
+    out = capfd.readouterr()
+    log = out.out + out.err
+    expected = next(iter(FAILURE_OPTIONS[service].values())) if service != "pds" else "is not readable"
+    assert expected in log
+    assert "Task failed" in log
+
+    if cancelled is not None:
+        add_task(emulator, service, gone, cancelled)
+        capfd.readouterr()
+        state, states = run_dag(f"e2e_{service}_deferrable", gone)
+        assert (state, states) == ("failed", {"wait": "failed"})
+        out = capfd.readouterr()
+        assert "Task was cancelled" in out.out + out.err
+
+
+@pytest.mark.parametrize("service", ["dataworks", "pds"])
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_timeout_while_deferred(
+    service: str, soft_fail: bool, airflow_db: str, emulator: Emulator, make_conn: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    make_conn()
+    ids = ids_for(service, 10 + soft_fail)
+    add_task(emulator, service, ids, ["Running"])
+    dag_id = f"e2e_{service}_timeout{'_soft_fail' if soft_fail else ''}"
+    state, states = run_dag(dag_id, ids)
+    if soft_fail:
+        assert states == {"wait": "skipped"}
+    else:
+        assert (state, states) == ("failed", {"wait": "failed"})
+        out = capfd.readouterr()
+        assert "Sensor timed out" in out.out + out.err
+    assert polls(emulator, service, ids) >= 2
+
+
+def test_transient_faults_mid_wait_are_survived(airflow_db: str, emulator: Emulator, make_conn: Any) -> None:
+    # max_retries=0: every fault reaches the trigger, which tolerates them (limit 5 in a row)
+    make_conn(max_retries=0, timeout=1)
+    ids = ids_for("dataworks", 20)
+    add_task(emulator, "dataworks", ids, ["Running", "Running", "Running", "Success"])
+    for kind in ("503", "throttling", "drop", "malformed_json"):
+        emulator.inject_fault(kind, service="dataworks")
+    state, states = run_dag("e2e_dataworks_deferrable", ids)
+    assert (state, states) == ("success", {"wait": "success"})
+    assert sum(emulator.fault_counts.values()) == 4
+
+
+@pytest.mark.parametrize("mode", ["poke", "reschedule"])
+def test_poke_and_reschedule_modes(mode: str, airflow_db: str, emulator: Emulator, make_conn: Any) -> None:
+    make_conn()
+    ids = ids_for("mma", 30 if mode == "poke" else 31)
+    add_task(emulator, "mma", ids, ["DOING", "DOING", "DONE"], progress=[10, 60, 100])
+    state, states = run_dag(f"e2e_mma_{mode}", ids)
+    assert (state, states) == ("success", {"wait": "success"})
+    assert emulator.poll_count("mma", **ids) == 3
+
+
+def test_ids_templated_from_upstream_xcom(airflow_db: str, emulator: Emulator, make_conn: Any) -> None:
+    make_conn()
+    emulator.add_dataworks_job("dw-from-xcom", ["Running", "Success"])
+    state, states = run_dag("e2e_xcom_ids", {"job_id": "dw-from-xcom"})
+    assert (state, states) == ("success", {"produce": "success", "wait": "success"})
+    assert emulator.poll_count("dataworks", job_id="dw-from-xcom") == 2
