@@ -1,0 +1,1155 @@
+"""Service specs and response parsers.
+
+The parsers are checked on the documentation's own response samples (copied verbatim from the
+research brief, section A), on every documented quirk, on every entry of the state tables, and
+by a property-based fuzz over arbitrary JSON values. The fuzz runs ``ALIYUN_FUZZ_EXAMPLES``
+examples per parser (default 300); for a long run::
+
+    ALIYUN_FUZZ_EXAMPLES=100000 pytest tests/test_services.py -k fuzz
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airflow_aliyun_tasks.errors import BadResponseError, ConfigurationError
+from airflow_aliyun_tasks.services import (
+    DATAWORKS,
+    DATAWORKS_STATES,
+    DLF,
+    DLF_STATES,
+    MAX_ID_LENGTH,
+    MMA,
+    MMA_STATES,
+    PDS,
+    PDS_STATES,
+    SERVICES,
+    ApiRequest,
+    ServiceSpec,
+    get_service,
+    parse_dataworks,
+    parse_dlf,
+    parse_mma,
+    parse_pds,
+    validate_id,
+)
+from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
+from airflow_aliyun_tasks.status import (
+    CANCELLED,
+    FAILED,
+    PARTIALLY_SUCCEEDED,
+    RUNNING,
+    STATES,
+    SUCCEEDED,
+    UNKNOWN,
+    TaskStatus,
+)
+
+FUZZ_EXAMPLES = int(os.environ.get("ALIYUN_FUZZ_EXAMPLES", "300"))
+
+# --------------------------------------------------------------------------- documentation samples
+# Verbatim from the research brief A.1-A.3 (including the "..." elisions of the ids).
+
+DLF_DOC_SAMPLE = """{"Code":"OK","Message":"success","RequestId":"B7F4B621-...","Success":true,
+   "TaskStatus":{"Status":"KILLED","Message":"successful"}}"""
+
+DATAWORKS_DOC_SAMPLE = """{"RequestId":"5E2BFE96-...","JobStatus":{"JobId":"C664CDE3-...","JobType":"Create",
+   "Completed":"False","Status":"Success","Error":"Not Found","CreateTime":1729063449802}}"""
+
+MMA_DOC_SAMPLE = """{"requestId":"688003E1-...","data":{"id":2523,"sourceId":2000017,"type":"TASK_CREATE","objectId":232,
+   "status":"DONE","running":false,"progress":0,"result":"null","errorMsg":"null",
+   "startTime":"2024-12-17 15:44:17","endTime":"2024-12-17 17:44:17","createTime":"2024-12-17 15:44:00"}}"""
+
+# A.4 documents the fields but gives no sample: one with every documented field.
+PDS_DOC_FIELDS = (
+    "async_task_id",
+    "state",
+    "status",
+    "error_code",
+    "error_message",
+    "message",
+    "err_code",
+    "total_process",
+    "consumed_process",
+    "skipped_process",
+    "failed_process",
+    "url",
+    "uncompress_file_list",
+    "category",
+    "task_type",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+
+
+def pds_sample(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "async_task_id": "4221bf6e6ab43e7ba3c34c0ac4a1d9ba6e4c0e03",
+        "state": "Failed",
+        "status": "Failed",
+        "error_code": "InternalError",
+        "error_message": "copy of 3 files failed",
+        "message": "deprecated message",
+        "err_code": 500,
+        "total_process": 10,
+        "consumed_process": 4,
+        "skipped_process": 1,
+        "failed_process": 3,
+        "url": "https://example.invalid/archive.zip",
+        "uncompress_file_list": [{"name": "a.txt"}, {"name": "b.txt"}],
+        "category": "file",
+        "task_type": "copy",
+        "created_at": "2024-12-17T07:44:00.000Z",
+        "started_at": "2024-12-17T07:44:01.000Z",
+        "finished_at": "2024-12-17T07:45:17.000Z",
+    }
+    body.update(overrides)
+    return body
+
+
+IDS = {"async_task_id": "t-1"}
+
+
+def parse(spec: ServiceSpec, body: Any, request_id: str | None = None) -> TaskStatus:
+    return spec.parse(body, dict(IDS), request_id)
+
+
+# --------------------------------------------------------------------------- doc samples
+
+
+def test_pds_sample_has_every_documented_field() -> None:
+    assert tuple(pds_sample()) == PDS_DOC_FIELDS
+
+
+def test_dlf_doc_sample() -> None:
+    body = json.loads(DLF_DOC_SAMPLE)
+    status = parse_dlf(body, dict(IDS), "header-id")
+    assert status == TaskStatus(
+        service="dlf",
+        ids=IDS,
+        state=CANCELLED,
+        raw_status="KILLED",
+        progress=None,
+        message="successful",
+        error_code=None,
+        request_id="B7F4B621-...",  # the body's id wins over the header's
+        raw=body,
+    )
+    assert status.is_terminal
+
+
+def test_dataworks_doc_sample() -> None:
+    body = json.loads(DATAWORKS_DOC_SAMPLE)
+    status = parse_dataworks(body, {"job_id": "C664CDE3-..."}, None)
+    # The example is inconsistent (Completed "False" with Status "Success"): Status decides.
+    assert status == TaskStatus(
+        service="dataworks",
+        ids={"job_id": "C664CDE3-..."},
+        state=SUCCEEDED,
+        raw_status="Success",
+        progress=None,
+        message=None,  # "Not Found" in Error is ignored on success
+        error_code=None,
+        request_id="5E2BFE96-...",
+        raw=body,
+    )
+
+
+def test_mma_doc_sample() -> None:
+    body = json.loads(MMA_DOC_SAMPLE)
+    ids = {"source_id": "2000017", "async_task_id": "2523"}
+    status = parse_mma(body, ids, None)
+    assert status == TaskStatus(
+        service="mma",
+        ids=ids,
+        state=SUCCEEDED,
+        raw_status="DONE",
+        progress=0.0,
+        message=None,  # "null" strings
+        error_code=None,
+        request_id="688003E1-...",
+        raw=body,
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "expected", "message", "error_code"),
+    [
+        ("Failed", FAILED, "copy of 3 files failed", "InternalError"),
+        ("PartialSucceed", PARTIALLY_SUCCEEDED, "copy of 3 files failed", "InternalError"),
+        ("Running", RUNNING, "copy of 3 files failed", "InternalError"),
+        ("Succeed", SUCCEEDED, "copy of 3 files failed", "InternalError"),
+    ],
+)
+def test_pds_full_sample(state: str, expected: str, message: str, error_code: str) -> None:
+    body = json.loads(json.dumps(pds_sample(state=state, status=state)))
+    status = parse_pds(body, dict(IDS), "x-ca-request-id-1")
+    assert status == TaskStatus(
+        service="pds",
+        ids=IDS,
+        state=expected,
+        raw_status=state,
+        progress=0.4,
+        message=message,
+        error_code=error_code,
+        request_id="x-ca-request-id-1",  # PDS bodies carry no request id
+        raw=body,
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "body"),
+    [
+        (DLF, json.loads(DLF_DOC_SAMPLE)),
+        (DATAWORKS, json.loads(DATAWORKS_DOC_SAMPLE)),
+        (MMA, json.loads(MMA_DOC_SAMPLE)),
+        (PDS, pds_sample()),
+    ],
+    ids=["dlf", "dataworks", "mma", "pds"],
+)
+def test_doc_samples_round_trip(spec: ServiceSpec, body: dict[str, Any]) -> None:
+    before = json.dumps(body, sort_keys=True)
+    status = parse(spec, body)
+    assert json.dumps(body, sort_keys=True) == before, "parser mutated the body"
+    assert status.raw == body
+    assert status.raw is not body
+    assert TaskStatus.from_dict(status.to_dict()) == status
+    assert TaskStatus.from_dict(json.loads(json.dumps(status.to_dict()))) == status
+
+
+# --------------------------------------------------------------------------- DLF quirks
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("KILLED", CANCELLED),
+        ("killed", CANCELLED),
+        ("Killed", CANCELLED),
+        ("Running", RUNNING),
+        ("RUNNING", RUNNING),
+        ("running", RUNNING),
+        ("SUCCESS", SUCCEEDED),
+        ("Success", SUCCEEDED),
+        ("success", SUCCEEDED),
+        ("Failed", FAILED),
+        ("NotStarted", RUNNING),
+        ("Executing", RUNNING),
+        (" Running\n", RUNNING),
+    ],
+)
+def test_dlf_case_insensitive(raw: str, expected: str) -> None:
+    status = parse(DLF, {"TaskStatus": {"Status": raw}})
+    assert status.state == expected
+    assert status.raw_status == raw.strip()
+
+
+def test_dlf_error_code_only_when_failed() -> None:
+    failed = parse(DLF, {"Code": "InternalError", "TaskStatus": {"Status": "Failed", "Message": "boom"}})
+    assert failed.state == FAILED
+    assert failed.error_code == "InternalError"
+    assert failed.message == "boom"
+    running = parse(DLF, {"Code": "InternalError", "TaskStatus": {"Status": "Running"}})
+    assert running.error_code is None
+
+
+@pytest.mark.parametrize("code", ["OK", "ok", None, "null", ""])
+def test_dlf_failed_task_with_ok_call_code_has_no_error_code(code: str | None) -> None:
+    # ``Code`` is the API call's code; "OK" is not an error code of a failed task.
+    status = parse(DLF, {"Code": code, "TaskStatus": {"Status": "Failed", "Message": "boom"}})
+    assert status.state == FAILED
+    assert status.error_code is None
+
+
+def test_dlf_request_id_falls_back_to_header() -> None:
+    assert parse(DLF, {"TaskStatus": {"Status": "Running"}}, "hdr").request_id == "hdr"
+    assert parse(DLF, {"RequestId": "null", "TaskStatus": {"Status": "Running"}}, "hdr").request_id == "hdr"
+    assert parse(DLF, {"TaskStatus": {"Status": "Running"}}).request_id is None
+
+
+# --------------------------------------------------------------------------- DataWorks quirks
+
+
+@pytest.mark.parametrize("completed", ["True", "False", "true", True, False, None, ""])
+@pytest.mark.parametrize("create_time", [1729063449802, "1729063449802", "2024-10-16 15:24:09", None])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("Running", RUNNING), ("Success", SUCCEEDED), ("Fail", FAILED), ("Cancel", CANCELLED)],
+)
+def test_dataworks_completed_and_create_time_do_not_matter(
+    completed: Any, create_time: Any, raw: str, expected: str
+) -> None:
+    body = {
+        "RequestId": "r",
+        "JobStatus": {"JobId": "j", "Completed": completed, "CreateTime": create_time, "Status": raw},
+    }
+    status = parse(DATAWORKS, body)
+    assert status.state == expected
+    assert status.raw_status == raw
+    assert status.raw == body
+
+
+def test_dataworks_inconsistent_doc_example() -> None:
+    status = parse(DATAWORKS, {"JobStatus": {"Completed": "False", "Status": "Success"}})
+    assert status.state == SUCCEEDED
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("Fail", FAILED), ("Cancel", CANCELLED), ("Running", RUNNING)])
+def test_dataworks_error_is_the_message_unless_success(raw: str, expected: str) -> None:
+    status = parse(DATAWORKS, {"JobStatus": {"Status": raw, "Error": "quota exceeded\n"}})
+    assert status.state == expected
+    assert status.message == "quota exceeded"
+    assert status.error_code is None
+
+
+def test_dataworks_request_id_falls_back_to_header() -> None:
+    assert parse(DATAWORKS, {"JobStatus": {"Status": "Running"}}, "hdr").request_id == "hdr"
+
+
+# --------------------------------------------------------------------------- MMA quirks
+
+
+def test_mma_null_strings_become_none() -> None:
+    status = parse(
+        MMA, {"requestId": "null", "data": {"status": "FAILED", "result": "null", "errorMsg": "null"}}, "h"
+    )
+    assert status.state == FAILED
+    assert status.message is None
+    assert status.request_id == "h"
+
+
+@pytest.mark.parametrize("null", ["null", "NULL", "Null", " null\n", "", "   ", None])
+def test_mma_null_status_is_unknown(null: str | None) -> None:
+    status = parse(MMA, {"data": {"status": null}})
+    assert status.state == UNKNOWN
+    assert status.raw_status is None
+
+
+def test_mma_trailing_newlines_stripped() -> None:
+    status = parse(
+        MMA,
+        {
+            "requestId": "688003E1-...\n",
+            "data": {
+                "status": "FAILED\n",
+                "errorMsg": "table not found\n",
+                "startTime": "2024-12-17 15:44:17\n",
+            },
+        },
+    )
+    assert status.state == FAILED
+    assert status.raw_status == "FAILED"
+    assert status.message == "table not found"
+    assert status.request_id == "688003E1-..."
+    # raw stays as received
+    assert status.raw["data"]["startTime"] == "2024-12-17 15:44:17\n"
+
+
+def test_mma_result_is_message_when_no_error_and_not_succeeded() -> None:
+    failed = parse(MMA, {"data": {"status": "FAILED", "errorMsg": "null", "result": "partial\n"}})
+    assert failed.message == "partial"
+    errored = parse(MMA, {"data": {"status": "FAILED", "errorMsg": "bad", "result": "partial"}})
+    assert errored.message == "bad"
+    done = parse(MMA, {"data": {"status": "DONE", "errorMsg": "null", "result": "42 tables"}})
+    assert done.message is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "running", "expected"),
+    [
+        ("MIGRATING", True, RUNNING),
+        ("SOMETHING_NEW", True, RUNNING),
+        (None, True, RUNNING),
+        ("null", True, RUNNING),
+        ("SOMETHING_NEW", False, UNKNOWN),
+        ("SOMETHING_NEW", None, UNKNOWN),
+        ("SOMETHING_NEW", "true", UNKNOWN),  # only a real boolean counts
+        ("SOMETHING_NEW", 1, UNKNOWN),
+        # a recognized status wins over the flag
+        ("DONE", True, SUCCEEDED),
+        ("FAILED", True, FAILED),
+        ("DOING", False, RUNNING),
+        ("STOPPED", True, CANCELLED),
+    ],
+)
+def test_mma_running_flag(raw: str | None, running: Any, expected: str) -> None:
+    assert parse(MMA, {"data": {"status": raw, "running": running}}).state == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["FAILED", "FAIL", "PARTIAL_FAILED", "FAILURE", "SCHEMA_FAIL", "failed_retry", "TaskFailed"]
+)
+@pytest.mark.parametrize("running", [True, False, None])
+def test_mma_status_containing_fail_is_failed(raw: str, running: Any) -> None:
+    status = parse(MMA, {"data": {"status": raw, "running": running}})
+    assert status.state == FAILED
+    assert status.raw_status == raw
+
+
+@pytest.mark.parametrize(
+    ("progress", "expected"),
+    [
+        (0, 0.0),
+        (1, 0.01),
+        (50, 0.5),
+        (99.5, 0.995),
+        (100, 1.0),
+        (150, 1.0),
+        (-5, 0.0),
+        (None, None),
+        ("50", None),
+        (True, None),
+        (False, None),
+        ([50], None),
+        ({"p": 50}, None),
+        (float("inf"), 1.0),
+        (float("-inf"), 0.0),
+        (float("nan"), None),
+        pytest.param(10**400, None, id="10**400"),  # json.loads accepts it: no OverflowError
+    ],
+)
+def test_mma_progress_percent(progress: Any, expected: float | None) -> None:
+    status = parse(MMA, {"data": {"status": "DOING", "progress": progress}})
+    assert status.progress == (None if expected is None else pytest.approx(expected))
+    if status.progress is not None:
+        assert isinstance(status.progress, float)
+
+
+def test_mma_request_id_casings() -> None:
+    assert parse(MMA, {"requestId": "a", "RequestId": "b", "data": {}}).request_id == "a"
+    assert parse(MMA, {"RequestId": "b", "data": {}}).request_id == "b"
+    assert parse(MMA, {"data": {}}, "h").request_id == "h"
+
+
+# --------------------------------------------------------------------------- PDS quirks
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "expected_raw", "expected"),
+    [
+        ("Running", "Succeed", "Running", RUNNING),  # state preferred
+        ("Succeed", "Running", "Succeed", SUCCEEDED),
+        ("Failed", "Running", "Failed", FAILED),
+        ("PartialSucceed", "Failed", "PartialSucceed", PARTIALLY_SUCCEEDED),
+        ("null", "Running", "Running", RUNNING),  # "null" state: status used
+        ("", "Failed", "Failed", FAILED),
+    ],
+)
+def test_pds_state_preferred_over_status(state: str, status: str, expected_raw: str, expected: str) -> None:
+    result = parse(PDS, {"state": state, "status": status})
+    assert result.raw_status == expected_raw
+    assert result.state == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("Running", RUNNING),
+        ("Succeed", SUCCEEDED),
+        ("PartialSucceed", PARTIALLY_SUCCEEDED),
+        ("Failed", FAILED),
+    ],
+)
+def test_pds_status_fallback_when_state_absent(status: str, expected: str) -> None:
+    for body in ({"status": status}, {"state": None, "status": status}):
+        result = parse(PDS, body)
+        assert result.raw_status == status
+        assert result.state == expected
+
+
+@pytest.mark.parametrize("raw", ["PartialSucceed", "partialsucceed", "PARTIALSUCCEED", "PartialSucceed\n"])
+def test_pds_partial_succeed(raw: str) -> None:
+    status = parse(PDS, {"state": raw})
+    assert status.state == PARTIALLY_SUCCEEDED
+    assert status.is_terminal
+
+
+@pytest.mark.parametrize(
+    ("consumed", "total", "expected"),
+    [
+        (0, 10, 0.0),
+        (4, 10, 0.4),
+        (10, 10, 1.0),
+        (15, 10, 1.0),
+        (-1, 10, 0.0),
+        (1, 3, 1 / 3),
+        (2.5, 10.0, 0.25),
+        (5, 0, None),
+        (0, 0, None),
+        (5, -10, None),
+        (None, 10, None),
+        (5, None, None),
+        ("5", 10, None),
+        (5, "10", None),
+        (True, 10, None),
+        (5, True, None),
+        (float("inf"), float("inf"), None),  # would be NaN
+        (float("nan"), 10, None),
+        (5, float("nan"), None),
+        pytest.param(1.0, 10**400, None, id="1.0/10**400"),  # int too large for a float
+        pytest.param(10**400, 10**401, 0.1, id="10**400/10**401"),
+        (1, float("inf"), 0.0),
+    ],
+)
+def test_pds_progress(consumed: Any, total: Any, expected: float | None) -> None:
+    body: dict[str, Any] = {"state": "Running"}
+    if consumed is not None:
+        body["consumed_process"] = consumed
+    if total is not None:
+        body["total_process"] = total
+    status = parse(PDS, body)
+    assert status.progress == (None if expected is None else pytest.approx(expected))
+
+
+def test_pds_message_and_error_code_fallbacks() -> None:
+    status = parse(PDS, {"state": "Failed", "message": "old message", "err_code": 500})
+    assert status.message == "old message"
+    assert status.error_code == "500"
+    status = parse(PDS, {"state": "Failed", "error_message": "null", "message": "m", "error_code": ""})
+    assert status.message == "m"
+    assert status.error_code is None
+
+
+def test_pds_request_id_is_the_callers() -> None:
+    assert parse(PDS, {"state": "Running", "RequestId": "body"}, "hdr").request_id == "hdr"
+    assert parse(PDS, {"state": "Running"}).request_id is None
+
+
+# --------------------------------------------------------------------------- unknown statuses
+
+
+def _body_with_status(spec: ServiceSpec, raw: Any) -> dict[str, Any]:
+    return {
+        "dlf": {"TaskStatus": {"Status": raw}},
+        "dataworks": {"JobStatus": {"Status": raw}},
+        "mma": {"data": {"status": raw, "running": False}},
+        "pds": {"state": raw},
+    }[spec.name]
+
+
+ALL_SPECS = pytest.mark.parametrize("spec", list(SERVICES.values()), ids=list(SERVICES))
+
+
+@ALL_SPECS
+@pytest.mark.parametrize("raw", ["Mystery", "QUEUED", "Waiting", "Succeed?", "Done-ish", "完成"])
+def test_unrecognized_status_is_unknown_and_kept(spec: ServiceSpec, raw: str) -> None:
+    status = parse(spec, _body_with_status(spec, raw))
+    assert status.state == UNKNOWN
+    assert status.raw_status == raw
+    assert not status.is_terminal
+
+
+@ALL_SPECS
+def test_missing_status_is_unknown(spec: ServiceSpec) -> None:
+    if spec is PDS:
+        body: dict[str, Any] = {"state": "null"}
+    else:
+        body = _body_with_status(spec, None)
+    status = parse(spec, body)
+    assert status.state == UNKNOWN
+    assert status.raw_status is None
+
+
+# --------------------------------------------------------------------------- state tables
+
+
+def _table_cases() -> list[Any]:
+    cases = []
+    for spec, table in (
+        (DLF, DLF_STATES),
+        (DATAWORKS, DATAWORKS_STATES),
+        (MMA, MMA_STATES),
+        (PDS, PDS_STATES),
+    ):
+        for key, expected in table.items():
+            cases.append(pytest.param(spec, key, expected, id=f"{spec.name}-{key}"))
+    return cases
+
+
+@pytest.mark.parametrize(("spec", "key", "expected"), _table_cases())
+def test_state_table_entry(spec: ServiceSpec, key: str, expected: str) -> None:
+    assert key == key.lower(), "table keys are compared lower-cased"
+    assert expected in STATES
+    for raw in (key, key.upper(), key.title(), key.capitalize(), f" {key}\n"):
+        status = parse(spec, _body_with_status(spec, raw))
+        assert status.state == expected, raw
+        assert status.raw_status == raw.strip()
+
+
+def test_state_tables_cover_documented_values() -> None:
+    assert {DLF_STATES[v.lower()] for v in ("Running", "Success", "KILLED")} == {
+        RUNNING,
+        SUCCEEDED,
+        CANCELLED,
+    }
+    assert [DATAWORKS_STATES[v.lower()] for v in ("Success", "Fail", "Cancel", "Running")] == [
+        SUCCEEDED,
+        FAILED,
+        CANCELLED,
+        RUNNING,
+    ]
+    assert [MMA_STATES[v.lower()] for v in ("INIT", "DOING", "DONE", "FAILED")] == [
+        RUNNING,
+        RUNNING,
+        SUCCEEDED,
+        FAILED,
+    ]
+    assert [PDS_STATES[v.lower()] for v in ("Running", "Succeed", "PartialSucceed", "Failed")] == [
+        RUNNING,
+        SUCCEEDED,
+        PARTIALLY_SUCCEEDED,
+        FAILED,
+    ]
+    assert CANCELLED not in PDS_STATES.values()  # none documented
+
+
+# --------------------------------------------------------------------------- wrong shapes
+
+NON_OBJECTS = [None, [], [{"Status": "Running"}], "Running", "", 0, 1.5, True, False]
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"), [(DLF, "TaskStatus"), (DATAWORKS, "JobStatus"), (MMA, "data")], ids=["dlf", "dw", "mma"]
+)
+@pytest.mark.parametrize("value", NON_OBJECTS, ids=repr)
+def test_object_not_an_object(spec: ServiceSpec, key: str, value: Any) -> None:
+    with pytest.raises(BadResponseError, match=f"no '{key}' object"):
+        parse(spec, {key: value, "RequestId": "r"})
+
+
+@pytest.mark.parametrize(
+    ("spec", "key"), [(DLF, "TaskStatus"), (DATAWORKS, "JobStatus"), (MMA, "data")], ids=["dlf", "dw", "mma"]
+)
+def test_object_missing(spec: ServiceSpec, key: str) -> None:
+    with pytest.raises(BadResponseError, match=f"no '{key}' object"):
+        parse(spec, {"RequestId": "r", "Code": "OK", key.upper(): {"Status": "Running"}})  # case-sensitive
+    with pytest.raises(BadResponseError):
+        parse(spec, {})
+
+
+@ALL_SPECS
+@pytest.mark.parametrize("body", NON_OBJECTS, ids=repr)
+def test_body_not_an_object(spec: ServiceSpec, body: Any) -> None:
+    with pytest.raises(BadResponseError, match="response"):
+        parse(spec, body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"async_task_id": "a", "error_message": "x"},
+        {"state": None},
+        {"state": None, "status": None},
+        {"state": 1},
+        {"state": 1, "status": 2},
+        {"state": ["Running"]},
+        {"state": {"value": "Running"}},
+        {"status": True},
+        {"State": "Running"},  # snake_case only
+    ],
+    ids=repr,
+)
+def test_pds_without_state_or_status(body: dict[str, Any]) -> None:
+    with pytest.raises(BadResponseError, match="neither 'state' nor 'status'"):
+        parse(PDS, body)
+
+
+def test_bad_response_error_is_retryable() -> None:
+    with pytest.raises(BadResponseError) as info:
+        parse(DLF, {})
+    assert info.value.retryable
+
+
+# --------------------------------------------------------------------------- fuzz
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["null", "", " ", "\n", "True", "False", "0", "-1"])
+)
+JSON = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _weighted(*pairs: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """``one_of`` with integer weights."""
+    return st.sampled_from([s for weight, s in pairs for _ in range(weight)]).flatmap(lambda s: s)
+
+
+_EXTRA_WORDS = ["PartialSucceed", "KILLED", "Succeed", "PARTIAL_FAIL", "MIGRATING", "null", "", "Mystery"]
+
+
+def _status_text(words: Any) -> st.SearchStrategy[str]:
+    """Status words in random case, with the padding quirks."""
+    return st.builds(
+        lambda word, case, pad: pad[0] + case(word) + pad[1],
+        st.sampled_from(sorted(words)),
+        st.sampled_from([str, str.lower, str.upper, str.title, str.swapcase]),
+        st.sampled_from([("", ""), ("", "\n"), (" ", " "), ("\t", "\r\n")]),
+    )
+
+
+ANY_STATUS_TEXT = _status_text({*DLF_STATES, *DATAWORKS_STATES, *MMA_STATES, *PDS_STATES, *_EXTRA_WORDS})
+NUMBER = _weighted(
+    (3, st.integers()),
+    (1, st.integers(min_value=-(10**400), max_value=10**400)),
+    (3, st.floats(allow_nan=False)),
+    (1, st.sampled_from([0, 100, -1, 0.0, float("inf"), float("-inf")])),
+)
+TEXT_FIELD = _weighted((2, ANY_STATUS_TEXT), (2, st.text(max_size=12)), (1, JSON))
+NUMBER_FIELD = _weighted((4, NUMBER), (1, JSON))
+BOOL_FIELD = _weighted((4, st.booleans()), (1, st.sampled_from(["True", "False", "true"])), (1, JSON))
+
+
+def _status_field(table: Mapping[str, str]) -> st.SearchStrategy[Any]:
+    return _weighted((6, _status_text(table)), (2, ANY_STATUS_TEXT), (1, JSON))
+
+
+def _object(fields: Mapping[str, st.SearchStrategy[Any]], required: tuple[str, ...] = ()) -> Any:
+    """Objects whose known keys appear often, with random value types, plus random extra keys."""
+    known = _weighted(
+        (
+            3,
+            st.fixed_dictionaries(
+                {k: fields[k] for k in required},
+                optional={k: v for k, v in fields.items() if k not in required},
+            ),
+        ),
+        (1, st.fixed_dictionaries({}, optional=dict(fields))),
+    )
+    extra = st.dictionaries(st.text(max_size=8), JSON, max_size=3)
+    return st.builds(lambda e, k: {**e, **k}, extra, known)
+
+
+def _top(fields: Mapping[str, st.SearchStrategy[Any]], required: tuple[str, ...]) -> Any:
+    return _weighted((5, _object(fields, required)), (1, JSON))
+
+
+def _inner(obj: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return _weighted((5, obj), (1, JSON))
+
+
+_dlf_inner = _object({"Status": _status_field(DLF_STATES), "Message": TEXT_FIELD}, ("Status",))
+_dw_inner = _object(
+    {
+        "JobId": TEXT_FIELD,
+        "JobType": TEXT_FIELD,
+        "Completed": BOOL_FIELD,
+        "Status": _status_field(DATAWORKS_STATES),
+        "Error": TEXT_FIELD,
+        "CreateTime": _weighted((1, NUMBER), (1, st.text(max_size=14))),
+    },
+    ("Status",),
+)
+_mma_inner = _object(
+    {
+        "status": _status_field(MMA_STATES),
+        "running": BOOL_FIELD,
+        "progress": NUMBER_FIELD,
+        "result": TEXT_FIELD,
+        "errorMsg": TEXT_FIELD,
+        "id": NUMBER_FIELD,
+        "startTime": TEXT_FIELD,
+    },
+    ("status",),
+)
+
+BODIES: dict[str, Any] = {
+    "dlf": _top(
+        {
+            "TaskStatus": _inner(_dlf_inner),
+            "Code": TEXT_FIELD,
+            "Message": TEXT_FIELD,
+            "RequestId": TEXT_FIELD,
+            "Success": BOOL_FIELD,
+        },
+        ("TaskStatus",),
+    ),
+    "dataworks": _top({"JobStatus": _inner(_dw_inner), "RequestId": TEXT_FIELD}, ("JobStatus",)),
+    "mma": _top(
+        {"data": _inner(_mma_inner), "requestId": TEXT_FIELD, "RequestId": TEXT_FIELD},
+        ("data",),
+    ),
+    "pds": _top(
+        {
+            "state": _status_field(PDS_STATES),
+            "status": _status_field(PDS_STATES),
+            "error_code": TEXT_FIELD,
+            "error_message": TEXT_FIELD,
+            "message": TEXT_FIELD,
+            "err_code": NUMBER_FIELD,
+            "total_process": NUMBER_FIELD,
+            "consumed_process": NUMBER_FIELD,
+            "uncompress_file_list": JSON,
+        },
+        ("state",),
+    ),
+}
+
+FUZZ_SETTINGS = settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _check_text(value: Any) -> None:
+    if value is not None:
+        assert isinstance(value, str)
+        assert value
+        assert value == value.strip()
+        assert value.lower() != "null"
+
+
+def _fuzz(name: str, body: Any, request_id: str | None) -> str:
+    """Parse one body; return the state, or "bad" for BadResponseError (the only error allowed)."""
+    spec = SERVICES[name]
+    ids = {"async_task_id": "t-1"}
+    try:
+        status = spec.parse(body, ids, request_id)
+    except BadResponseError:
+        return "bad"
+    assert isinstance(body, dict)
+    assert isinstance(status, TaskStatus)
+    assert status.service == name
+    assert status.ids == ids
+    assert status.state in STATES
+    assert status.raw == body
+    _check_text(status.raw_status)
+    _check_text(status.message)
+    _check_text(status.error_code)
+    assert status.request_id is None or isinstance(status.request_id, str)
+    if status.progress is not None:
+        assert isinstance(status.progress, float)
+        assert 0.0 <= status.progress <= 1.0
+    if status.raw_status is None:
+        assert status.state in ({UNKNOWN, RUNNING} if name == "mma" else {UNKNOWN})
+    d = status.to_dict()
+    assert TaskStatus.from_dict(d) == status
+    loaded = json.loads(json.dumps(d))
+    back = TaskStatus.from_dict(loaded)
+    assert back == status
+    assert back.to_dict() == d
+    return status.state
+
+
+REQUEST_IDS = st.none() | st.from_regex(r"[A-F0-9-]{1,36}", fullmatch=True)
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_parser_fuzz(name: str) -> None:
+    """Bodies shaped like the service's, with known keys often present and random value types."""
+    outcomes: set[str] = set()
+
+    @FUZZ_SETTINGS
+    @given(body=BODIES[name], request_id=REQUEST_IDS)
+    def run(body: Any, request_id: str | None) -> None:
+        outcomes.add(_fuzz(name, body, request_id))
+
+    run()
+    if FUZZ_EXAMPLES >= 100:
+        # Guard against a strategy that only ever reaches BadResponseError.
+        assert "bad" in outcomes
+        assert len(outcomes - {"bad", UNKNOWN}) >= 3, outcomes
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+@settings(FUZZ_SETTINGS, max_examples=max(FUZZ_EXAMPLES // 3, 1))
+@given(body=JSON)
+def test_parser_fuzz_unbiased(name: str, body: Any) -> None:
+    """Any JSON value at all (the biased bodies above include these too, less often)."""
+    _fuzz(name, body, None)
+
+
+# --------------------------------------------------------------------------- specs and requests
+
+VALID_IDS: dict[str, dict[str, Any]] = {
+    "dlf": {"async_task_id": "1ea1c8a5-3f43-4e07-a1a2-a0b7e1c3c0a2", "catalog_id": "1344371"},
+    "dataworks": {"job_id": "C664CDE3-1234-5678-9ABC-DEF012345678"},
+    "mma": {"source_id": "2000017", "async_task_id": "2523"},
+    "pds": {"async_task_id": "4221bf6e6ab43e7ba3c34c0ac4a1d9ba6e4c0e03", "domain_id": "bj12345"},
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "action", "version", "style", "method", "signer", "endpoint", "vpc"),
+    [
+        (
+            "dlf",
+            "GetAsyncTaskStatus",
+            "2020-07-10",
+            "ROA",
+            "GET",
+            "acs3",
+            "dlf.{region_id}.aliyuncs.com",
+            "dlf-vpc.{region_id}.aliyuncs.com",
+        ),
+        (
+            "dataworks",
+            "GetJobStatus",
+            "2024-05-18",
+            "RPC",
+            "GET",
+            "acs3",
+            "dataworks.{region_id}.aliyuncs.com",
+            "dataworks-vpc.{region_id}.aliyuncs.com",
+        ),
+        (
+            "mma",
+            "GetMmsAsyncTask",
+            "2022-01-04",
+            "ROA",
+            "GET",
+            "acs3",
+            "maxcompute.{region_id}.aliyuncs.com",
+            "maxcompute-vpc.{region_id}.aliyuncs.com",
+        ),
+        (
+            "pds",
+            "GetAsyncTask",
+            "2022-03-01",
+            "ROA",
+            "POST",
+            "pds",
+            "{domain_id}.api.aliyunpds.com",
+            "{domain_id}.api-vpc.aliyunpds.com",
+        ),
+    ],
+    ids=["dlf", "dataworks", "mma", "pds"],
+)
+def test_spec_metadata(
+    name: str, action: str, version: str, style: str, method: str, signer: str, endpoint: str, vpc: str
+) -> None:
+    spec = get_service(name)
+    assert spec is SERVICES[name]
+    assert spec.name == name
+    assert (spec.action, spec.version, spec.style, spec.method, spec.signer) == (
+        action,
+        version,
+        style,
+        method,
+        signer,
+    )
+    assert (spec.endpoint, spec.vpc_endpoint) == (endpoint, vpc)
+
+
+def test_dlf_request() -> None:
+    req = DLF.build_request({"async_task_id": "task-1", "catalog_id": "1344371"})
+    assert req == ApiRequest(
+        method="GET",
+        path="/api/metastore/catalogs/tasks",
+        query={"TaskId": "task-1", "CatalogId": "1344371"},
+        body=b"",
+        content_type=None,
+    )
+    for catalog in ({}, {"catalog_id": None}, {"catalog_id": ""}):
+        req = DLF.build_request({"async_task_id": "task-1", **catalog})
+        assert req.query == {"TaskId": "task-1"}
+        assert req.body == b""
+
+
+def test_dataworks_request() -> None:
+    req = DATAWORKS.build_request({"job_id": "C664CDE3-1234"})
+    assert req == ApiRequest(
+        method="GET", path="/", query={"JobId": "C664CDE3-1234"}, body=b"", content_type=None
+    )
+
+
+@pytest.mark.parametrize(("source", "task"), [("2000017", "2523"), (2000017, 2523), ("007", "0")])
+def test_mma_request(source: Any, task: Any) -> None:
+    req = MMA.build_request({"source_id": source, "async_task_id": task})
+    assert req == ApiRequest(
+        method="GET",
+        path=f"/api/v1/mms/datasources/{source}/asyncTasks/{task}",
+        query={},
+        body=b"",
+        content_type=None,
+    )
+
+
+@pytest.mark.parametrize("domain", [{}, {"domain_id": "bj12345"}, {"domain_id": None}])
+def test_pds_request(domain: dict[str, Any]) -> None:
+    req = PDS.build_request({"async_task_id": "4221bf6e", **domain})
+    assert req == ApiRequest(
+        method="POST",
+        path="/v2/async_task/get",
+        query={},
+        body=b'{"async_task_id":"4221bf6e"}',
+        content_type=JSON_CONTENT_TYPE,
+    )
+    assert json.loads(req.body) == {"async_task_id": "4221bf6e"}  # no domain_id: it is a host id
+    assert b" " not in req.body
+
+
+def test_validate_ids_returns_strings() -> None:
+    assert MMA.validate_ids({"source_id": 1, "async_task_id": 2}) == {"source_id": "1", "async_task_id": "2"}
+    assert DLF.validate_ids({"async_task_id": "t"}) == {"async_task_id": "t"}
+    assert PDS.validate_ids(VALID_IDS["pds"]) == VALID_IDS["pds"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a", "A-b_c.d:e", "1ea1c8a5-3f43-4e07-a1a2-a0b7e1c3c0a2", "x" * MAX_ID_LENGTH, "0", 123, "a.b"],
+)
+def test_validate_id_accepts(value: Any) -> None:
+    assert validate_id("some_id", value) == str(value)
+
+
+HOSTILE = [
+    pytest.param("", id="empty"),
+    pytest.param("   ", id="spaces"),
+    pytest.param("\t", id="tab"),
+    pytest.param(None, id="none"),
+    pytest.param("a" * (MAX_ID_LENGTH + 1), id="129-chars"),
+    pytest.param("1" * (MAX_ID_LENGTH + 1), id="129-digits"),
+    pytest.param("a/b", id="slash"),
+    pytest.param("/abs", id="leading-slash"),
+    pytest.param("..", id="dotdot"),
+    pytest.param("a..b", id="inner-dotdot"),
+    pytest.param("../etc", id="traversal"),
+    pytest.param("a%2Fb", id="pct-2F"),
+    pytest.param("%2F", id="pct-2F-only"),
+    pytest.param("a?b=c", id="question"),
+    pytest.param("a#b", id="hash"),
+    pytest.param("a b", id="space"),
+    pytest.param(" a", id="leading-space"),
+    pytest.param("a ", id="trailing-space"),
+    pytest.param("a&b", id="ampersand"),
+    pytest.param("a\\b", id="backslash"),
+    pytest.param("\x00", id="nul"),
+    pytest.param("a\x00b", id="inner-nul"),
+    pytest.param("\n", id="newline"),
+    pytest.param("a\nb", id="inner-newline"),
+    pytest.param("abc\n", id="trailing-newline"),
+    pytest.param("123\n", id="trailing-newline-digits"),
+    pytest.param("\nabc", id="leading-newline"),
+    pytest.param("a\r\nb", id="crlf"),
+    pytest.param("a\x7f", id="del"),
+    pytest.param("é", id="e-acute"),
+    pytest.param("caf\u00e9", id="cafe"),
+    pytest.param("任务", id="cjk"),
+    pytest.param("\uff11\uff12\uff13", id="fullwidth-digits"),
+    pytest.param(True, id="true"),
+    pytest.param(False, id="false"),
+    pytest.param(1.5, id="float"),
+    pytest.param(b"abc", id="bytes"),
+    pytest.param(["a"], id="list"),
+    pytest.param({"a": 1}, id="dict"),
+]
+
+OPTIONAL_EMPTY = (None, "")
+
+
+def _id_cases() -> list[Any]:
+    return [
+        pytest.param(spec, p.name, id=f"{spec.name}-{p.name}") for spec in SERVICES.values() for p in spec.ids
+    ]
+
+
+@pytest.mark.parametrize(("spec", "id_name"), _id_cases())
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_ids_rejected(spec: ServiceSpec, id_name: str, value: Any) -> None:
+    ids = dict(VALID_IDS[spec.name])
+    ids[id_name] = value
+    param = next(p for p in spec.ids if p.name == id_name)
+    if not param.required and value in OPTIONAL_EMPTY and not isinstance(value, bool):
+        # An optional id left empty is omitted, not an error.
+        assert id_name not in spec.validate_ids(ids)
+        return
+    with pytest.raises(ConfigurationError) as info:
+        spec.build_request(ids)
+    assert info.value.field == id_name
+    assert str(info.value).startswith(f"{id_name}: ")
+    with pytest.raises(ConfigurationError) as info:
+        spec.validate_ids(ids)
+    assert info.value.field == id_name
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("integer", [False, True])
+def test_validate_id_rejects(value: Any, integer: bool) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        validate_id("the_id", value, integer=integer)
+    assert info.value.field == "the_id"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["12a", "1.5", "-1", -1, "+1", "1e3", "0x10", " 12", "12 ", "1_000", "١٢", "abc", "1" * 20, 10**19],
+)
+@pytest.mark.parametrize("id_name", ["source_id", "async_task_id"])
+def test_mma_ids_must_be_integers(value: Any, id_name: str) -> None:
+    ids = dict(VALID_IDS["mma"])
+    ids[id_name] = value
+    with pytest.raises(ConfigurationError) as info:
+        MMA.build_request(ids)
+    assert info.value.field == id_name
+
+
+@pytest.mark.parametrize(
+    ("spec", "ids", "field"),
+    [
+        (DLF, {"async_task_id": "t", "job_id": "j"}, "job_id"),
+        (DLF, {"async_task_id": "t", "TaskId": "t"}, "TaskId"),  # wire names are not keyword names
+        (DATAWORKS, {"job_id": "j", "zzz": "1", "aaa": "2"}, "aaa"),
+        (MMA, {"source_id": "1", "async_task_id": "2", "region_id": "cn-hangzhou"}, "region_id"),
+        (PDS, {"async_task_id": "a", "drive_id": "d"}, "drive_id"),
+        (PDS, {"async_task_id": "a", "domain": "d"}, "domain"),
+    ],
+)
+def test_unknown_id_names(spec: ServiceSpec, ids: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigurationError, match="is not an id of") as info:
+        spec.build_request(ids)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("spec", "ids", "field"),
+    [
+        (DLF, {}, "async_task_id"),
+        (DLF, {"catalog_id": "1344371"}, "async_task_id"),
+        (DATAWORKS, {}, "job_id"),
+        (MMA, {}, "source_id"),
+        (MMA, {"source_id": "1"}, "async_task_id"),
+        (MMA, {"async_task_id": "1"}, "source_id"),
+        (PDS, {}, "async_task_id"),
+        (PDS, {"domain_id": "bj1"}, "async_task_id"),
+    ],
+)
+def test_missing_required_ids(spec: ServiceSpec, ids: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigurationError, match="is required") as info:
+        spec.build_request(ids)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("name", ["", "DLF", "Dataworks", "maxcompute", "oss", " dlf", None, 1, []], ids=repr)
+def test_get_service_unknown(name: Any) -> None:
+    with pytest.raises(ConfigurationError, match="unknown service") as info:
+        get_service(name)
+    assert info.value.field == "service"
+    assert isinstance(info.value, ValueError)
+
+
+def test_every_id_has_a_known_location() -> None:
+    for spec in SERVICES.values():
+        for p in spec.ids:
+            assert p.location in {"query", "path", "body", "host"}
+            if p.location == "path":
+                assert "{" + p.wire + "}" in spec.path
