@@ -165,6 +165,17 @@ def _obj(body: Mapping[str, Any], key: str, service: str) -> Mapping[str, Any]:
     return value
 
 
+def _raw(value: Any) -> Any:
+    """The body as kept in ``TaskStatus.raw``: keys starting with ``__`` are dropped at every
+    level, because Airflow's serializer reserves ``__classname__``/``__id__`` and would refuse
+    the trigger event or XCom. No documented field starts with ``__``."""
+    if isinstance(value, Mapping):
+        return {str(k): _raw(v) for k, v in value.items() if not str(k).startswith("__")}
+    if isinstance(value, list):
+        return [_raw(v) for v in value]
+    return value
+
+
 def _text(value: Any) -> str | None:
     """A string field, with the quirks normalized: ``"null"`` and blank become ``None``,
     surrounding whitespace (MMA's trailing newlines) is stripped; numbers become strings."""
@@ -236,7 +247,7 @@ def parse_dlf(body: Mapping[str, Any], ids: dict[str, str], request_id: str | No
         message=_text(ts.get("Message")),
         error_code=code if state == FAILED and code and code.upper() != "OK" else None,
         request_id=_text(body.get("RequestId")) or request_id,
-        raw=dict(body),
+        raw=_raw(body),
     )
 
 
@@ -267,7 +278,7 @@ def parse_dataworks(body: Mapping[str, Any], ids: dict[str, str], request_id: st
         raw_status=raw_status,
         message=error if state != SUCCEEDED else None,
         request_id=_text(body.get("RequestId")) or request_id,
-        raw=dict(body),
+        raw=_raw(body),
     )
 
 
@@ -312,7 +323,7 @@ def parse_mma(body: Mapping[str, Any], ids: dict[str, str], request_id: str | No
         progress=progress,
         message=error or (_text(data.get("result")) if state != SUCCEEDED else None),
         request_id=_text(body.get("requestId")) or _text(body.get("RequestId")) or request_id,
-        raw=dict(body),
+        raw=_raw(body),
     )
 
 
@@ -335,7 +346,10 @@ def parse_pds(body: Mapping[str, Any], ids: dict[str, str], request_id: str | No
     body = _body(body, "PDS GetAsyncTask")
     if not isinstance(body.get("state"), str) and not isinstance(body.get("status"), str):
         raise BadResponseError("PDS GetAsyncTask response has neither 'state' nor 'status'")
-    raw_status = _text(body.get("state")) or _text(body.get("status"))
+    state_value, status_value = body.get("state"), body.get("status")
+    raw_status = (_text(state_value) if isinstance(state_value, str) else None) or (
+        _text(status_value) if isinstance(status_value, str) else None
+    )
     state = _state(PDS_STATES, raw_status)
     return TaskStatus(
         service="pds",
@@ -344,9 +358,11 @@ def parse_pds(body: Mapping[str, Any], ids: dict[str, str], request_id: str | No
         raw_status=raw_status,
         progress=_fraction(body.get("consumed_process"), body.get("total_process")),
         message=_text(body.get("error_message")) or _text(body.get("message")),
-        error_code=_text(body.get("error_code")) or _text(body.get("err_code")),
+        # ``err_code`` is a deprecated integer; 0 means no error.
+        error_code=_text(body.get("error_code"))
+        or (_text(body.get("err_code")) if body.get("err_code") else None),
         request_id=request_id,
-        raw=dict(body),
+        raw=_raw(body),
     )
 
 
