@@ -586,13 +586,6 @@ def test_non_deferrable_execute_failure_and_soft_fail(use_hook, soft_fail: bool)
 # --------------------------------------------------------------------------- bugs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a deferrable sensor with poke_interval=0 (accepted by BaseSensorOperator and by "
-    "this sensor's constructor, and fine in poke mode) builds the trigger with poll_interval=0.0, "
-    "so execute() raises ConfigurationError('poll_interval: must be a positive number of seconds') "
-    "at run time, after the first poke, instead of deferring (or rejecting the value up front).",
-)
 def test_deferrable_sensor_with_zero_poke_interval(use_hook) -> None:
     use_hook([st("dlf", RUNNING, "Running")])
     try:
@@ -604,14 +597,6 @@ def test_deferrable_sensor_with_zero_poke_interval(use_hook) -> None:
     assert excinfo.value.trigger.poll_interval > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (mode inconsistency): with soft_fail=True, too many transient poll failures skip the "
-    "task in deferrable mode (trigger 'error' event -> AirflowException -> resume_execution skips) but "
-    "fail it in poke/reschedule mode: poke() raises a plain AirflowException, and "
-    "BaseSensorOperator.execute() only converts AirflowSensorTimeout/AirflowTaskTimeout/"
-    "AirflowFailException into a skip. The class docstring promises 'soft_fail skips instead of failing'.",
-)
 def test_soft_fail_skips_after_too_many_transient_errors_in_poke_mode(use_hook) -> None:
     # Deferrable mode: the same situation ends in a skip.
     deferred = make(soft_fail=True, deferrable=True)

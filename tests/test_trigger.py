@@ -255,14 +255,6 @@ def test_constructor_rejects_bad_values(overrides: dict[str, Any], field: str) -
     assert excinfo.value.field == field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: AlibabaCloudTaskTrigger accepts non-finite poll_interval / end_time. "
-    "poll_interval=nan passes the `<= 0` check and run() then awaits asyncio.sleep(min(nan, ...)) "
-    "= asyncio.sleep(nan), which never returns, so the trigger hangs past its deadline; "
-    "end_time=nan makes `time.time() >= end_time` always False, so no timeout event is ever "
-    "yielded; json.dumps of the kwargs emits the non-JSON token NaN.",
-)
 @pytest.mark.parametrize("field", ["poll_interval", "end_time"])
 def test_constructor_rejects_non_finite_numbers(field: str) -> None:
     with pytest.raises(ConfigurationError):

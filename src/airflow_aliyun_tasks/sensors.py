@@ -8,10 +8,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 
 from airflow_aliyun_tasks.status import (
     OUTCOME_CANCELLED,
@@ -32,6 +37,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+
+#: Deferrable mode polls at least this far apart, whatever ``poke_interval`` says.
+MIN_POLL_INTERVAL = 0.1
 
 
 class AlibabaCloudTaskFailedError(AirflowFailException):
@@ -112,6 +121,16 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
             raise AlibabaCloudTaskFailedError(f"Task was cancelled: {message}")
         raise AlibabaCloudTaskFailedError(f"Task failed: {message}")
 
+    def _give_up(self, message: str, exc: Exception, *, reraise: bool) -> NoReturn:
+        """Polling cannot go on: skip with ``soft_fail``/``never_fail`` (as the deferred path
+        does), else fail with ``exc`` itself (``reraise``) or an AirflowException; Airflow's
+        task retries apply."""
+        if self.soft_fail or self.never_fail:
+            raise AirflowSkipException(message) from exc
+        if reraise:
+            raise exc
+        raise AirflowException(message) from exc
+
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_aliyun_tasks.errors import is_transient
 
@@ -119,12 +138,14 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
             status = self.hook.get_task_status(self.service, **self._ids())
         except Exception as exc:
             if not is_transient(exc):
-                raise
+                self._give_up(f"Polling failed: {exc}", exc, reraise=True)
             self._failures += 1
             if self._failures > self.max_consecutive_failures:
-                raise AirflowException(
-                    f"{self._failures} polls in a row failed (limit {self.max_consecutive_failures}): {exc}"
-                ) from exc
+                self._give_up(
+                    f"{self._failures} polls in a row failed (limit {self.max_consecutive_failures}): {exc}",
+                    exc,
+                    reraise=False,
+                )
             self.log.warning("Poll failed (%d/%d): %s", self._failures, self.max_consecutive_failures, exc)
             return PokeReturnValue(is_done=False)
         self._failures = 0
@@ -159,10 +180,10 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
                 service=self.service,
                 ids=self._ids(),
                 aliyun_conn_id=self.aliyun_conn_id,
-                poll_interval=float(self.poke_interval),
+                poll_interval=max(float(self.poke_interval), MIN_POLL_INTERVAL),
                 end_time=deadline,
                 max_consecutive_failures=self.max_consecutive_failures,
-                initial_delay=float(self.poke_interval),
+                initial_delay=max(float(self.poke_interval), MIN_POLL_INTERVAL),
                 success_states=self.success_states,
                 failure_states=self.failure_states,
                 partial_success_ok=self.partial_success_ok,

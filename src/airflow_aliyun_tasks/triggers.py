@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
@@ -73,6 +74,9 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         self.success_states = [str(s) for s in success_states]
         self.failure_states = [str(s) for s in failure_states]
         self.partial_success_ok = bool(partial_success_ok)
+        for name in ("poll_interval", "end_time", "initial_delay"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigurationError(name, "must be a finite number")
         if self.poll_interval <= 0:
             raise ConfigurationError("poll_interval", "must be a positive number of seconds")
         if self.max_consecutive_failures < 0:

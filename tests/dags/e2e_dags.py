@@ -36,7 +36,7 @@ for _service, (_cls, _fields) in SENSORS.items():
         ):
             _cls(
                 task_id="wait",
-                **{field: "{{ params.%s }}" % field for field in _fields},
+                **{field: "{{ params." + field + " }}" for field in _fields},
                 poke_interval=0.2,
                 timeout=timedelta(seconds=60),
                 **_mode_kwargs,
@@ -52,7 +52,7 @@ for _service, (_cls, _fields) in SENSORS.items():
         ):
             _cls(
                 task_id="wait",
-                **{field: "{{ params.%s }}" % field for field in _fields},
+                **{field: "{{ params." + field + " }}" for field in _fields},
                 poke_interval=0.3,
                 timeout=3,
                 deferrable=True,
@@ -60,7 +60,13 @@ for _service, (_cls, _fields) in SENSORS.items():
             )
 
 
-with DAG(dag_id="e2e_xcom_ids", schedule=None, start_date=datetime(2026, 1, 1), catchup=False, params={"job_id": ""}):
+with DAG(
+    dag_id="e2e_xcom_ids",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"job_id": ""},
+):
 
     @task
     def produce(params: dict | None = None) -> dict:
