@@ -153,7 +153,7 @@ def read_result(db: Path, dag_id: str, sensor: str) -> tuple[str, str]:
     if isinstance(status, str):  # stored twice-encoded by some Airflow versions
         status = json.loads(status)
     ids = status.get("ids", {})
-    task_id = "/".join(str(v) for k, v in ids.items() if k != "domain_id")
+    task_id = "/".join(str(v) for k, v in ids.items() if k not in ("domain_id", "catalog_id"))
     return status.get("state", "?"), task_id
 
 

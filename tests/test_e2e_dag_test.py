@@ -50,12 +50,12 @@ def ids_for(service: str, n: int) -> dict[str, Any]:
 
 
 def polls(emulator: Emulator, service: str, ids: dict[str, Any]) -> int:
-    if service == "dlf":
-        return emulator.poll_count("dlf", task_id=ids["async_task_id"])
     return emulator.poll_count(service, **ids)
 
 
-def add_task(emulator: Emulator, service: str, ids: dict[str, Any], statuses: list[str], **options: Any) -> None:
+def add_task(
+    emulator: Emulator, service: str, ids: dict[str, Any], statuses: list[str], **options: Any
+) -> None:
     if service == "dlf":
         emulator.add_dlf_task(ids["async_task_id"], statuses, **options)
     elif service == "dataworks":
@@ -77,7 +77,10 @@ FAILURE_OPTIONS = {
     "dlf": {"message": "database staging_tmp is locked by another task"},
     "dataworks": {"error": "workflow spec is invalid: node 3 has no script"},
     "mma": {"error_msg": "source table hive_db.t1 does not exist"},
-    "pds": {"error_code": "InternalError.ArchiveFailed", "error_message": "file 9520943DC264 is not readable"},
+    "pds": {
+        "error_code": "InternalError.ArchiveFailed",
+        "error_message": "file 9520943DC264 is not readable",
+    },
 }
 
 
@@ -116,7 +119,12 @@ def test_deferrable_success_failure_cancelled(
 @pytest.mark.parametrize("service", ["dataworks", "pds"])
 @pytest.mark.parametrize("soft_fail", [False, True])
 def test_timeout_while_deferred(
-    service: str, soft_fail: bool, airflow_db: str, emulator: Emulator, make_conn: Any, capfd: pytest.CaptureFixture[str]
+    service: str,
+    soft_fail: bool,
+    airflow_db: str,
+    emulator: Emulator,
+    make_conn: Any,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     make_conn()
     ids = ids_for(service, 10 + soft_fail)

@@ -1,0 +1,187 @@
+"""A local Alibaba Cloud for tests: DLF, DataWorks, MaxCompute MMA, PDS and STS on one loopback port.
+
+The emulator verifies signatures as the real gateways do, serves the four async-task status APIs
+(plus a few operations that start tasks, and STS), plays scripted task lifecycles and injects
+faults. Use it to test your own DAGs, sensors and hooks without an Alibaba Cloud account. It
+listens on loopback only and never talks to the network. It needs nothing beyond what Airflow
+already installs (Starlette and uvicorn).
+
+Python API
+==========
+
+.. code-block:: python
+
+    from airflow_aliyun_tasks.testing import Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+
+    with Emulator() as emu:                      # start() on enter, stop() on exit
+        emu.add_dataworks_job("job-1", ["Running", "Running", "Success"])
+        emu.url        # "http://127.0.0.1:<port>"; emu.port, emu.endpoint ("127.0.0.1:<port>")
+        ...            # point your connection (or an SDK Config(endpoint=emu.endpoint, protocol="http")) here
+
+``Emulator(access_keys=None, bearer_tokens=(), account_id="1234567890123456", max_skew_seconds=900,
+sts_ttl_seconds=3600, clock_offset=0.0)``
+
+- ``access_keys``: AccessKeyId -> secret. Default ``{DEFAULT_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_SECRET}``
+  (``"LTAI5tEmulatorKeyId00"`` / ``"EmulatorSecret0000000000000000"``).
+- ``bearer_tokens``: PDS access tokens accepted as ``Authorization: Bearer <token>``.
+- ``max_skew_seconds``: requests whose ``x-acs-date`` / ``Timestamp`` / PDS ``date`` is farther than
+  this from the emulator's clock are rejected.
+- ``sts_ttl_seconds``: lifetime cap of STS keys minted by AssumeRole (set it to 2 to test expiry).
+- ``clock_offset``: seconds added to the emulator's idea of "now"; settable any time
+  (``emu.clock_offset = 1200``) to emulate a client whose clock is off. Every response carries a
+  ``Date`` header with the emulator's time.
+
+Lifecycle: ``emu.start(host="127.0.0.1", port=0) -> url`` (uvicorn in a daemon thread; returns once
+the port accepts connections; non-loopback hosts are refused), ``emu.stop()``, ``emu.app`` (the
+Starlette app, e.g. for ``httpx.ASGITransport``; the ``drop`` fault then raises instead).
+
+Scripted lifecycles: each status poll of a task returns the next raw status; the last one sticks.
+
+- ``emu.add_dlf_task(task_id, statuses=("Running", "Success"), *, catalog_id=None, message="successful")``
+- ``emu.add_dataworks_job(job_id, statuses=("Running", "Success"), *, error=None, job_type="Create",
+  create_time_as_string=False)`` (``Completed`` is the string ``"True"``/``"False"``; ``CreateTime`` a
+  number, or a string with ``create_time_as_string``; ``Error`` set on ``Fail``)
+- ``emu.add_mma_task(source_id, async_task_id, statuses=("DOING", "DONE"), *, progress=None, error_msg=None)``
+  (``progress`` per step 0..100; ``running`` is true while the status is INIT/DOING/RUNNING/PENDING;
+  ``result``/``errorMsg`` are the string ``"null"`` when absent; times end with ``"\\n"``)
+- ``emu.add_pds_task(async_task_id, states=("Running", "Succeed"), *, domain_id=None, total_process=None,
+  consumed_process=None, failed_process=0, skipped_process=0, error_code=None, error_message=None)``
+- ``emu.add_task(service, **spec)``: the same, by service name (``"dlf"``, ``"dataworks"``, ``"mma"``,
+  ``"pds"``).
+- ``emu.start_lifecycles[service] = (...)``: statuses of the tasks created by the start operations.
+
+Faults: ``emu.inject_fault(kind, count=1, *, service=None)`` makes the next ``count`` requests to a
+status API or start operation (of ``service``, or any of the four) misbehave. STS and the control
+API are never faulted. Kinds:
+
+- ``"503"``: HTTP 503 ``ServiceUnavailable`` (error JSON in the service's shape)
+- ``"500"``: HTTP 500 ``InternalError``
+- ``"throttling"``: HTTP 400 ``Throttling.User``, no retry-after
+- ``"throttling_retry_after"``: the same plus header ``x-acs-retry-after: 200`` (milliseconds)
+- ``"pds_gateway"``: HTTP 504, empty body, headers ``x-ca-error-code: D504TO``, ``x-ca-error-message``,
+  ``x-ca-request-id``
+- ``"malformed_json"``: HTTP 200 whose body is not JSON
+- ``"truncated_json"``: HTTP 200, the normal body cut in half (the task's lifecycle does not move)
+- ``"slow"``: waits ``emu.slow_seconds`` (default 3.0), then answers normally
+- ``"drop"``: closes the TCP connection without any response
+- ``"html"``: HTTP 502 ``text/html`` error page
+
+Observation: ``emu.request_count(service=None)`` (requests that reached a service's API, faulted
+and rejected ones included; ``None`` = the four services; ``"sts"`` counts STS),
+``emu.poll_count(service, **ids)`` (polls answered normally, e.g. ``poll_count("mma", source_id=1,
+async_task_id=2)``), ``emu.fault_counts`` (faults served, by kind), ``emu.tasks()``, ``emu.stats()``.
+
+Credentials: ``emu.revoke_key(access_key_id)`` (then ``InvalidAccessKeyId.NotFound``, HTTP 404),
+``emu.add_access_key(id, secret)``, ``emu.add_bearer_token(token)``,
+``emu.issue_sts_credentials(role_arn=None, role_session_name=..., duration_seconds=None)``.
+``emu.reset()`` forgets tasks, faults, counters, nonces, minted STS keys and revocations, and
+restores the constructor's clock offset.
+
+What is served
+==============
+
+One port serves everything, routed like the POP gateway (by ``x-acs-action``/``x-acs-version``, or
+the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
+
+- DLF ``GetAsyncTaskStatus`` (GET ``/api/metastore/catalogs/tasks``, ``TaskId``, ``CatalogId``). An
+  unknown task gives HTTP 200 with ``{"Success": false, "Code": "NoSuchObject", ...}``, DLF's
+  body-level error style. Start operation: ``DeleteDatabase`` with ``Async=true`` returns ``TaskId``.
+- DataWorks ``GetJobStatus`` (RPC, GET or form POST ``/``, ``JobId``). Unknown job: HTTP 404
+  ``InvalidJob.NotFound``. Start operation: ``ImportWorkflowDefinition`` returns ``AsyncJob.Id``.
+- MaxCompute ``GetMmsAsyncTask`` (GET ``/api/v1/mms/datasources/{sourceId}/asyncTasks/{asyncTaskId}``).
+  Product errors are camelCase ``{"requestId", "code", "message"}`` (unknown task: 404 ``NotFound``).
+  Start operation: ``CreateMmsJob`` (POST ``/api/v1/mms/datasources/{sourceId}/jobs``) returns
+  ``data.asyncTaskId``.
+- PDS ``GetAsyncTask`` (POST ``/v2/async_task/get``, ``{"async_task_id": ...}``), signed
+  ``Authorization: acs AK:signature`` or ``Bearer <token>``. Errors are ``{"Code", "Message", "RequestId"}``
+  with header ``x-ca-request-id``; unknown task: 404 ``NotFound.AsyncTask``. Start operation:
+  ``ArchiveFiles`` (POST ``/v2/file/archive_files``, alias ``/v2/file/archive``) returns HTTP 202
+  ``{"async_task_id": ...}``. When a task has a ``domain_id`` and the request's Host is a name
+  (``<domain>.api.aliyunpds.com``), the first label must match.
+- STS (``2015-04-01``, RPC): ``GetCallerIdentity``, ``AssumeRole`` (keys live
+  ``min(DurationSeconds, sts_ttl_seconds)``; then ``InvalidSecurityToken.Expired``) and the unsigned
+  ``AssumeRoleWithOIDC``. Requests signed with an STS key must carry its token
+  (``MissingSecurityToken``, ``InvalidSecurityToken.MismatchWithAccessKey``).
+- ``GET /_emulator/credentials``: fresh STS keys in the shape the ``credentials_uri`` provider of
+  ``alibabacloud-credentials`` expects (``Code: "Success"``, ``AccessKeyId``, ``AccessKeySecret``,
+  ``SecurityToken``, ``Expiration``).
+
+Signatures are verified as Alibaba Cloud does: ACS3-HMAC-SHA256 (``host`` and every ``x-acs-*``
+header must be signed, else ``IncompleteSignature``; the payload hash is recomputed from the body),
+the legacy RPC V2 and ROA ``acs`` HMAC-SHA1 signatures, and PDS's ``acs`` HMAC-SHA1. A mismatch gives
+``SignatureDoesNotMatch`` with ``"... server string to sign is:<string to sign>"`` (HTTP 400; 403 for
+PDS); an unknown or revoked key 404 ``InvalidAccessKeyId.NotFound``; a date too far off 400
+``InvalidTimeStamp.Expired`` naming the server time (PDS: 403 ``RequestTimeTooSkewed``); a reused
+``x-acs-signature-nonce`` (within 15 min) 400 ``SignatureNonceUsed``; no credentials 400
+``MissingAuthorization`` (PDS: 401 ``AccessTokenInvalid``). POP errors have the real shape
+``{"RequestId", "HostId", "Code", "Message", "Recommend"}`` and every POP response carries
+``x-acs-request-id``.
+
+Control API
+===========
+
+Unsigned JSON endpoints on the same port, to script an emulator running in another process:
+
+- ``POST /_emulator/tasks``:
+  ``{"service": "dataworks", "job_id": "j1", "statuses": ["Running", "Success"], ...}`` (the ids and options of the ``add_*`` method; a list of such objects is accepted too)
+- ``POST /_emulator/faults``: ``{"kind": "503", "count": 2, "service": "pds"}``
+- ``GET /_emulator/stats``: request counts per service, tasks with their polls, faults served and pending
+- ``POST /_emulator/reset``, ``POST /_emulator/revoke`` ``{"access_key_id": ...}``,
+  ``POST /_emulator/clock`` ``{"offset": 1200}``,
+  ``POST /_emulator/start_lifecycle`` ``{"service": "pds", "statuses": ["Running", "Failed"]}``
+- ``GET /_emulator/tasks``, ``GET /_emulator/health``, ``GET /_emulator/credentials``
+
+Command line
+============
+
+.. code-block:: console
+
+    python -m airflow_aliyun_tasks.testing serve --port 8765 [--host 127.0.0.1]
+        [--access-key-id X --access-key-secret Y] [--bearer-token T] [--tasks FILE.json]
+        [--account-id N] [--sts-ttl-seconds S] [--max-skew-seconds S] [--clock-offset S]
+
+prints ``Alibaba Cloud emulator listening on http://127.0.0.1:8765`` and serves until SIGINT or
+SIGTERM. Non-loopback hosts are refused. ``--tasks`` takes a JSON list of task objects (as for
+``POST /_emulator/tasks``), or ``{"tasks": [...], "faults": [...]}``.
+
+Where the emulator had to guess
+===============================
+
+Public documentation does not show these; the emulator picks plausible values (documented
+here so that tests do not mistake them for facts): DataWorks unknown job (404
+``InvalidJob.NotFound``), MMA unknown task (404 camelCase ``NotFound``), MMA times in UTC+8,
+``endTime`` the string ``"null"`` while running, PDS signature mismatch status (403), PDS date skew
+(403 ``RequestTimeTooSkewed``), PDS throttling (400 ``Throttling.User``), ``ArchiveFiles`` answering
+202, missing POP credentials (400 ``MissingAuthorization``), the HTTP status of
+``SignatureNonceUsed`` and of the ``InvalidSecurityToken.*`` codes (400), and the STS key and token
+formats. Nonces are remembered per gateway (POP, PDS) and access key.
+
+Start operations, from the public API reference:
+
+- DataWorks ImportWorkflowDefinition:
+  https://www.alibabacloud.com/help/en/dataworks/developer-reference/api-dataworks-public-2024-05-18-importworkflowdefinition
+- PDS ArchiveFiles: https://www.alibabacloud.com/help/en/pds/drive-and-photo-service-dev/developer-reference/api-pds-2022-03-01-archivefiles
+- MaxCompute CreateMmsJob: https://www.alibabacloud.com/help/en/maxcompute/user-guide/api-maxcompute-2022-01-04-createmmsjob
+- DLF DeleteDatabase (``Async=true`` returns ``TaskId``):
+  https://www.alibabacloud.com/help/en/dlf/dlf-1-0/developer-reference/api-datalake-2020-07-10-deletedatabase
+"""
+
+from __future__ import annotations
+
+from airflow_aliyun_tasks.testing._emulator import (
+    DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_ACCESS_KEY_SECRET,
+    DEFAULT_START_LIFECYCLES,
+    FAULT_KINDS,
+    SERVICES,
+    Emulator,
+)
+
+__all__ = [
+    "DEFAULT_ACCESS_KEY_ID",
+    "DEFAULT_ACCESS_KEY_SECRET",
+    "DEFAULT_START_LIFECYCLES",
+    "FAULT_KINDS",
+    "SERVICES",
+    "Emulator",
+]
