@@ -419,11 +419,6 @@ def test_numbers_in_range(key: str, value: Any, expected: float) -> None:
     assert getattr(parse({key: value}), key) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config._number accepts a fractional max_retries / role_session_expiration and int() "
-    "silently truncates it (max_retries '2.5' becomes 2) instead of refusing a non-integer",
-)
 @pytest.mark.parametrize(("key", "value"), [("max_retries", "2.5"), ("role_session_expiration", 1000.5)])
 def test_integer_extras_refuse_fractions(key: str, value: Any) -> None:
     refused(key, {key: value})
@@ -561,12 +556,6 @@ def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_endpoint checks the host before the user-info, and the 'has no valid host name' "
-    "message echoes the raw value, so a password embedded in an endpoint URL lands in the error "
-    "(and in logs / the Test-button answer); likewise parse_endpoint_url echoes the whole credentials_uri",
-)
 @pytest.mark.parametrize(
     ("field", "extra"),
     [

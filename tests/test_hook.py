@@ -777,12 +777,6 @@ def test_settings_and_clients_are_cached(emulator: Emulator, make_conn: MakeConn
     no_requests(emulator)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ConnectionSettings.fingerprint() (the key of hooks.client_for's process-wide cache) "
-    "omits max_retries and correct_clock_skew, so editing those extras keeps the old client with the "
-    "old values until the process restarts, although 'a changed connection gets a new client'",
-)
 @pytest.mark.parametrize("extra", ["max_retries", "correct_clock_skew"])
 def test_changed_retry_settings_get_a_new_client(emulator: Emulator, make_conn: MakeConn, extra: str) -> None:
     emulator.add_dlf_task("chg", ["Running"])

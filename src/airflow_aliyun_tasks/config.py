@@ -122,12 +122,12 @@ def parse_endpoint(name: str, value: str) -> Endpoint:
         raise ConfigurationError(name, f"is not a valid URL or host: {exc}") from None
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
+    if parts.username or parts.password:
+        raise ConfigurationError(name, "must not contain user information")
     if scheme not in ("http", "https"):
         raise ConfigurationError(name, f"scheme must be https (or http for a loopback host), got {scheme!r}")
     if not host or not _valid_hostname(host):
-        raise ConfigurationError(name, f"has no valid host name: {value!r}")
-    if parts.username or parts.password:
-        raise ConfigurationError(name, "must not contain user information")
+        raise ConfigurationError(name, f"has no valid host name: {host!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigurationError(name, "must be a host or scheme://host[:port], without a path or query")
     if scheme == "http" and not is_loopback(host):
@@ -183,6 +183,8 @@ class ConnectionSettings:
             self.endpoints.get("sts_endpoint"),
             self.region_id,
             self.timeout,
+            self.max_retries,
+            self.correct_clock_skew,
         )
 
 
@@ -193,6 +195,13 @@ def _str(extra: Mapping[str, Any], key: str) -> str | None:
     if not isinstance(value, str):
         raise ConfigurationError(key, f"must be a string, got {type(value).__name__}")
     return value.strip() or None
+
+
+def _int(extra: Mapping[str, Any], key: str, default: int, *, lo: int, hi: int) -> int:
+    number = float(_number(extra, key, default, lo=lo, hi=hi))
+    if not number.is_integer():
+        raise ConfigurationError(key, f"must be a whole number, got {extra.get(key)!r}")
+    return int(number)
 
 
 def _bool(extra: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -307,7 +316,7 @@ def parse_connection(
         role_session_name=session_name,
         external_id=values["external_id"],
         policy=values["policy"],
-        role_session_expiration=int(_number(extra, "role_session_expiration", 3600, lo=900, hi=43200)),
+        role_session_expiration=_int(extra, "role_session_expiration", 3600, lo=900, hi=43200),
         role_name=values["role_name"],
         oidc_provider_arn=oidc_arn,
         oidc_token_file_path=values["oidc_token_file_path"],
@@ -316,7 +325,7 @@ def parse_connection(
         use_vpc_endpoints=_bool(extra, "use_vpc_endpoints", False),
         endpoints=endpoints,
         timeout=_number(extra, "timeout", 10.0, lo=0.1, hi=300),
-        max_retries=int(_number(extra, "max_retries", 3, lo=0, hi=10)),
+        max_retries=_int(extra, "max_retries", 3, lo=0, hi=10),
         correct_clock_skew=_bool(extra, "correct_clock_skew", False),
     )
 
@@ -327,8 +336,10 @@ def parse_endpoint_url(name: str, value: str) -> str:
         parts = urlsplit(value)
     except ValueError as exc:
         raise ConfigurationError(name, f"is not a valid URL: {exc}") from None
+    if parts.username or parts.password:
+        raise ConfigurationError(name, "must not contain user information")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(name, f"must be an http(s) URL, got {value!r}")
+        raise ConfigurationError(name, f"must be an http(s) URL, got scheme {parts.scheme!r}")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigurationError(name, "plain http:// is only allowed for a loopback host; use https://")
     return value
