@@ -558,13 +558,6 @@ def leaky_credentials_server() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: credentials._library_error copies str(exc)[:300] of the library's CredentialException "
-    "into the AuthenticationError message; for a credentials_uri answer that is incomplete (no "
-    "Expiration) alibabacloud_credentials puts the whole response body, AccessKeySecret and "
-    "SecurityToken included, into that message",
-)
 def test_credentials_uri_error_hides_secrets_of_a_bad_answer(leaky_credentials_server: str) -> None:
     source = uri_source(leaky_credentials_server)
     with pytest.raises(AuthenticationError) as info:
@@ -618,12 +611,6 @@ def test_parse_sts_credentials_malformed(body: Any) -> None:
     assert_hides(str(info.value), "secret", "CAIS-token")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_sts_credentials str()s every field, so a null/empty/non-string AccessKeyId, "
-    "AccessKeySecret or SecurityToken is accepted (None becomes the string 'None', '' passes) instead "
-    "of raising BadResponseError",
-)
 @pytest.mark.parametrize(
     "creds",
     [
@@ -663,13 +650,6 @@ def test_refresh_margin() -> None:
     assert margin(0) == 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: import_credentials_library() clears the 'credentials' logger's handlers so that its "
-    "records propagate to Airflow's handlers, but alibabacloud_credentials logs a failed refresh as "
-    "'Refresh credentials failed ... error: <exception>' plus log.exception(), i.e. the whole "
-    "credentials_uri response body with AccessKeySecret and SecurityToken, into the task/triggerer log",
-)
 def test_credentials_uri_failure_logs_no_secret(
     leaky_credentials_server: str, caplog: pytest.LogCaptureFixture
 ) -> None:

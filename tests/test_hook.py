@@ -807,12 +807,6 @@ def test_correct_clock_skew_through_the_connection(
     assert emulator.request_count("dataworks") == 3  # one corrected retry, then one request per call
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: correct_clock_skew does not work for auth_type ram_role_arn: AssumeRoleSource builds its "
-    "own AlibabaCloudClient without correct_clock_skew, so AssumeRole keeps failing with "
-    "InvalidTimeStamp.Expired while the outer client 'corrects' only its own clock",
-)
 def test_correct_clock_skew_with_ram_role_arn(emulator: Emulator, make_conn: MakeConn) -> None:
     conn = make_conn(auth_type="ram_role_arn", role_arn=ROLE_ARN, correct_clock_skew=True)
     emulator.add_dlf_task("skew-role", ["Running"])

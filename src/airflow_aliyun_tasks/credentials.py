@@ -159,16 +159,21 @@ def parse_sts_credentials(body: Any) -> Credentials:
     c = body.get("Credentials") if isinstance(body, dict) else None
     if not isinstance(c, dict):
         raise BadResponseError("STS response has no 'Credentials' object")
+    fields = ("AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration")
+    bad = [f for f in fields if not isinstance(c.get(f), str) or not c[f].strip()]
+    if bad:
+        # Name the fields only: their values are secrets.
+        raise BadResponseError(f"STS response has missing or empty credential fields: {', '.join(bad)}")
     try:
-        expiration = float(calendar.timegm(time.strptime(str(c["Expiration"]), "%Y-%m-%dT%H:%M:%SZ")))
-        return Credentials(
-            access_key_id=str(c["AccessKeyId"]),
-            access_key_secret=str(c["AccessKeySecret"]),
-            security_token=str(c["SecurityToken"]),
-            expiration=expiration,
-        )
-    except (KeyError, ValueError) as exc:
-        raise BadResponseError(f"STS response has malformed credentials ({exc.__class__.__name__})") from None
+        expiration = float(calendar.timegm(time.strptime(c["Expiration"], "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        raise BadResponseError("STS response has a malformed Expiration") from None
+    return Credentials(
+        access_key_id=c["AccessKeyId"],
+        access_key_secret=c["AccessKeySecret"],
+        security_token=c["SecurityToken"],
+        expiration=expiration,
+    )
 
 
 class AssumeRoleSource(_CachingSource):
@@ -186,7 +191,10 @@ class AssumeRoleSource(_CachingSource):
             security_token=settings.security_token,
         )
         self._client = AlibabaCloudClient(
-            StaticSource(base), timeout=settings.timeout, max_retries=settings.max_retries
+            StaticSource(base),
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            correct_clock_skew=settings.correct_clock_skew,
         )
         self._endpoint = sts_endpoint
         query = {
@@ -230,6 +238,7 @@ class OidcRoleSource(_CachingSource):
             StaticSource(Credentials(), name="anonymous"),
             timeout=settings.timeout,
             max_retries=settings.max_retries,
+            correct_clock_skew=settings.correct_clock_skew,
         )
         self._endpoint = sts_endpoint
         self._token_file = settings.oidc_token_file_path or ""
@@ -279,9 +288,13 @@ def import_credentials_library() -> Any:
     """Import ``alibabacloud_credentials`` (lazily) and quiet its import-time log handlers."""
     import alibabacloud_credentials.client as cred_client
 
-    # The library attaches StreamHandlers to its "credentials" logger at import; Airflow
-    # configures logging itself, so let records propagate to Airflow's handlers instead.
-    logging.getLogger("credentials").handlers.clear()
+    # The library attaches StreamHandlers to its "credentials" logger at import, and its refresh
+    # failures log the response body, which may hold credentials. Silence it: failures reach the
+    # user as this package's own (secret-free) errors.
+    library_log = logging.getLogger("credentials")
+    library_log.handlers.clear()
+    library_log.addHandler(logging.NullHandler())
+    library_log.propagate = False
     return cred_client
 
 
@@ -342,11 +355,15 @@ class LibrarySource(CredentialSource):
 
 
 def _library_error(name: str, exc: Exception) -> AuthenticationError:
-    # The library's messages carry URLs and codes, never the secret it failed to obtain.
+    # The library's messages may quote the response body it could not use, and that body may
+    # hold credentials: keep only what comes before the first brace or quote (URL, status).
+    text = str(exc)
+    for mark in ("{", "'", '"', "result:"):
+        text = text.split(mark, 1)[0]
     return AuthenticationError(
         http_status=0,
         code="CredentialsUnavailable",
-        message=f"{name} credentials could not be obtained: {type(exc).__name__}: {str(exc)[:300]}",
+        message=f"{name} credentials could not be obtained: {type(exc).__name__}: {text.strip()[:200]}",
     )
 
 
