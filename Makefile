@@ -16,6 +16,7 @@ install: $(STAMP)
 
 ## Run the whole test suite (unit, real HTTP against the emulator, real Airflow).
 test: $(STAMP)
+	sh scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
 
 ## ruff and mypy, as configured in pyproject.toml.
