@@ -98,7 +98,8 @@ def test_json_examples_are_valid(page: Path) -> None:
         if isinstance(data, dict) and "Statement" in data:  # RAM policies
             assert data["Version"] == "1"
             for statement in data["Statement"]:
-                assert statement["Effect"] in ("Allow", "Deny") and statement["Action"]
+                assert statement["Effect"] in ("Allow", "Deny")
+                assert statement["Action"]
 
 
 def _conn_from_export(value: str) -> tuple[str | None, str | None, dict[str, Any]]:
