@@ -29,6 +29,11 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+## The benchmarks: the package against the official SDK, the trigger at scale, DAG-parse cost.
+## Writes bench/RESULTS.md and bench/results.json (about 15 minutes; python -m bench --quick is faster).
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
 ## The long parser fuzz (100,000 bodies per parser).
 fuzz: $(STAMP)
 	ALIYUN_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/test_services.py -k fuzz -q

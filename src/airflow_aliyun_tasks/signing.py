@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
+from typing import Any
 from urllib.parse import quote
 
 ACS3_ALGORITHM = "ACS3-HMAC-SHA256"
@@ -261,3 +263,191 @@ def pds_headers(
 def bearer_headers(token: str) -> dict[str, str]:
     """Headers that authenticate a PDS request with a user access token."""
     return {"authorization": f"Bearer {token}", "x-acs-bearer-token": token}
+
+
+# --------------------------------------------------------------------------- precomputed signers
+#
+# A status poll sends the same request again and again: only the date and the nonce change.
+# The prepared signers below build everything else once, from the public functions above
+# called with placeholders in place of date and nonce, so that their headers are byte-identical
+# to ``acs3_headers`` / ``pds_headers`` by construction (and tests compare them on random
+# requests). Should the placeholders not cut the text as expected, they fall back to those
+# functions.
+# A triggerer holds one per wait, so what calls have in common (the header template, the HMAC
+# key schedule, the tail of the canonical request) is shared between them.
+
+_DATE_MARK = "\x00date\x00"
+_NONCE_MARK = "\x00nonce\x00"
+_SHARED_MAX = 1024
+_shared: dict[tuple[object, ...], object] = {}
+
+
+def _share(key: tuple[object, ...], value: object) -> object:
+    """One object for equal ``key`` s (templates, strings, HMAC key schedules), bounded."""
+    found = _shared.get(key)
+    if found is not None:
+        return found
+    if len(_shared) >= _SHARED_MAX:
+        _shared.clear()
+    _shared[key] = value
+    return value
+
+
+def _shared_mac(secret: str, digest: str) -> hmac.HMAC:
+    """The keyed HMAC state of ``secret``, to ``copy()`` per message (keyed by a hash of it)."""
+    key = ("hmac", digest, hashlib.sha256(secret.encode("utf-8")).digest())
+    found = _shared.get(key)
+    if found is None:
+        found = _share(key, hmac.new(secret.encode("utf-8"), digestmod=digest))
+    return found  # type: ignore[return-value]
+
+
+def _split_marks(text: str) -> tuple[str, str, str] | None:
+    """``text`` cut around the date and nonce marks (date first); None if not exactly once each."""
+    if text.count(_DATE_MARK) != 1 or text.count(_NONCE_MARK) != 1:
+        return None
+    head, rest = text.split(_DATE_MARK)
+    if _NONCE_MARK in head:
+        return None
+    mid, tail = rest.split(_NONCE_MARK)
+    return head, sys.intern(mid), sys.intern(tail)
+
+
+class PreparedAcs3Signer:
+    """:func:`acs3_headers` for one fixed request and key: call :meth:`headers` with a date and a
+    nonce. The canonical request is precomputed around them, and the HMAC key schedule too."""
+
+    __slots__ = ("_auth_prefix", "_fallback", "_head", "_mac", "_mid", "_tail", "_template")
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        host: str,
+        pathname: str,
+        query: Mapping[str, str | None] | None,
+        action: str,
+        version: str,
+        body: bytes,
+        content_type: str | None,
+        access_key_id: str,
+        access_key_secret: str,
+        security_token: str | None,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "method": method,
+            "host": host,
+            "pathname": pathname,
+            "query": dict(query) if query is not None else None,
+            "action": action,
+            "version": version,
+            "body": body,
+            "content_type": content_type,
+            "access_key_id": access_key_id,
+            "access_key_secret": access_key_secret,
+            "security_token": security_token,
+        }
+        marked = acs3_headers(**kwargs, date=_DATE_MARK, nonce=_NONCE_MARK)
+        del marked["authorization"]
+        sig = sign_acs3(
+            method=method,
+            pathname=pathname,
+            query=query,
+            headers=marked,
+            payload_hash=marked["x-acs-content-sha256"],
+            access_key_id=access_key_id,
+            access_key_secret=access_key_secret,
+        )
+        self._template: dict[str, str] = _share(("acs3", *marked.items()), marked)  # type: ignore[assignment]
+        parts = _split_marks(sig.canonical_request)
+        self._head, self._mid, self._tail = parts or ("", "", "")
+        self._mac = _shared_mac(access_key_secret, "sha256")
+        self._auth_prefix = sys.intern(
+            f"{ACS3_ALGORITHM} Credential={access_key_id},SignedHeaders={sig.signed_headers},Signature="
+        )
+        self._fallback: dict[str, Any] | None = kwargs if parts is None else None
+
+    def headers(self, date: str, nonce: str) -> dict[str, str]:
+        """The headers :func:`acs3_headers` returns for this request with ``date`` and ``nonce``
+        (which must not contain NUL characters)."""
+        if self._fallback is not None:
+            return acs3_headers(**self._fallback, date=date, nonce=nonce)
+        canonical = f"{self._head}{date.strip()}{self._mid}{nonce.strip()}{self._tail}"
+        mac = self._mac.copy()
+        mac.update(f"{ACS3_ALGORITHM}\n{sha256_hex(canonical.encode('utf-8'))}".encode())
+        headers = self._template.copy()
+        headers["x-acs-date"] = date
+        headers["x-acs-signature-nonce"] = nonce
+        headers["authorization"] = self._auth_prefix + mac.hexdigest()
+        return headers
+
+
+class PreparedPdsSigner:
+    """:func:`pds_headers` for one fixed request and key: call :meth:`headers` with a date
+    (RFC 1123) and a nonce. PDS signs no request-specific part but the resource (path and
+    query), so equal requests to one domain share one prepared signer's parts."""
+
+    __slots__ = ("_auth_prefix", "_fallback", "_head", "_mac", "_mid", "_tail", "_template")
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        host: str,
+        pathname: str,
+        query: Mapping[str, str | None] | None,
+        action: str,
+        version: str,
+        content_type: str | None,
+        access_key_id: str,
+        access_key_secret: str,
+        security_token: str | None,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "method": method,
+            "host": host,
+            "pathname": pathname,
+            "query": dict(query) if query is not None else None,
+            "action": action,
+            "version": version,
+            "content_type": content_type,
+            "access_key_id": access_key_id,
+            "access_key_secret": access_key_secret,
+            "security_token": security_token,
+        }
+        marked = pds_headers(**kwargs, date=_DATE_MARK, nonce=_NONCE_MARK)
+        del marked["authorization"]
+        string_to_sign = pds_string_to_sign(method=method, pathname=pathname, query=query, headers=marked)
+        self._template: dict[str, str] = _share(("pds", *marked.items()), marked)  # type: ignore[assignment]
+        parts = _split_marks(string_to_sign)
+        head, self._mid, self._tail = parts or ("", "", "")
+        self._head = sys.intern(head)
+        self._mac = _shared_mac(access_key_secret, "sha1")
+        self._auth_prefix = sys.intern(f"acs {access_key_id}:")
+        self._fallback: dict[str, Any] | None = kwargs if parts is None else None
+
+    def headers(self, date: str, nonce: str) -> dict[str, str]:
+        """The headers :func:`pds_headers` returns for this request with ``date`` and ``nonce``
+        (which must not contain NUL characters)."""
+        if self._fallback is not None:
+            return pds_headers(**self._fallback, date=date, nonce=nonce)
+        mac = self._mac.copy()
+        mac.update(f"{self._head}{date}{self._mid}{nonce.strip()}{self._tail}".encode())
+        headers = self._template.copy()
+        headers["date"] = date
+        headers["x-acs-signature-nonce"] = nonce
+        headers["authorization"] = self._auth_prefix + base64.b64encode(mac.digest()).decode("ascii")
+        return headers
+
+
+_date_cache: tuple[int, str, str] = (-1, "", "")
+
+
+def dates(epoch_seconds: float) -> tuple[str, str]:
+    """``(format_acs_date(t), format_http_date(t))``, formatted once per second."""
+    global _date_cache
+    second = int(epoch_seconds // 1)
+    cached = _date_cache
+    if cached[0] != second:
+        cached = _date_cache = (second, format_acs_date(second), format_http_date(second))
+    return cached[1], cached[2]
