@@ -426,12 +426,6 @@ def test_mismatched_security_token(emulator: Emulator, mode: str) -> None:
     assert emulator.request_count("dlf") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: for PDS with STS credentials the server's string to sign contains the "
-    "x-acs-security-token header, and map_error copies the SignatureDoesNotMatch message (and so "
-    "the security token) verbatim into the ApiError text",
-)
 def test_pds_signature_error_with_sts_credentials_hides_the_token(emulator: Emulator) -> None:
     sts = emulator.issue_sts_credentials()
     token = secret(sts["SecurityToken"])
@@ -482,13 +476,6 @@ def test_clock_skew_corrected(emulator: Emulator, service: str, mode: str) -> No
         assert emulator.request_count(service) == 3 + n  # one request each from now on
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _should_retry does 'self.clock_offset += offset' with an offset measured against the "
-    "raw local clock (server Date minus time.time()), so once a correction is in place a later skew "
-    "error (e.g. the local clock was fixed by NTP) adds the total offset again instead of replacing it; "
-    "the client never recovers and every call fails with InvalidTimeStamp.Expired",
-)
 def test_clock_skew_correction_follows_a_fixed_clock(emulator: Emulator) -> None:
     call = task_call(emulator, "dlf")
     client = make_client(max_retries=1, correct_clock_skew=True)
@@ -636,16 +623,9 @@ def test_refresh_is_attempted_only_once(emulator: Emulator, mode: str) -> None:
     assert emulator.request_count("dlf") == 2
 
 
-_ZERO_RETRIES_REASON = (
-    "BUG: the corrective 'retry once' (fresh STS credentials after InvalidSecurityToken.*, or the "
-    "server's clock after a skew rejection) is counted against max_retries: with max_retries=0 tenacity "
-    "stops after one attempt although _should_retry already invalidated the credentials / moved "
-    "clock_offset, so the call raises a non-transient AuthenticationError (a trigger or sensor then fails "
-    "the task) instead of the documented single corrected retry"
-)
+# The corrective retry (fresh STS credentials, the server's clock) comes on top of max_retries.
 
 
-@pytest.mark.xfail(strict=True, reason=_ZERO_RETRIES_REASON)
 def test_refresh_retry_is_not_consumed_by_max_retries_0() -> None:
     with Emulator(sts_ttl_seconds=1) as emu:
         source = _role_source(emu)
@@ -657,7 +637,6 @@ def test_refresh_retry_is_not_consumed_by_max_retries_0() -> None:
         assert client.send(call).status == 200
 
 
-@pytest.mark.xfail(strict=True, reason=_ZERO_RETRIES_REASON)
 def test_clock_correction_retry_is_not_consumed_by_max_retries_0(emulator: Emulator) -> None:
     call = task_call(emulator, "dlf")
     emulator.clock_offset = 3600
@@ -665,13 +644,6 @@ def test_clock_correction_retry_is_not_consumed_by_max_retries_0(emulator: Emula
     assert client.send(call).status == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (spec deviation, reference C.2/C.3): with a refreshing STS source, "
-    "InvalidAccessKeyId.NotFound (what STS gateways may answer for an expired or forgotten temporary "
-    "key) is not treated like InvalidSecurityToken.*: _should_retry neither invalidates nor retries, "
-    "so a cached temporary key the server no longer knows fails every call until it expires locally",
-)
 def test_unknown_temporary_key_is_refreshed(emulator: Emulator) -> None:
     source = _role_source(emulator)
     client = AlibabaCloudClient(source, max_retries=0)
@@ -696,8 +668,8 @@ async def test_async_client_is_shared_per_loop(emulator: Emulator, aclose_pool: 
     call = status_call(emulator, "dlf", async_task_id="t-many")
     client = make_client(max_retries=0, timeout=30)
     shared = shared_async_client()
-    pool = shared._transport._pool  # type: ignore[attr-defined]
-    assert pool._max_connections == 64
+    transport = client_module._lean[shared]  # the lean transport the hot path calls
+    assert transport.max_connections == 64
     server_state = emulator._server.server_state  # type: ignore[union-attr]
     baseline = len(server_state.connections)  # e.g. the shared sync client's keep-alive connection
     peak = {"server": 0, "client": 0}
@@ -706,7 +678,7 @@ async def test_async_client_is_shared_per_loop(emulator: Emulator, aclose_pool: 
     async def sample() -> None:
         while not done.is_set():
             peak["server"] = max(peak["server"], len(server_state.connections) - baseline)
-            peak["client"] = max(peak["client"], len(pool.connections))
+            peak["client"] = max(peak["client"], transport.connections)
             await asyncio.sleep(0.005)
 
     sampler = asyncio.create_task(sample())
@@ -720,7 +692,7 @@ async def test_async_client_is_shared_per_loop(emulator: Emulator, aclose_pool: 
     assert shared_async_client() is shared
     assert 1 < peak["client"] <= 64
     assert 1 < peak["server"] <= 64
-    assert len(pool.connections) <= 64
+    assert transport.connections <= 64
 
 
 def test_each_loop_gets_its_own_async_client() -> None:

@@ -587,13 +587,6 @@ def test_call_api_validation(
     no_requests(emulator)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: hooks._generic_call validates action with str.isalnum() (true for non-ASCII letters "
-    "such as fullwidth U+FF27) and version only by len()==10, so a non-ASCII action escapes as a raw "
-    "UnicodeEncodeError from httpx and a version with CR/LF becomes a retried TransportError "
-    "(h11 LocalProtocolError) instead of a ConfigurationError raised before any request",
-)
 @pytest.mark.parametrize(
     ("action", "version"), [("\uff27etCallerIdentity", "2015-04-01"), ("GetCallerIdentity", "2015-04\r\nX")]
 )

@@ -3,8 +3,13 @@
 - Sync calls share one ``httpx.Client`` per process; async calls share one ``httpx.AsyncClient``
   per event loop, so thousands of concurrent waits in a triggerer share one keep-alive pool.
   Both are built in :func:`_new_sync_client` / :func:`_new_async_client`, the one place that
-  chooses the transport.
-- Every attempt is signed afresh (new date and nonce).
+  chooses the transport: ``httptools`` (async) and ``http.client`` (sync) lean transports
+  (:mod:`airflow_aliyun_tasks._transport`), which the hot path calls directly, chosen by
+  ``bench/``: per poll, httpx's client layer alone costs more than a whole lean poll. A
+  client built on any other transport (a test's ``httpx.MockTransport``) goes through httpx.
+  The loop's client is closed when the loop shuts down its async generators (``asyncio.run``).
+- Every attempt is signed afresh (new date and nonce); what does not change between polls of
+  the same call (URL, canonical request around date and nonce, HMAC key) is computed once.
 - Retries (tenacity, capped exponential backoff with jitter, honouring ``x-acs-retry-after``):
   transport errors and timeouts, HTTP 5xx, ``Throttling*``, ``ServiceUnavailable``,
   ``InternalError``, ``SignatureNonceUsed`` and PDS gateway ``D5xx`` errors. Expired STS
@@ -19,18 +24,29 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
+import random
+import re
+import sys
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import httpx
 import tenacity
 
 from airflow_aliyun_tasks import signing
+from airflow_aliyun_tasks._transport import (
+    BodyTooLargeError,
+    H1Transport,
+    HttpClientTransport,
+    RawResponse,
+)
 from airflow_aliyun_tasks.config import Endpoint
 from airflow_aliyun_tasks.credentials import Credentials, CredentialSource
 from airflow_aliyun_tasks.errors import (
@@ -67,6 +83,9 @@ _AUTH_CODES = (
     "AccessTokenInvalid",
     "AccessTokenExpired",
 )
+#: What a gateway answers for STS credentials it no longer accepts (expired, or a temporary
+#: AccessKey ID it has forgotten): a refreshing source fetches new ones and the call is retried once.
+_STALE_TEMPORARY_KEY_CODES = ("InvalidSecurityToken", "MissingSecurityToken", "InvalidAccessKeyId.NotFound")
 _SKEW_CODES = ("InvalidTimeStamp", "IllegalTimestamp", "RequestTimeTooSkewed", "InvalidTime")
 _SERVICE_CODES = ("ServiceUnavailable", "InternalError", "InternalFailure", "UnknownError")
 
@@ -85,6 +104,66 @@ class Call:
     content_type: str | None = None
     signer: str = "acs3"  # "acs3", "pds" or "none"
 
+    @cached_property
+    def _plan(self) -> _Plan:
+        # Not a field: equality, hashing and repr ignore it; computed on first send.
+        return _Plan(self)
+
+
+class _Plan:
+    """What does not change between sends of one :class:`Call`: the URL (as each transport
+    takes it) and the prepared signer of the last credentials used."""
+
+    __slots__ = ("creds", "host", "prepared", "wire", "wire_type")
+
+    def __init__(self, call: Call) -> None:
+        self.host = sys.intern(call.endpoint.netloc)
+        self.wire_type: type | None = None
+        self.wire: Any = None
+        self.creds: Credentials | None = None
+        self.prepared: Any = None
+
+    def wire_url(self, call: Call, transport: H1Transport | HttpClientTransport) -> Any:
+        """The call's URL as ``transport`` takes it."""
+        if self.wire_type is not type(transport):
+            self.wire = transport.url(AlibabaCloudClient.url(call))
+            self.wire_type = type(transport)
+        return self.wire
+
+    def signer(self, call: Call, creds: Credentials) -> Any:
+        prepared: Any = self.prepared
+        if prepared is not None and (self.creds is creds or self.creds == creds):
+            return prepared
+        if call.signer == "pds":
+            prepared = signing.PreparedPdsSigner(
+                method=call.method,
+                host=self.host,
+                pathname=call.path,
+                query=call.query,
+                action=call.action,
+                version=call.version,
+                content_type=call.content_type,
+                access_key_id=creds.access_key_id or "",
+                access_key_secret=creds.access_key_secret or "",
+                security_token=creds.security_token,
+            )
+        else:
+            prepared = signing.PreparedAcs3Signer(
+                method=call.method,
+                host=self.host,
+                pathname=call.path,
+                query=call.query,
+                action=call.action,
+                version=call.version,
+                body=call.body,
+                content_type=call.content_type,
+                access_key_id=creds.access_key_id or "",
+                access_key_secret=creds.access_key_secret or "",
+                security_token=creds.security_token,
+            )
+        self.creds, self.prepared = creds, prepared
+        return prepared
+
 
 @dataclass(frozen=True)
 class Response:
@@ -98,6 +177,11 @@ class Response:
 class _CallState:
     refreshed_credentials: bool = False
     corrected_clock: bool = False
+
+    @property
+    def corrective_retries(self) -> int:
+        """Retries granted on top of ``max_retries``: each correction is retried once."""
+        return int(self.refreshed_credentials) + int(self.corrected_clock)
 
 
 def _header_request_id(headers: httpx.Headers) -> str | None:
@@ -127,6 +211,14 @@ def _server_clock_offset(headers: httpx.Headers, now: float) -> float | None:
     return server - now
 
 
+_TOKEN_IN_TEXT = re.compile(r"(x-acs-security-token\s*:\s*)[^\s]+", re.IGNORECASE)
+
+
+def _redact_token(text: str) -> str:
+    """``text`` with the value of any ``x-acs-security-token`` header in it masked."""
+    return _TOKEN_IN_TEXT.sub(r"\1***", text) if "token" in text.lower() else text
+
+
 def map_error(
     status: int, headers: httpx.Headers, body: Mapping[str, Any] | None, text: str = "", *, now: float
 ) -> AlibabaCloudError:
@@ -145,9 +237,14 @@ def map_error(
     if raw_retry_after:
         try:
             # milliseconds, as the official SDK reads it
-            retry_after = min(max(float(raw_retry_after) / 1000.0, 0.0), MAX_RETRY_AFTER)
+            millis = float(raw_retry_after)
         except ValueError:
-            retry_after = None
+            millis = math.nan
+        # A value that is not a finite number (nan, inf) is ignored: the usual backoff applies.
+        retry_after = min(max(millis / 1000.0, 0.0), MAX_RETRY_AFTER) if math.isfinite(millis) else None
+    if message:
+        # PDS echoes the x-acs-security-token header (an STS token) in its string to sign.
+        message = _redact_token(message)
     string_to_sign = None
     hint = None
     kwargs: dict[str, Any] = {
@@ -159,7 +256,10 @@ def map_error(
     c = code or ""
     if c == "SignatureDoesNotMatch" and message and "string to sign is:" in message:
         string_to_sign = message.split("string to sign is:", 1)[1].strip()
-        hint = "Check the AccessKey Secret; the server's string to sign is on the exception"
+        hint = (
+            "Check that the AccessKey Secret belongs to the AccessKey ID; the server's string to "
+            "sign is in the exception's string_to_sign attribute"
+        )
     if c.startswith(_SKEW_CODES):
         offset = _server_clock_offset(headers, now)
         if offset is not None:
@@ -192,17 +292,38 @@ def map_error(
     return err
 
 
-def _decode(status: int, headers: httpx.Headers, raw: bytes, *, now: float) -> Response:
-    text = raw.decode("utf-8", errors="replace")
-    parsed: Any = None
-    if raw.strip():
+def _from_source(exc: AlibabaCloudError) -> AlibabaCloudError:
+    """Mark ``exc`` as raised while fetching credentials (an AssumeRole refused, say), not by the
+    call itself: fetching them again would only repeat it."""
+    exc.from_credential_source = True  # type: ignore[attr-defined]
+    return exc
+
+
+def _loads(raw: bytes) -> Any:
+    """``json.loads`` of the body decoded as UTF-8 with replacement; None if it is not JSON."""
+    # Fast path: a body that starts with "{" and whose second byte is not NUL is read as
+    # UTF-8 by json.loads(bytes) too; if it is not valid UTF-8, the replacing decode decides.
+    if raw[:1] == b"{" and len(raw) > 1 and raw[1]:
         try:
-            parsed = json.loads(text)
-        except ValueError:
-            parsed = None
+            return json.loads(raw)
+        except UnicodeDecodeError:
+            pass
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to be a status
+            return None
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _decode(status: int, headers: httpx.Headers, raw: bytes, *, now: float) -> Response:
+    parsed = _loads(raw)
     obj = parsed if isinstance(parsed, dict) else None
     if status >= 400:
-        raise map_error(status, headers, obj, "" if obj is not None else text, now=now)
+        text = "" if obj is not None else raw.decode("utf-8", errors="replace")
+        raise map_error(status, headers, obj, text, now=now)
     if obj is None:
         what = "is not a JSON object" if raw.strip() else "is empty"
         raise BadResponseError(
@@ -225,14 +346,27 @@ _sync_lock = threading.Lock()
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
     weakref.WeakKeyDictionary()
 )
+_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+    weakref.WeakKeyDictionary()
+)
+#: The lean transport under a shared client built here, which the hot path calls directly.
+_lean: weakref.WeakKeyDictionary[httpx.Client | httpx.AsyncClient, Any] = weakref.WeakKeyDictionary()
 
 
 def _new_sync_client() -> httpx.Client:
-    return httpx.Client(limits=_POOL_LIMITS, trust_env=False, follow_redirects=False)
+    transport = HttpClientTransport(_POOL_LIMITS)
+    client = httpx.Client(transport=transport, limits=_POOL_LIMITS, trust_env=False, follow_redirects=False)
+    _lean[client] = transport
+    return client
 
 
 def _new_async_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(limits=_POOL_LIMITS, trust_env=False, follow_redirects=False)
+    transport = H1Transport(_POOL_LIMITS)
+    client = httpx.AsyncClient(
+        transport=transport, limits=_POOL_LIMITS, trust_env=False, follow_redirects=False
+    )
+    _lean[client] = transport
+    return client
 
 
 def shared_sync_client() -> httpx.Client:
@@ -251,14 +385,54 @@ def shared_async_client() -> httpx.AsyncClient:
     client = _async_clients.get(loop)
     if client is None or client.is_closed:
         client = _async_clients[loop] = _new_async_client()
+        _close_at_loop_shutdown(loop, client)
     return client
+
+
+async def _closer(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        if not client.is_closed:
+            await client.aclose()
+
+
+def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    """Close ``client`` when ``loop`` shuts down its async generators (``asyncio.run`` and
+    ``asyncio.Runner`` do, the triggerer runs in ``asyncio.run``): an async generator of the
+    loop, suspended until then, whose ``finally`` closes the client in the loop."""
+    agen = _closer(client)
+    loop_ref = weakref.ref(loop)
+
+    def finalizer(gen: AsyncGenerator[None, None]) -> None:
+        # The loop's own finalizer schedules aclose() in the loop; a closed loop cannot.
+        owner = loop_ref()
+        if owner is not None and not owner.is_closed():
+            owner.call_soon_threadsafe(owner.create_task, gen.aclose())
+
+    firstiter, old_finalizer = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
+    try:
+        agen.__anext__().send(None)  # runs to the ``yield``; firstiter registers it with the loop
+    except StopIteration:
+        pass
+    finally:
+        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=old_finalizer)
+    previous = _closers.get(loop)
+    _closers[loop] = agen
+    if previous is not None:
+        loop.create_task(previous.aclose())
 
 
 async def aclose_shared_client() -> None:
     """Close the running loop's shared client (for tests and orderly shutdowns)."""
-    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    loop = asyncio.get_running_loop()
+    client = _async_clients.pop(loop, None)
+    closer = _closers.pop(loop, None)
     if client is not None:
         await client.aclose()
+    if closer is not None:
+        await closer.aclose()
 
 
 # --------------------------------------------------------------------------- the client
@@ -302,7 +476,9 @@ class AlibabaCloudClient:
     def _headers(self, call: Call, creds: Credentials) -> dict[str, str]:
         now = time.time() + self.clock_offset
         nonce = uuid.uuid4().hex
-        host = call.endpoint.netloc
+        plan = call._plan
+        host = plan.host
+        headers: dict[str, str]
         if call.signer == "pds":
             if creds.bearer_token:
                 headers = {
@@ -316,48 +492,23 @@ class AlibabaCloudClient:
                     headers["content-type"] = call.content_type
             else:
                 self._require_keys(creds, call)
-                headers = signing.pds_headers(
-                    method=call.method,
-                    host=host,
-                    pathname=call.path,
-                    query=call.query,
-                    action=call.action,
-                    version=call.version,
-                    content_type=call.content_type,
-                    access_key_id=creds.access_key_id or "",
-                    access_key_secret=creds.access_key_secret or "",
-                    security_token=creds.security_token,
-                    date=signing.format_http_date(now),
-                    nonce=nonce,
-                )
+                # == signing.pds_headers(...) for this call, precomputed (see PreparedPdsSigner)
+                headers = plan.signer(call, creds).headers(signing.dates(now)[1], nonce)
         elif call.signer == "none":
             headers = {
                 "host": host,
                 "accept": "application/json",
                 "x-acs-action": call.action,
                 "x-acs-version": call.version,
-                "x-acs-date": signing.format_acs_date(now),
+                "x-acs-date": signing.dates(now)[0],
                 "x-acs-signature-nonce": nonce,
             }
             if call.content_type:
                 headers["content-type"] = call.content_type
         else:
             self._require_keys(creds, call)
-            headers = signing.acs3_headers(
-                method=call.method,
-                host=host,
-                pathname=call.path,
-                query=call.query,
-                action=call.action,
-                version=call.version,
-                body=call.body,
-                content_type=call.content_type,
-                access_key_id=creds.access_key_id or "",
-                access_key_secret=creds.access_key_secret or "",
-                security_token=creds.security_token,
-                date=signing.format_acs_date(now),
-                nonce=nonce,
-            )
+            # == signing.acs3_headers(...) for this call, precomputed (see PreparedAcs3Signer)
+            headers = plan.signer(call, creds).headers(signing.dates(now)[0], nonce)
             headers["accept"] = "application/json"
         headers["user-agent"] = USER_AGENT
         return headers
@@ -385,7 +536,8 @@ class AlibabaCloudClient:
         if isinstance(exc, AuthenticationError):
             code = exc.code or ""
             if (
-                code.startswith(("InvalidSecurityToken", "MissingSecurityToken"))
+                code.startswith(_STALE_TEMPORARY_KEY_CODES)
+                and not getattr(exc, "from_credential_source", False)  # the source's own call failed
                 and self.credentials.refreshable
                 and not state.refreshed_credentials
             ):
@@ -400,7 +552,8 @@ class AlibabaCloudClient:
                 and not state.corrected_clock
             ):
                 state.corrected_clock = True
-                self.clock_offset += offset
+                # The offset is measured against the raw local clock, so it replaces the old one.
+                self.clock_offset = offset
                 log.warning(
                     "Server says this machine's clock is off by %+.0f s; signing with the server's time",
                     offset,
@@ -416,9 +569,9 @@ class AlibabaCloudClient:
             return float(retry_after)
         if isinstance(exc, AuthenticationError):
             return 0.0
-        return float(
-            tenacity.wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max)(retry_state)
-        )
+        # Capped exponential backoff with up to 1 s of jitter (tenacity's wait_exponential_jitter).
+        exponent = min(retry_state.attempt_number - 1, 62)
+        return min(self.backoff_max, self.backoff_initial * 2.0**exponent + random.uniform(0.0, 1.0))
 
     def _retry_kwargs(self, call: Call, state: _CallState) -> dict[str, Any]:
         def before_sleep(rs: tenacity.RetryCallState) -> None:
@@ -432,7 +585,8 @@ class AlibabaCloudClient:
             )
 
         return {
-            "stop": tenacity.stop_after_attempt(self.max_retries + 1),
+            # Corrective retries (fresh credentials, the server's clock) come on top of max_retries.
+            "stop": lambda rs: rs.attempt_number >= self.max_retries + 1 + state.corrective_retries,
             "wait": self._wait,
             "retry": tenacity.retry_if_exception(lambda e: self._should_retry(e, state)),
             "reraise": True,
@@ -443,15 +597,46 @@ class AlibabaCloudClient:
 
     def send(self, call: Call) -> Response:
         """Send ``call`` and return the decoded response, retrying what may succeed later."""
+        try:
+            return self._send_once(call)  # the first attempt, without the retry machinery
+        except Exception as exc:
+            first: BaseException | None = exc
         state = _CallState()
         for attempt in tenacity.Retrying(**self._retry_kwargs(call, state)):
             with attempt:
+                if first is not None:  # attempt 1 is the one above: tenacity decides as before
+                    failed, first = first, None
+                    raise failed
                 return self._send_once(call)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_once(self, call: Call) -> Response:
-        headers = self._headers(call, self.credentials.get())
+        try:
+            creds = self.credentials.get()
+        except AlibabaCloudError as exc:
+            raise _from_source(exc) from None
+        headers = self._headers(call, creds)
         client = shared_sync_client()
+        lean = _lean.get(client)
+        if lean is None:
+            return self._send_httpx(client, call, headers)
+        try:
+            raw: RawResponse = lean.send(
+                call.method,
+                call._plan.wire_url(call, lean),
+                headers,
+                call.body or None,
+                self.timeout,
+                self.max_body_bytes,
+                total=self.timeout.read,  # the connection's `timeout` bounds each attempt as a whole
+            )
+        except BodyTooLargeError as exc:
+            raise self._body_too_large(exc.status, exc.headers) from None
+        except httpx.HTTPError as exc:
+            raise self._transport_error(call, exc) from None
+        return _decode(raw.status, raw.headers, raw.body, now=time.time())
+
+    def _send_httpx(self, client: httpx.Client, call: Call, headers: dict[str, str]) -> Response:
         try:
             with client.stream(
                 call.method, self.url(call), headers=headers, content=call.body or None, timeout=self.timeout
@@ -465,24 +650,53 @@ class AlibabaCloudClient:
                         self._too_big(resp)
                     chunks.append(chunk)
         except httpx.HTTPError as exc:
-            raise TransportError(
-                f"{call.action} to {call.endpoint.netloc}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise self._transport_error(call, exc) from None
         return _decode(resp.status_code, resp.headers, b"".join(chunks), now=time.time())
 
     # ---- async
 
     async def asend(self, call: Call) -> Response:
         """Async :meth:`send`, on the event loop's shared connection pool; never blocks the loop."""
+        try:
+            return await self._asend_once(call)  # the first attempt, without the retry machinery
+        except Exception as exc:
+            first: BaseException | None = exc
         state = _CallState()
         async for attempt in tenacity.AsyncRetrying(**self._retry_kwargs(call, state)):
             with attempt:
+                if first is not None:  # attempt 1 is the one above: tenacity decides as before
+                    failed, first = first, None
+                    raise failed
                 return await self._asend_once(call)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _asend_once(self, call: Call) -> Response:
-        headers = self._headers(call, await self.credentials.aget())
+        try:
+            creds = await self.credentials.aget()
+        except AlibabaCloudError as exc:
+            raise _from_source(exc) from None
+        headers = self._headers(call, creds)
         client = shared_async_client()
+        lean = _lean.get(client)
+        if lean is None:
+            return await self._asend_httpx(client, call, headers)
+        try:
+            raw: RawResponse = await lean.send(
+                call.method,
+                call._plan.wire_url(call, lean),
+                headers,
+                call.body or None,
+                self.timeout,
+                self.max_body_bytes,
+                total=self.timeout.read,  # the connection's `timeout` bounds each attempt as a whole
+            )
+        except BodyTooLargeError as exc:
+            raise self._body_too_large(exc.status, exc.headers) from None
+        except httpx.HTTPError as exc:
+            raise self._transport_error(call, exc) from None
+        return _decode(raw.status, raw.headers, raw.body, now=time.time())
+
+    async def _asend_httpx(self, client: httpx.AsyncClient, call: Call, headers: dict[str, str]) -> Response:
         try:
             async with client.stream(
                 call.method, self.url(call), headers=headers, content=call.body or None, timeout=self.timeout
@@ -495,18 +709,23 @@ class AlibabaCloudClient:
                         self._too_big(resp)
                     chunks.append(chunk)
         except httpx.HTTPError as exc:
-            raise TransportError(
-                f"{call.action} to {call.endpoint.netloc}: {type(exc).__name__}: {exc}"
-            ) from None
+            raise self._transport_error(call, exc) from None
         return _decode(resp.status_code, resp.headers, b"".join(chunks), now=time.time())
+
+    @staticmethod
+    def _transport_error(call: Call, exc: httpx.HTTPError) -> TransportError:
+        return TransportError(f"{call.action} to {call.endpoint.netloc}: {type(exc).__name__}: {exc}")
+
+    def _body_too_large(self, status: int, headers: httpx.Headers) -> BadResponseError:
+        return BadResponseError(
+            f"response body larger than {self.max_body_bytes} bytes",
+            http_status=status,
+            request_id=_header_request_id(headers),
+        )
 
     def _check_size(self, declared: str | None, resp: httpx.Response) -> None:
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             self._too_big(resp)
 
     def _too_big(self, resp: httpx.Response) -> None:
-        raise BadResponseError(
-            f"response body larger than {self.max_body_bytes} bytes",
-            http_status=resp.status_code,
-            request_id=_header_request_id(resp.headers),
-        )
+        raise self._body_too_large(resp.status_code, resp.headers)

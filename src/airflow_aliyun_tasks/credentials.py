@@ -306,18 +306,24 @@ class LibrarySource(CredentialSource):
 
     def __init__(self, settings: ConnectionSettings) -> None:
         self.name = settings.auth_type
+        self._settings = settings
+        self._last: Credentials | None = None
+        self._client = self._build()
+
+    def _build(self) -> Any:
+        settings = self._settings
         cred_client = import_credentials_library()
         from alibabacloud_credentials.models import Config
 
         timeout_ms = int(settings.timeout * 1000)
         if settings.auth_type == "default":
-            self._client = cred_client.Client()
-        elif settings.auth_type == "ecs_ram_role":
-            self._client = cred_client.Client(
+            return cred_client.Client()
+        if settings.auth_type == "ecs_ram_role":
+            return cred_client.Client(
                 Config(type="ecs_ram_role", role_name=settings.role_name, timeout=timeout_ms)
             )
-        elif settings.auth_type == "credentials_uri":
-            self._client = cred_client.Client(
+        if settings.auth_type == "credentials_uri":
+            return cred_client.Client(
                 Config(
                     type="credentials_uri",
                     credentials_uri=settings.credentials_uri,
@@ -325,8 +331,17 @@ class LibrarySource(CredentialSource):
                     connect_timeout=timeout_ms,
                 )
             )
-        else:  # pragma: no cover - guarded by build_credential_source
-            raise ConfigurationError("auth_type", f"{settings.auth_type!r} is not a library auth type")
+        raise ConfigurationError(  # pragma: no cover - guarded by build_credential_source
+            "auth_type", f"{settings.auth_type!r} is not a library auth type"
+        )
+
+    def invalidate(self) -> None:
+        """The server refused the library's cached credentials: a new library client fetches
+        them afresh on the next call (the library has no way to drop its cache)."""
+        try:
+            self._client = self._build()
+        except Exception as exc:
+            raise _library_error(self.name, exc) from None
 
     @property
     def refreshable(self) -> bool:
@@ -341,15 +356,24 @@ class LibrarySource(CredentialSource):
             bearer_token=getattr(model, "bearer_token", None) or None,
         )
 
+    def _unchanged(self, creds: Credentials) -> Credentials:
+        """The previous snapshot while the library hands out the same credentials: what the
+        client prepared for it (the request signer) stays valid until they change."""
+        last = self._last
+        if last is not None and last == creds:
+            return last
+        self._last = creds
+        return creds
+
     def get(self) -> Credentials:
         try:
-            return self._convert(self._client.get_credential())
+            return self._unchanged(self._convert(self._client.get_credential()))
         except Exception as exc:
             raise _library_error(self.name, exc) from None
 
     async def aget(self) -> Credentials:
         try:
-            return self._convert(await self._client.get_credential_async())
+            return self._unchanged(self._convert(await self._client.get_credential_async()))
         except Exception as exc:
             raise _library_error(self.name, exc) from None
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import re
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +30,23 @@ from airflow_aliyun_tasks.status import TaskStatus
 
 _clients: dict[tuple[str, tuple[Any, ...]], AlibabaCloudClient] = {}
 _clients_lock = threading.Lock()
+
+#: Seconds during which hooks of one event loop share one lookup of the same connection (see
+#: :meth:`AlibabaCloudTasksHook.asettings`). Airflow's own ``[secrets] use_cache`` does the same
+#: for longer (15 min by default) when enabled.
+CONNECTION_SHARE_SECONDS = 10.0
+_lookups: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Future[ConnectionSettings]]]
+] = weakref.WeakKeyDictionary()
+
+
+class _LookupAbandonedError(Exception):
+    """The hook that was looking the connection up for others failed or was cancelled."""
+
+
+#: What an API name and an API version look like (ASCII only: they are sent in headers).
+_ACTION = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def client_for(conn_id: str, settings: ConnectionSettings) -> AlibabaCloudClient:
@@ -95,6 +115,12 @@ class AlibabaCloudTasksHook(BaseHook):
         super().__init__(**kwargs)
         self.aliyun_conn_id = aliyun_conn_id
         self._settings: ConnectionSettings | None = None
+        # The hot path of a trigger polling one task: the client (credential source included)
+        # and the validated, built status call, each made once per hook, not per poll.
+        self._client: AlibabaCloudClient | None = None
+        self._last_settings: ConnectionSettings | None = None
+        self._last_key: tuple[Any, ...] = ()  # (service, id name, id value, ...)
+        self._last_call: tuple[ServiceSpec, Call, dict[str, str]] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(aliyun_conn_id={self.aliyun_conn_id!r})"
@@ -110,15 +136,50 @@ class AlibabaCloudTasksHook(BaseHook):
         return self._settings
 
     async def asettings(self) -> ConnectionSettings:
-        """The validated connection, fetched with ``aget_connection`` (never blocks the loop)."""
+        """The validated connection, fetched with ``aget_connection`` (never blocks the loop).
+
+        Hooks of one event loop that need the same connection within
+        :data:`CONNECTION_SHARE_SECONDS` of each other share one lookup: a triggerer that starts
+        thousands of waits at once (a restart) looks the connection up once, not once per wait.
+        A failed lookup is not shared.
+        """
         if self._settings is None:
-            conn = await self.aget_connection(self.aliyun_conn_id)
-            if hasattr(conn, "aextra_dejson"):
-                extra = await conn.aextra_dejson()
-            else:  # Airflow < 3.3.2: extra_dejson masks secrets synchronously
-                extra = await asyncio.to_thread(lambda: conn.extra_dejson)
-            self._settings = self._parse(conn.login, conn.password, extra)
+            self._settings = await self._shared_settings()
         return self._settings
+
+    async def _shared_settings(self) -> ConnectionSettings:
+        loop = asyncio.get_running_loop()
+        lookups = _lookups.get(loop)
+        if lookups is None:
+            lookups = _lookups[loop] = {}
+        conn_id = self.aliyun_conn_id
+        entry = lookups.get(conn_id)
+        if entry is not None and loop.time() < entry[0]:
+            future = entry[1]
+            try:
+                return await asyncio.shield(future) if not future.done() else future.result()
+            except Exception:  # the shared lookup failed or was abandoned: look it up ourselves
+                return await self._fetch_settings()
+        future = loop.create_future()
+        lookups[conn_id] = (loop.time() + CONNECTION_SHARE_SECONDS, future)
+        try:
+            settings = await self._fetch_settings()
+        except BaseException:
+            if lookups.get(conn_id, (0.0, None))[1] is future:
+                del lookups[conn_id]
+            future.set_exception(_LookupAbandonedError())
+            future.exception()  # retrieved: waiters, if any, look up themselves
+            raise
+        future.set_result(settings)
+        return settings
+
+    async def _fetch_settings(self) -> ConnectionSettings:
+        conn = await self.aget_connection(self.aliyun_conn_id)
+        if hasattr(conn, "aextra_dejson"):
+            extra = await conn.aextra_dejson()
+        else:  # Airflow < 3.3.2: extra_dejson masks secrets synchronously
+            extra = await asyncio.to_thread(lambda: conn.extra_dejson)
+        return self._parse(conn.login, conn.password, extra)
 
     def _parse(self, login: str | None, password: str | None, extra: Any) -> ConnectionSettings:
         if not isinstance(extra, Mapping):
@@ -127,14 +188,36 @@ class AlibabaCloudTasksHook(BaseHook):
 
     @property
     def client(self) -> AlibabaCloudClient:
-        return client_for(self.aliyun_conn_id, self.settings)
+        return self._client_of(self.settings)
 
     async def aclient(self) -> AlibabaCloudClient:
-        return client_for(self.aliyun_conn_id, await self.asettings())
+        return self._client_of(await self.asettings())
+
+    def _client_of(self, settings: ConnectionSettings) -> AlibabaCloudClient:
+        client = self._client
+        if client is None or settings is not self._settings:
+            client = client_for(self.aliyun_conn_id, settings)
+            if settings is self._settings:
+                self._client = client
+        return client
 
     # ---- status calls
 
     def _status_call(
+        self, settings: ConnectionSettings, service: str, ids: Mapping[str, Any]
+    ) -> tuple[ServiceSpec, Call, dict[str, str]]:
+        """The spec, call and validated ids of one status call; a hook polling one task builds
+        them once (the last call is kept: a trigger's hook makes only one)."""
+        key = (service, *itertools.chain.from_iterable(ids.items()))
+        last = self._last_call
+        with contextlib.suppress(Exception):  # an id that cannot be compared: validation rejects it
+            if last is not None and self._last_settings is settings and self._last_key == key:
+                return last
+        built = self._build_status_call(settings, service, ids)
+        self._last_settings, self._last_key, self._last_call = settings, key, built
+        return built
+
+    def _build_status_call(
         self, settings: ConnectionSettings, service: str, ids: Mapping[str, Any]
     ) -> tuple[ServiceSpec, Call, dict[str, str]]:
         spec = get_service(service)
@@ -161,14 +244,14 @@ class AlibabaCloudTasksHook(BaseHook):
         """Status of one task of ``service`` (``dlf``, ``dataworks``, ``mma`` or ``pds``)."""
         settings = self.settings
         spec, call, clean = self._status_call(settings, service, ids)
-        return self._parse_status(spec, client_for(self.aliyun_conn_id, settings).send(call), clean)
+        return self._parse_status(spec, self._client_of(settings).send(call), dict(clean))
 
     async def aget_task_status(self, service: str, **ids: Any) -> TaskStatus:
         """Async :meth:`get_task_status`."""
-        settings = await self.asettings()
+        settings = self._settings or await self.asettings()
         spec, call, clean = self._status_call(settings, service, ids)
-        response = await client_for(self.aliyun_conn_id, settings).asend(call)
-        return self._parse_status(spec, response, clean)
+        response = await self._client_of(settings).asend(call)
+        return self._parse_status(spec, response, dict(clean))
 
     def get_dlf_async_task_status(self, async_task_id: str, catalog_id: str | None = None) -> TaskStatus:
         """DLF ``GetAsyncTaskStatus`` (RAM action ``dlf:GetAsyncTaskStatus``)."""
@@ -216,11 +299,11 @@ class AlibabaCloudTasksHook(BaseHook):
         body: Any,
         domain_id: str | None,
     ) -> Call:
-        if not action or not isinstance(action, str) or not action.isalnum():
+        if not isinstance(action, str) or not _ACTION.fullmatch(action):
             raise ConfigurationError(
                 "action", f"must be an API name such as ImportWorkflowDefinition, got {action!r}"
             )
-        if not isinstance(version, str) or len(version) != 10:
+        if not isinstance(version, str) or not _VERSION.fullmatch(version):
             raise ConfigurationError("version", f"must be an API version such as 2024-05-18, got {version!r}")
         if (service is None) == (endpoint is None):
             raise ConfigurationError(
@@ -338,9 +421,14 @@ class AlibabaCloudTasksHook(BaseHook):
             settings = self.settings
             shared = client_for(self.aliyun_conn_id, settings)
             # One quick attempt: the Test button runs synchronously in the API server.
+            # Corrective retries (fresh STS credentials, the server's clock) still happen once.
             client = AlibabaCloudClient(
-                shared.credentials, timeout=min(settings.timeout, 10.0), max_retries=0
+                shared.credentials,
+                timeout=min(settings.timeout, 10.0),
+                max_retries=0,
+                correct_clock_skew=settings.correct_clock_skew,
             )
+            client.clock_offset = shared.clock_offset
             if settings.auth_type == "bearer":
                 spec = SERVICES["pds"]
                 _, call, _ = self._status_call(settings, "pds", {"async_task_id": "connection-test"})
