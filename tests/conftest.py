@@ -91,7 +91,12 @@ def make_conn(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[.
         password: str | None = DEFAULT_ACCESS_KEY_SECRET,
         **extra: Any,
     ) -> str:
-        conn = {"conn_type": "aliyun", "login": login, "password": password, "extra": conn_extra(emulator, **extra)}
+        conn = {
+            "conn_type": "aliyun",
+            "login": login,
+            "password": password,
+            "extra": conn_extra(emulator, **extra),
+        }
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
         return conn_id
 

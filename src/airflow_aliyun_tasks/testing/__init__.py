@@ -50,9 +50,14 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
   ``"pds"``).
 - ``emu.start_lifecycles[service] = (...)``: statuses of the tasks created by the start operations.
 
-Faults: ``emu.inject_fault(kind, count=1, *, service=None)`` makes the next ``count`` requests to a
-status API or start operation (of ``service``, or any of the four) misbehave. STS and the control
-API are never faulted. Kinds:
+Faults: ``emu.inject_fault(kind, count=1, *, service=None, task=None)`` makes the next ``count``
+requests to a status API or start operation (of ``service``, or any of the four) misbehave; with
+``task``, only the status polls of the task with that id (DLF ``TaskId``, DataWorks ``JobId``, MMA
+``asyncTaskId``, PDS ``async_task_id``). ``emu.set_fault_rate(rate, kinds=None, *, service=None,
+seed=None, exempt_tasks=())`` faults every further matching request with probability ``rate`` (kind
+drawn uniformly from ``kinds``, default all), after the queued faults; polls of ``exempt_tasks`` are
+never faulted at random; ``rate=0`` or ``reset()`` turns it off. STS and the control API are never
+faulted. Kinds:
 
 - ``"503"``: HTTP 503 ``ServiceUnavailable`` (error JSON in the service's shape)
 - ``"500"``: HTTP 500 ``InternalError``
@@ -66,8 +71,9 @@ API are never faulted. Kinds:
 - ``"drop"``: closes the TCP connection without any response
 - ``"html"``: HTTP 502 ``text/html`` error page
 
-Observation: ``emu.request_count(service=None)`` (requests that reached a service's API, faulted
-and rejected ones included; ``None`` = the four services; ``"sts"`` counts STS),
+Observation: ``emu.request_count(service=None, **ids)`` (requests that reached a service's API,
+faulted and rejected ones included; ``None`` = the four services; ``"sts"`` counts STS; with ids, the
+status polls of that one task, e.g. ``request_count("dataworks", job_id="j1")``),
 ``emu.poll_count(service, **ids)`` (polls answered normally, e.g. ``poll_count("mma", source_id=1,
 async_task_id=2)``), ``emu.fault_counts`` (faults served, by kind), ``emu.tasks()``, ``emu.stats()``.
 
@@ -124,8 +130,11 @@ Unsigned JSON endpoints on the same port, to script an emulator running in anoth
 
 - ``POST /_emulator/tasks``:
   ``{"service": "dataworks", "job_id": "j1", "statuses": ["Running", "Success"], ...}`` (the ids and options of the ``add_*`` method; a list of such objects is accepted too)
-- ``POST /_emulator/faults``: ``{"kind": "503", "count": 2, "service": "pds"}``
-- ``GET /_emulator/stats``: request counts per service, tasks with their polls, faults served and pending
+- ``POST /_emulator/faults``: ``{"kind": "503", "count": 2, "service": "pds", "task": "t1"}`` (or a list)
+- ``POST /_emulator/fault_rate``: ``{"rate": 0.2, "kinds": [...], "service": null, "seed": 1,
+  "exempt_tasks": [...]}``; ``POST /_emulator/slow_seconds``: ``{"seconds": 2.0}``
+- ``GET /_emulator/stats``: request counts per service and per polled task (``requests_by_task``),
+  tasks with their polls, faults served and pending, the fault rate
 - ``POST /_emulator/reset``, ``POST /_emulator/revoke`` ``{"access_key_id": ...}``,
   ``POST /_emulator/clock`` ``{"offset": 1200}``,
   ``POST /_emulator/start_lifecycle`` ``{"service": "pds", "statuses": ["Running", "Failed"]}``
@@ -139,6 +148,7 @@ Command line
     python -m airflow_aliyun_tasks.testing serve --port 8765 [--host 127.0.0.1]
         [--access-key-id X --access-key-secret Y] [--bearer-token T] [--tasks FILE.json]
         [--account-id N] [--sts-ttl-seconds S] [--max-skew-seconds S] [--clock-offset S]
+        [--slow-seconds S]
 
 prints ``Alibaba Cloud emulator listening on http://127.0.0.1:8765`` and serves until SIGINT or
 SIGTERM. Non-loopback hosts are refused. ``--tasks`` takes a JSON list of task objects (as for

@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-skew-seconds", type=float, default=900)
     serve.add_argument("--clock-offset", type=float, default=0.0)
     serve.add_argument(
+        "--slow-seconds", type=float, default=None, help="how long a 'slow' fault waits (default 3.0)"
+    )
+    serve.add_argument(
         "--tasks", type=Path, help="JSON file: a list of tasks, or {'tasks': [...], 'faults': [...]}"
     )
     return parser
@@ -52,7 +55,12 @@ def _load_script(emulator: Emulator, path: Path) -> None:
     for spec in tasks:
         emulator.add_task(**spec)
     for fault in faults:
-        emulator.inject_fault(str(fault["kind"]), int(fault.get("count", 1)), service=fault.get("service"))
+        emulator.inject_fault(
+            str(fault["kind"]),
+            int(fault.get("count", 1)),
+            service=fault.get("service"),
+            task=fault.get("task"),
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sts_ttl_seconds=args.sts_ttl_seconds,
         clock_offset=args.clock_offset,
     )
+    if args.slow_seconds is not None:
+        emulator.slow_seconds = args.slow_seconds
     if args.tasks is not None:
         try:
             _load_script(emulator, args.tasks)

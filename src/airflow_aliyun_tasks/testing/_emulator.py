@@ -8,6 +8,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import random
 import re
 import secrets
 import socket
@@ -216,7 +217,9 @@ class Emulator:
         self._tasks: dict[tuple[str, ...], _bodies.Task] = {}
         self._faults: list[dict[str, Any]] = []
         self._requests: Counter[str] = Counter()
+        self._task_requests: Counter[tuple[str, ...]] = Counter()
         self._fault_counts: Counter[str] = Counter()
+        self._fault_rate: dict[str, Any] | None = None
         self._nonces: dict[tuple[str, str, str], float] = {}
         self._sts_keys: dict[str, KeyRecord] = {}
         self._revoked: set[str] = set()
@@ -433,9 +436,13 @@ class Emulator:
         adders[service](**spec)
         return {name: str(spec[name]) for name in _ID_KWARGS[service]}
 
-    def inject_fault(self, kind: str, count: int = 1, *, service: str | None = None) -> None:
+    def inject_fault(
+        self, kind: str, count: int = 1, *, service: str | None = None, task: str | None = None
+    ) -> None:
         """Make the next ``count`` requests to a status API or start operation (of ``service``,
         or any of the four when ``None``) misbehave in the way ``kind`` names (:data:`FAULT_KINDS`).
+        With ``task``, only status polls of the task whose id is ``task`` match (DLF ``TaskId``,
+        DataWorks ``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``).
         Faults queue up in the order injected; STS and the control API are never faulted."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
@@ -443,8 +450,46 @@ class Emulator:
             raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)} or None")
         if int(count) < 1:
             raise ValueError("count must be at least 1")
+        if task is not None and (not isinstance(task, str) or not task):
+            raise ValueError("task must be a non-empty task id string")
         with self._lock:
-            self._faults.append({"kind": kind, "remaining": int(count), "service": service})
+            self._faults.append({"kind": kind, "remaining": int(count), "service": service, "task": task})
+
+    def set_fault_rate(
+        self,
+        rate: float,
+        kinds: Sequence[str] | None = None,
+        *,
+        service: str | None = None,
+        seed: int | None = None,
+        exempt_tasks: Iterable[str] = (),
+    ) -> None:
+        """Fault each request to a status API or start operation (of ``service``, or any of the
+        four) with probability ``rate``, the kind drawn uniformly from ``kinds`` (default: every
+        kind). Queued faults (:meth:`inject_fault`) are served first; status polls of the tasks
+        in ``exempt_tasks`` (ids as for ``inject_fault(task=...)``) are never faulted at random.
+        ``rate=0`` (or :meth:`reset`) turns it off; ``seed`` makes the draws repeatable."""
+        rate = float(rate)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be between 0 and 1")
+        chosen = tuple(FAULT_KINDS if kinds is None else kinds)
+        unknown = [k for k in chosen if k not in FAULT_KINDS]
+        if unknown or not chosen:
+            raise ValueError(f"kinds must be a non-empty list of {', '.join(FAULT_KINDS)}")
+        if service is not None and service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)} or None")
+        with self._lock:
+            self._fault_rate = (
+                None
+                if rate == 0.0
+                else {
+                    "rate": rate,
+                    "kinds": chosen,
+                    "service": service,
+                    "exempt_tasks": frozenset(str(t) for t in exempt_tasks),
+                    "rng": random.Random(seed),
+                }
+            )
 
     def revoke_key(self, access_key_id: str) -> None:
         """From now on, requests signed with this key get ``InvalidAccessKeyId.NotFound`` (404)."""
@@ -469,7 +514,9 @@ class Emulator:
             self._tasks.clear()
             self._faults.clear()
             self._requests.clear()
+            self._task_requests.clear()
             self._fault_counts.clear()
+            self._fault_rate = None
             self._nonces.clear()
             self._sts_keys.clear()
             self._revoked.clear()
@@ -478,29 +525,41 @@ class Emulator:
 
     # ------------------------------------------------------------------ observation
 
-    def request_count(self, service: str | None = None) -> int:
+    def request_count(self, service: str | None = None, **ids: Any) -> int:
         """Requests that reached a service's API (status polls and start operations, faulted and
-        rejected ones included); ``None`` sums the four status services. ``"sts"`` counts STS."""
+        rejected ones included); ``None`` sums the four status services. ``"sts"`` counts STS.
+
+        With ids (as for :meth:`poll_count`), the status polls of that one task, scripted or not,
+        faulted and rejected ones included."""
+        if ids:
+            key = self._task_key_of(service, ids, "request_count")
+            with self._lock:
+                return self._task_requests[key]
         with self._lock:
             if service is None:
                 return sum(self._requests[s] for s in SERVICES)
             return self._requests[service]
 
-    def poll_count(self, service: str, **ids: Any) -> int:
-        """Status polls of one task answered normally (each one moved its lifecycle on).
-
-        Takes the ids as the ``add_*`` methods do, or as the hook and ``TaskStatus.ids`` name
-        them (DLF ``async_task_id``; ``catalog_id`` and ``domain_id`` are ignored)."""
-        names = _ID_KWARGS.get(service)
+    @staticmethod
+    def _task_key_of(service: str | None, ids: Mapping[str, Any], caller: str) -> tuple[str, ...]:
+        names = _ID_KWARGS.get(service or "")
         if names is None:
             raise ValueError(f"unknown service {service!r}")
         ids = {k: v for k, v in ids.items() if k not in ("catalog_id", "domain_id")}
         if service == "dlf" and "async_task_id" in ids:
             ids["task_id"] = ids.pop("async_task_id")
         if set(ids) != set(names):
-            raise TypeError(f"poll_count({service!r}) takes {', '.join(names)}")
+            raise TypeError(f"{caller}({service!r}) takes {', '.join(names)}")
+        return (str(service), *(str(ids[n]) for n in names))
+
+    def poll_count(self, service: str, **ids: Any) -> int:
+        """Status polls of one task answered normally (each one moved its lifecycle on).
+
+        Takes the ids as the ``add_*`` methods do, or as the hook and ``TaskStatus.ids`` name
+        them (DLF ``async_task_id``; ``catalog_id`` and ``domain_id`` are ignored)."""
+        key = self._task_key_of(service, ids, "poll_count")
         with self._lock:
-            task = self._tasks.get((service, *(str(ids[n]) for n in names)))
+            task = self._tasks.get(key)
             return task.polls if task else 0
 
     @property
@@ -519,6 +578,24 @@ class Emulator:
                 "tasks": [task.describe() for task in self._tasks.values()],
                 "faults": dict(self._fault_counts),
                 "pending_faults": [dict(f) for f in self._faults],
+                "fault_rate": (
+                    None
+                    if self._fault_rate is None
+                    else {
+                        "rate": self._fault_rate["rate"],
+                        "kinds": list(self._fault_rate["kinds"]),
+                        "service": self._fault_rate["service"],
+                        "exempt_tasks": sorted(self._fault_rate["exempt_tasks"]),
+                    }
+                ),
+                "requests_by_task": [
+                    {
+                        "service": key[0],
+                        "ids": dict(zip(_ID_KWARGS[key[0]], key[1:], strict=True)),
+                        "requests": n,
+                    }
+                    for key, n in self._task_requests.items()
+                ],
                 "clock_offset": self.clock_offset,
                 "server_time": _iso_seconds(self.now()),
             }
@@ -661,15 +738,49 @@ class Emulator:
             return self._pds_error(status, code, message, rid)
         return self._pop_error(status, code, message, host, service, rid)
 
-    def _take_fault(self, service: str) -> str | None:
+    def _take_fault(self, service: str, task: str | None = None) -> str | None:
         with self._lock:
             for fault in self._faults:
-                if fault["service"] in (None, service) and fault["remaining"] > 0:
+                if (
+                    fault["service"] in (None, service)
+                    and fault.get("task") in (None, task)
+                    and fault["remaining"] > 0
+                ):
                     fault["remaining"] -= 1
                     kind = str(fault["kind"])
                     self._fault_counts[kind] += 1
                     self._faults = [f for f in self._faults if f["remaining"] > 0]
                     return kind
+            rate = self._fault_rate
+            if (
+                rate is not None
+                and rate["service"] in (None, service)
+                and (task is None or task not in rate["exempt_tasks"])
+                and rate["rng"].random() < rate["rate"]
+            ):
+                kind = str(rate["rng"].choice(rate["kinds"]))
+                self._fault_counts[kind] += 1
+                return kind
+        return None
+
+    def _status_task_key(
+        self, op: _Op, req: SignedRequest, params: Mapping[str, str]
+    ) -> tuple[str, ...] | None:
+        """The task a status poll asks about, as ``(service, *ids)``; ``None`` for other calls."""
+        value: Any
+        if op.action == "GetAsyncTaskStatus":
+            value = params.get("TaskId")
+            return ("dlf", value) if value else None
+        if op.action == "GetJobStatus":
+            value = params.get("JobId")
+            return ("dataworks", value) if value else None
+        if op.action == "GetMmsAsyncTask":
+            match = _MMA_PATH.match(req.raw_path)
+            return ("mma", unquote(match["source"]), unquote(match["task"])) if match else None
+        if op.action == "GetAsyncTask":
+            body = self._json_body(req)
+            value = body.get("async_task_id") if body is not None else None
+            return ("pds", value) if isinstance(value, str) and value else None
         return None
 
     def _fault_reply(self, kind: str, service: str, host: str, rid: str) -> _Reply | None:
@@ -861,12 +972,15 @@ class Emulator:
             await self._send(reply, "pds" if service == "pds" else "pop", rid, scope, receive, send)
             return
         op = routed
+        task_key = self._status_task_key(op, req, params)
         with self._lock:
             self._requests[op.service] += 1
+            if task_key is not None:
+                self._task_requests[task_key] += 1
 
         truncate = False
         if op.service in SERVICES:
-            kind = self._take_fault(op.service)
+            kind = self._take_fault(op.service, task_key[-1] if task_key else None)
             if kind == "slow":
                 await asyncio.sleep(self.slow_seconds)
             elif kind == "drop":
@@ -1273,10 +1387,30 @@ class Emulator:
                     created.append({"service": spec.get("service"), "ids": self.add_task(**spec)})
                 return JSONResponse({"ok": True, "tasks": created}, 201)
             if name == "faults":
-                self.inject_fault(
-                    str(payload["kind"]), int(payload.get("count", 1)), service=payload.get("service")
+                for fault in payload if isinstance(payload, list) else [payload]:
+                    self.inject_fault(
+                        str(fault["kind"]),
+                        int(fault.get("count", 1)),
+                        service=fault.get("service"),
+                        task=fault.get("task"),
+                    )
+                return JSONResponse({"ok": True})
+            if name == "fault_rate":
+                seed = payload.get("seed")
+                self.set_fault_rate(
+                    float(payload["rate"]),
+                    payload.get("kinds"),
+                    service=payload.get("service"),
+                    seed=None if seed is None else int(seed),
+                    exempt_tasks=[str(t) for t in payload.get("exempt_tasks", [])],
                 )
                 return JSONResponse({"ok": True})
+            if name == "slow_seconds":
+                seconds = float(payload["seconds"])
+                if not 0.0 <= seconds <= 600.0:
+                    raise ValueError("seconds must be between 0 and 600")
+                self.slow_seconds = seconds
+                return JSONResponse({"ok": True, "seconds": self.slow_seconds})
             if name == "reset":
                 self.reset()
                 return JSONResponse({"ok": True})
