@@ -91,7 +91,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-aliyun-tasks",
         "name": "Alibaba Cloud async tasks",
-        "description": "Deferrable sensors, an async trigger and a hook for Alibaba Cloud async tasks: "
+        "description": "Deferrable sensors, async triggers (asset watchers included) and a hook for "
+        "Alibaba Cloud async tasks: "
         "Data Lake Formation, DataWorks, MaxCompute Migration Assist and Drive and Photo Service.",
         "integrations": [
             {
@@ -117,6 +118,12 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Alibaba Cloud async tasks",
                 "python-modules": ["airflow_aliyun_tasks.triggers"],
             }
+        ],
+        "extra-links": [
+            "airflow_aliyun_tasks.links.DlfConsoleLink",
+            "airflow_aliyun_tasks.links.DataWorksConsoleLink",
+            "airflow_aliyun_tasks.links.MmaConsoleLink",
+            "airflow_aliyun_tasks.links.PdsConsoleLink",
         ],
         "connection-types": [
             {

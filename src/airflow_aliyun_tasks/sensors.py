@@ -1,12 +1,14 @@
-"""Sensors that wait on Alibaba Cloud async tasks, deferrable or poke/reschedule.
+"""Sensors that wait on Alibaba Cloud async tasks: deferrable, poke/reschedule, or started
+straight in the triggerer (``start_from_trigger=True``).
 
-Cheap to import (DAG parsing): the hook and the trigger are imported when the sensor runs.
+Cheap to import (DAG parsing): the hook and the trigger are imported when the sensor runs, and
+Airflow's ``StartTriggerArgs`` only by a sensor built with ``start_from_trigger=True``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -18,6 +20,14 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
+from airflow_aliyun_tasks.links import (
+    CONSOLE_LINK_XCOM_KEY,
+    DataWorksConsoleLink,
+    DlfConsoleLink,
+    MmaConsoleLink,
+    PdsConsoleLink,
+    link_params,
+)
 from airflow_aliyun_tasks.status import (
     OUTCOME_CANCELLED,
     OUTCOME_FAILED,
@@ -35,6 +45,7 @@ except ImportError:  # Airflow < 3.2
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.triggers.base import StartTriggerArgs
 
     from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 
@@ -43,8 +54,40 @@ if TYPE_CHECKING:
 MIN_POLL_INTERVAL = 0.1
 
 
+#: Class path of the trigger the sensors wait in.
+TRIGGER_CLASSPATH = "airflow_aliyun_tasks.triggers.AlibabaCloudTaskTrigger"
+
+_OVERRIDE = "_start_trigger_args_override"
+_UNSET: Any = object()
+
+
 class AlibabaCloudTaskFailedError(AirflowFailException):
     """The Alibaba Cloud task failed or was cancelled; retrying the sensor will not change that."""
+
+
+class _SensorStartTriggerArgs:
+    """The sensors' ``start_trigger_args``: built from the sensor's attributes whenever Airflow
+    reads it (at DAG serialization), so that it always matches the ids the sensor was given.
+
+    ``None`` on the class (mapped sensors do not start in the triggerer), on a sensor without
+    ``start_from_trigger``, and while the sensor is still being constructed (its ids not set
+    yet). Assigning a value replaces the computed one.
+    """
+
+    def __get__(self, obj: AlibabaCloudTaskSensor | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return None
+        override = obj.__dict__.get(_OVERRIDE, _UNSET)
+        if override is not _UNSET:
+            return override
+        if not obj.__dict__.get("start_from_trigger"):
+            return None
+        if not all(name in obj.__dict__ for name in type(obj).template_fields):
+            return None  # a subclass's __init__ has not set its ids yet
+        return obj._build_start_trigger_args()
+
+    def __set__(self, obj: AlibabaCloudTaskSensor, value: StartTriggerArgs | None) -> None:
+        obj.__dict__[_OVERRIDE] = value
 
 
 class AlibabaCloudTaskSensor(BaseSensorOperator):
@@ -59,14 +102,32 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
     :param failure_states: extra raw status values that count as failure.
     :param max_consecutive_failures: transient poll failures (throttling, 5xx, timeouts, after the
         client's own retries) tolerated in a row before the sensor fails.
+    :param start_from_trigger: start the wait in the triggerer: the scheduler hands the task
+        straight to the triggerer, no worker slot is taken until the task ends (a worker then
+        runs :meth:`execute_complete` for a moment, as in deferrable mode). The events and
+        outcomes are those of deferrable mode. Templated ids (``"{{ params.job_id }}"``,
+        ``"{{ ti.xcom_pull(task_ids='start', map_indexes=-1) }}"``) are rendered in the
+        triggerer; they must be strings or numbers at DAG parse time, not ``XComArg`` objects,
+        and ``xcom_pull`` needs an explicit ``map_indexes=-1`` (Airflow 3.3's triggerer cannot
+        serve the read ``xcom_pull`` makes without it: the wait would hang). ``timeout`` is
+        enforced by Airflow's trigger timeout (the trigger has no deadline of its own); it fails
+        the task with ``AirflowSensorTimeout``, or skips it with ``soft_fail``. Needs a running
+        triggerer; ``dag.test()`` ignores it and runs :meth:`execute`. Not for mapped sensors
+        (``.partial().expand()``): they run on a worker as usual.
 
     Success returns the final :meth:`TaskStatus.to_dict` (pushed to XCom). A failed or cancelled
     task raises :class:`AlibabaCloudTaskFailedError` with the service's error code, message and
     request id. ``timeout`` is honoured in every mode, ``soft_fail`` skips instead of failing.
+
+    Each sensor has an operator extra link to the service's console for the connection's region
+    (see :mod:`airflow_aliyun_tasks.links`); its parameters (region and ids, no secret) are
+    stored in XCom under ``aliyun_console_link`` when the sensor runs on a worker.
     """
 
     service: ClassVar[str]
     ui_color = "#ff6a00"
+    start_trigger_args = _SensorStartTriggerArgs()
+    start_from_trigger = False
 
     def __init__(
         self,
@@ -76,11 +137,13 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
         success_states: Iterable[str] | None = None,
         failure_states: Iterable[str] | None = None,
         max_consecutive_failures: int = 5,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.aliyun_conn_id = aliyun_conn_id
         self.deferrable = deferrable
+        self.start_from_trigger = bool(start_from_trigger)
         self.success_states = [str(s) for s in (success_states or ())]
         self.failure_states = [str(s) for s in (failure_states or ())]
         self.max_consecutive_failures = max_consecutive_failures
@@ -107,6 +170,69 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
 
     def _ids(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.task_ids().items() if v is not None and v != ""}
+
+    def _poll_interval(self) -> float:
+        return max(float(self.poke_interval), MIN_POLL_INTERVAL)
+
+    def _build_start_trigger_args(self) -> StartTriggerArgs:
+        """Start arguments for ``start_from_trigger``: plain values only, computable at DAG parse
+        time. The ids go in as flat kwargs named like this sensor's templated fields, so that
+        the triggerer renders them; no absolute deadline (``end_time=None``): ``timeout`` is the
+        trigger timeout. Must match ``AlibabaCloudTaskTrigger``'s kwargs."""
+        from airflow.triggers.base import StartTriggerArgs
+
+        flat: dict[str, Any] = {}
+        for name, value in self.task_ids().items():
+            if value is None or value == "":
+                continue
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                raise ValueError(
+                    f"{type(self).__name__} {self.task_id!r}: with start_from_trigger=True, {name} must be a "
+                    f"string or an integer when the DAG is parsed (a template such as "
+                    f"\"{{{{ ti.xcom_pull(task_ids='start', map_indexes=-1) }}}}\" is fine), not {type(value).__name__}"
+                )
+            if isinstance(value, str) and "xcom_pull" in value and "map_indexes" not in value:
+                raise ValueError(
+                    f"{type(self).__name__} {self.task_id!r}: with start_from_trigger=True, pull XCom with an "
+                    f"explicit map_indexes=-1 in {name} (for example \"{{{{ ti.xcom_pull(task_ids='start', "
+                    f'map_indexes=-1) }}}}"): the triggerer of Airflow 3.3 cannot serve the read that '
+                    f"xcom_pull makes without it, and the wait would hang until its timeout"
+                )
+            flat[name] = value
+        return StartTriggerArgs(
+            trigger_cls=TRIGGER_CLASSPATH,
+            trigger_kwargs={
+                "service": self.service,
+                "ids": {},
+                "aliyun_conn_id": self.aliyun_conn_id,
+                "poll_interval": self._poll_interval(),
+                "end_time": None,
+                "max_consecutive_failures": self.max_consecutive_failures,
+                "initial_delay": 0.0,
+                "success_states": list(self.success_states),
+                "failure_states": list(self.failure_states),
+                "partial_success_ok": self.partial_success_ok,
+                **flat,
+            },
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
+
+    def _store_console_link(self, context: Context) -> None:
+        """Store the console link's parameters (region and ids, no secret) in XCom; a missing
+        link never fails the task."""
+        ti = context.get("ti") if isinstance(context, Mapping) else None
+        if ti is None:
+            return
+        try:
+            settings = self.hook.settings
+            ids = self._ids()
+            if self.service == "pds" and not ids.get("domain_id") and settings.pds_domain_id:
+                ids["domain_id"] = settings.pds_domain_id
+            ti.xcom_push(key=CONSOLE_LINK_XCOM_KEY, value=link_params(self.service, settings.region_id, ids))
+        except Exception as exc:
+            self.log.warning("No console link for this task: %s", exc)
 
     def _outcome(self, status: TaskStatus) -> str | None:
         return outcome_of(
@@ -165,6 +291,7 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=False)
 
     def execute(self, context: Context) -> Any:
+        self._store_console_link(context)
         if not self.deferrable:
             return super().execute(context)
         deadline = time.time() + float(self.timeout)
@@ -180,10 +307,10 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
                 service=self.service,
                 ids=self._ids(),
                 aliyun_conn_id=self.aliyun_conn_id,
-                poll_interval=max(float(self.poke_interval), MIN_POLL_INTERVAL),
+                poll_interval=self._poll_interval(),
                 end_time=deadline,
                 max_consecutive_failures=self.max_consecutive_failures,
-                initial_delay=max(float(self.poke_interval), MIN_POLL_INTERVAL),
+                initial_delay=self._poll_interval(),
                 success_states=self.success_states,
                 failure_states=self.failure_states,
                 partial_success_ok=self.partial_success_ok,
@@ -193,7 +320,9 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Resume after the trigger: return the final status on success, raise otherwise."""
+        """Resume after the trigger: return the final status on success, raise otherwise.
+
+        The same for a sensor that deferred and one that started in the triggerer."""
         status, message = self._validate_event(event)
         assert event is not None
         if status == OUTCOME_SUCCESS:
@@ -204,6 +333,11 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
         if status in (OUTCOME_FAILED, OUTCOME_CANCELLED):
             self._raise_for(status, message)
         raise AirflowException(f"Polling failed: {message}")
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        if self.start_from_trigger:
+            self._store_console_link(context)  # execute() never ran on a worker
+        return super().resume_execution(next_method, next_kwargs, context)
 
     @staticmethod
     def _validate_event(event: Any) -> tuple[str, str]:
@@ -242,6 +376,7 @@ class DlfAsyncTaskSensor(AlibabaCloudTaskSensor):
 
     service = "dlf"
     template_fields: Sequence[str] = ("async_task_id", "catalog_id")
+    operator_extra_links = (DlfConsoleLink(),)
 
     def __init__(self, *, async_task_id: str, catalog_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -260,6 +395,7 @@ class DataWorksJobSensor(AlibabaCloudTaskSensor):
 
     service = "dataworks"
     template_fields: Sequence[str] = ("job_id",)
+    operator_extra_links = (DataWorksConsoleLink(),)
 
     def __init__(self, *, job_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -278,6 +414,7 @@ class MmaAsyncTaskSensor(AlibabaCloudTaskSensor):
 
     service = "mma"
     template_fields: Sequence[str] = ("source_id", "async_task_id")
+    operator_extra_links = (MmaConsoleLink(),)
 
     def __init__(self, *, source_id: int | str, async_task_id: int | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -298,6 +435,7 @@ class PdsAsyncTaskSensor(AlibabaCloudTaskSensor):
 
     service = "pds"
     template_fields: Sequence[str] = ("async_task_id", "domain_id")
+    operator_extra_links = (PdsConsoleLink(),)
 
     def __init__(
         self,

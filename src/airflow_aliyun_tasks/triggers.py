@@ -1,4 +1,10 @@
-"""One async trigger for all four services: :class:`AlibabaCloudTaskTrigger`."""
+"""Triggers for all four services.
+
+- :class:`AlibabaCloudTaskTrigger`: waits for one task on behalf of a deferred sensor (or of a
+  sensor that starts in the triggerer, ``start_from_trigger=True``) and yields one event.
+- :class:`AlibabaCloudTaskEventTrigger`: an asset watcher's trigger (event-driven scheduling):
+  yields one asset event when a task ends, and never again for the same task.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 from airflow_aliyun_tasks.errors import ConfigurationError, is_transient
 from airflow_aliyun_tasks.services import get_service
@@ -19,11 +25,20 @@ from airflow_aliyun_tasks.status import UNKNOWN, TaskStatus, describe, outcome_o
 #: transient failures in a row).
 EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "error"})
 
+#: The id names of the four services, accepted as flat keyword arguments by
+#: :class:`AlibabaCloudTaskTrigger` (they are the sensors' templated fields, so that a sensor
+#: started in the triggerer has its ids rendered there).
+ID_FIELDS: tuple[str, ...] = ("async_task_id", "catalog_id", "job_id", "source_id", "domain_id")
+
 
 def _plain_ids(ids: Mapping[str, Any]) -> dict[str, str]:
     if not isinstance(ids, Mapping):
         raise ConfigurationError("ids", f"must be a mapping of id names to strings, got {type(ids).__name__}")
     return {str(k): str(v) for k, v in ids.items() if v is not None}
+
+
+def _describe_ids(service: str, ids: Mapping[str, str]) -> str:
+    return f"{service} " + " ".join(f"{k}={v}" for k, v in ids.items())
 
 
 class AlibabaCloudTaskTrigger(BaseTrigger):
@@ -38,11 +53,18 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
     :param aliyun_conn_id: the ``aliyun`` connection.
     :param poll_interval: seconds between polls.
     :param end_time: absolute deadline, epoch seconds; past it the trigger yields ``timeout``.
+        ``None``: no deadline of the trigger's own (a sensor started in the triggerer relies on
+        Airflow's trigger timeout, which resumes the task with a sensor timeout).
     :param max_consecutive_failures: transient poll failures tolerated in a row (each after the
         client's own retries); one more yields ``error``. Any successful poll resets the count.
     :param initial_delay: seconds before the first poll (the sensor has just poked itself).
     :param success_states / failure_states: extra raw status values that end the wait.
     :param partial_success_ok: PDS ``PartialSucceed`` counts as success.
+    :param async_task_id / catalog_id / job_id / source_id / domain_id: ids given one by one
+        (they override the same names in ``ids``). A sensor that starts in the triggerer passes
+        its templated ids this way: Airflow renders a template in the triggerer only for a
+        templated field of the sensor that is also a trigger kwarg and a trigger attribute.
+        Only the ids given are serialized.
 
     Yields exactly one :class:`TriggerEvent` whose payload is plain JSON: ``status`` (one of
     :data:`EVENT_STATUSES`), ``task_status`` (the last :meth:`TaskStatus.to_dict`, or ``None``
@@ -53,29 +75,40 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         self,
         *,
         service: str,
-        ids: Mapping[str, Any],
+        ids: Mapping[str, Any] | None = None,
         aliyun_conn_id: str = "aliyun_default",
         poll_interval: float = 30.0,
-        end_time: float,
+        end_time: float | None = None,
         max_consecutive_failures: int = 5,
         initial_delay: float = 0.0,
         success_states: Iterable[str] = (),
         failure_states: Iterable[str] = (),
         partial_success_ok: bool = False,
+        async_task_id: Any = None,
+        catalog_id: Any = None,
+        job_id: Any = None,
+        source_id: Any = None,
+        domain_id: Any = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.service = get_service(service).name
-        self.ids = _plain_ids(ids)
+        self.ids = _plain_ids({} if ids is None else ids)
         self.aliyun_conn_id = str(aliyun_conn_id)
         self.poll_interval = float(poll_interval)
-        self.end_time = float(end_time)
+        self.end_time = None if end_time is None else float(end_time)
         self.max_consecutive_failures = int(max_consecutive_failures)
         self.initial_delay = float(initial_delay)
         self.success_states = [str(s) for s in success_states]
         self.failure_states = [str(s) for s in failure_states]
         self.partial_success_ok = bool(partial_success_ok)
+        self.async_task_id = None if async_task_id is None else str(async_task_id)
+        self.catalog_id = None if catalog_id is None else str(catalog_id)
+        self.job_id = None if job_id is None else str(job_id)
+        self.source_id = None if source_id is None else str(source_id)
+        self.domain_id = None if domain_id is None else str(domain_id)
         for name in ("poll_interval", "end_time", "initial_delay"):
-            if not math.isfinite(getattr(self, name)):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
                 raise ConfigurationError(name, "must be a finite number")
         if self.poll_interval <= 0:
             raise ConfigurationError("poll_interval", "must be a positive number of seconds")
@@ -83,64 +116,83 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
             raise ConfigurationError("max_consecutive_failures", "must not be negative")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "service": self.service,
-                "ids": dict(self.ids),
-                "aliyun_conn_id": self.aliyun_conn_id,
-                "poll_interval": self.poll_interval,
-                "end_time": self.end_time,
-                "max_consecutive_failures": self.max_consecutive_failures,
-                "initial_delay": self.initial_delay,
-                "success_states": list(self.success_states),
-                "failure_states": list(self.failure_states),
-                "partial_success_ok": self.partial_success_ok,
-            },
-        )
+        kwargs: dict[str, Any] = {
+            "service": self.service,
+            "ids": dict(self.ids),
+            "aliyun_conn_id": self.aliyun_conn_id,
+            "poll_interval": self.poll_interval,
+            "end_time": self.end_time,
+            "max_consecutive_failures": self.max_consecutive_failures,
+            "initial_delay": self.initial_delay,
+            "success_states": list(self.success_states),
+            "failure_states": list(self.failure_states),
+            "partial_success_ok": self.partial_success_ok,
+        }
+        for name in ID_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                kwargs[name] = value
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
+
+    def task_ids(self) -> dict[str, str]:
+        """The ids polled: ``ids``, overridden by the ids given one by one (as rendered)."""
+        ids = dict(self.ids)
+        for name in ID_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value != "":
+                ids[name] = str(value)
+        return ids
 
     def _hook(self) -> Any:
         from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 
         return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
 
-    def _event(self, status: str, message: str, task_status: TaskStatus | None, polls: int) -> TriggerEvent:
+    def _event(
+        self, status: str, message: str, task_status: TaskStatus | None, polls: int, ids: Mapping[str, str]
+    ) -> TriggerEvent:
         return TriggerEvent(  # type: ignore[no-untyped-call]
             {
                 "status": status,
                 "message": message,
                 "task_status": task_status.to_dict() if task_status is not None else None,
                 "service": self.service,
-                "ids": dict(self.ids),
+                "ids": dict(ids),
                 "polls": polls,
             }
         )
 
+    def _remaining(self) -> float:
+        """Seconds to the deadline (infinite without one)."""
+        return math.inf if self.end_time is None else max(self.end_time - time.time(), 0.0)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
-        what = f"{self.service} " + " ".join(f"{k}={v}" for k, v in self.ids.items())
+        ids = self.task_ids()
+        what = _describe_ids(self.service, ids)
         failures = 0
         polls = 0
         last: TaskStatus | None = None
         last_seen: tuple[str, str | None, float | None] | None = None
         warned_unknown: set[str | None] = set()
         if self.initial_delay > 0:
-            await asyncio.sleep(min(self.initial_delay, max(self.end_time - time.time(), 0.0)))
+            await asyncio.sleep(min(self.initial_delay, self._remaining()))
         while True:
-            if time.time() >= self.end_time:
+            if self.end_time is not None and time.time() >= self.end_time:
                 yield self._event(
                     "timeout",
                     f"{what}: still {last.state if last else 'unpolled'} at the deadline "
                     f"({time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.end_time))})",
                     last,
                     polls,
+                    ids,
                 )
                 return
             try:
-                status: TaskStatus = await hook.aget_task_status(self.service, **self.ids)
+                status: TaskStatus = await hook.aget_task_status(self.service, **ids)
             except Exception as exc:
                 if not is_transient(exc):
-                    yield self._event("error", f"{what}: {exc}", last, polls)
+                    yield self._event("error", f"{what}: {exc}", last, polls, ids)
                     return
                 failures += 1
                 if failures > self.max_consecutive_failures:
@@ -150,6 +202,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
                         f"last error: {exc}",
                         last,
                         polls,
+                        ids,
                     )
                     return
                 self.log.warning(
@@ -178,6 +231,262 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
                     partial_success_ok=self.partial_success_ok,
                 )
                 if outcome is not None:
-                    yield self._event(outcome, describe(status), status, polls)
+                    yield self._event(outcome, describe(status), status, polls, ids)
                     return
-            await asyncio.sleep(min(self.poll_interval, max(self.end_time - time.time(), 0.0)))
+            await asyncio.sleep(min(self.poll_interval, self._remaining()))
+
+
+#: Outcomes an :class:`AlibabaCloudTaskEventTrigger` can report.
+EVENT_OUTCOMES = ("success", "failed", "cancelled")
+
+#: Longest wait between polls of an event trigger after failed polls (unless ``poll_interval``
+#: is longer).
+MAX_FAILURE_BACKOFF = 600.0
+
+#: Prefix of the asset state store keys in which event triggers record reported tasks.
+STATE_KEY_PREFIX = "airflow_aliyun_tasks"
+
+#: Seconds an event trigger waits for one asset state store read or write before going on
+#: without it (a watcher must never hang on its bookkeeping).
+STATE_STORE_TIMEOUT = 60.0
+
+
+class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
+    """Asset-watcher trigger: one asset event when an Alibaba Cloud async task ends.
+
+    Use it in an :class:`~airflow.sdk.AssetWatcher` to update an asset, and so start the DAGs
+    scheduled on that asset, when for example a DataWorks job or a PDS task finishes::
+
+        Asset(
+            "dataworks_import",
+            watchers=[
+                AssetWatcher(
+                    name="dataworks_import_done",
+                    trigger=AlibabaCloudTaskEventTrigger(service="dataworks", ids={"job_id": "..."}),
+                )
+            ],
+        )
+
+    Airflow identifies a watcher by a hash of its class path and kwargs, so the kwargs are
+    deterministic: plain strings, numbers and sorted lists, no timestamps, no secrets (credentials
+    come from the connection ``aliyun_conn_id``, resolved in the triggerer).
+
+    :param service: ``dlf``, ``dataworks``, ``mma`` or ``pds``.
+    :param ids: the task's ids, as the hook's ``get_task_status`` takes them.
+    :param aliyun_conn_id: the ``aliyun`` connection.
+    :param poll_interval: seconds between polls (default 60).
+    :param outcomes: which ends produce an asset event: any of ``success``, ``failed`` and
+        ``cancelled`` (default all three; the event says which). A task that ends otherwise is
+        recorded and not polled again, without an event.
+    :param success_states / failure_states: extra raw status values that end the task.
+    :param partial_success_ok: PDS ``PartialSucceed`` counts as success.
+
+    The event's payload (stored in the asset event's ``extra["payload"]``) is plain JSON:
+    ``status`` (the outcome), ``message``, ``task_status`` (the final
+    :meth:`TaskStatus.to_dict`), ``service``, ``ids`` and ``polls``.
+
+    **One event per task.** The triggerer runs a watcher's trigger for as long as the asset is
+    watched: a trigger that returns, or fails, is started again about a second later, and after
+    a triggerer restart or a move to another triggerer it starts from scratch. A terminal task
+    never changes, so re-running would report it again and again. This trigger therefore never
+    returns after the task ends (it idles until Airflow cancels it), and it records the end in
+    the watched asset's state store (Airflow 3.3+), under :meth:`state_key`, right after
+    yielding the event. A fresh run that finds the record does not poll and yields nothing. The
+    one window left is a triggerer that dies between queueing the event and recording it; then
+    the event can repeat (at least once, never lost). To watch the same task again, delete the
+    key (``DELETE /api/v2/assets/{asset_id}/state-store/{key}``). Without a state store (older
+    Airflow, or the trigger run on its own) only the first guarantee holds.
+
+    Polling errors never end the watch (there is no task to fail): transient ones are logged as
+    warnings, permanent ones (bad credentials, unknown task) as errors, and polls back off
+    (doubling, up to ten minutes) until a poll succeeds again, for example after the connection
+    is fixed.
+    """
+
+    supports_triggerer_queue = False
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        ids: Mapping[str, Any],
+        aliyun_conn_id: str = "aliyun_default",
+        poll_interval: float = 60.0,
+        outcomes: Iterable[str] = EVENT_OUTCOMES,
+        success_states: Iterable[str] = (),
+        failure_states: Iterable[str] = (),
+        partial_success_ok: bool = False,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        spec = get_service(service)
+        self.service = spec.name
+        self.ids = dict(sorted(_plain_ids(ids).items()))
+        if not self.ids:
+            raise ConfigurationError("ids", "the task's ids are required")
+        self.aliyun_conn_id = str(aliyun_conn_id)
+        self.poll_interval = float(poll_interval)
+        given = [outcomes] if isinstance(outcomes, str) else list(outcomes)
+        self.outcomes = sorted({str(o) for o in given})
+        self.success_states = sorted({str(s) for s in success_states})
+        self.failure_states = sorted({str(s) for s in failure_states})
+        self.partial_success_ok = bool(partial_success_ok)
+        if not math.isfinite(self.poll_interval) or self.poll_interval <= 0:
+            raise ConfigurationError("poll_interval", "must be a positive number of seconds")
+        unknown = [o for o in self.outcomes if o not in EVENT_OUTCOMES]
+        if unknown or not self.outcomes:
+            raise ConfigurationError(
+                "outcomes", f"must be one or more of {', '.join(EVENT_OUTCOMES)}, got {given!r}"
+            )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "service": self.service,
+                "ids": dict(self.ids),
+                "aliyun_conn_id": self.aliyun_conn_id,
+                "poll_interval": self.poll_interval,
+                "outcomes": list(self.outcomes),
+                "success_states": list(self.success_states),
+                "failure_states": list(self.failure_states),
+                "partial_success_ok": self.partial_success_ok,
+            },
+        )
+
+    def state_key(self) -> str:
+        """The asset state store key recording that this task ended (and was reported)."""
+        return f"{STATE_KEY_PREFIX}:{self.service}:" + "&".join(f"{k}={v}" for k, v in self.ids.items())
+
+    def _hook(self) -> Any:
+        from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
+
+    # ---- the watched assets' state store (Airflow 3.3+)
+
+    def _state_accessors(self) -> list[Any]:
+        store = getattr(self, "asset_state_store", None)
+        if store is None:
+            return []
+        # One trigger can watch several assets (same class path and kwargs): record in each.
+        accessors = [*getattr(store, "_by_name", {}).values(), *getattr(store, "_by_uri", {}).values()]
+        return accessors or [store]
+
+    async def _recorded(self, what: str) -> Any:
+        for accessor in self._state_accessors():
+            try:
+                value = await asyncio.wait_for(accessor.aget(self.state_key()), STATE_STORE_TIMEOUT)
+            except Exception as exc:
+                self.log.warning("%s: could not read the asset state store: %s", what, exc)
+                continue
+            if value is not None:
+                return value
+        return None
+
+    async def _record(self, what: str, value: dict[str, Any]) -> None:
+        for accessor in self._state_accessors():
+            try:
+                await asyncio.wait_for(accessor.aset(self.state_key(), value), STATE_STORE_TIMEOUT)
+            except Exception as exc:
+                self.log.warning("%s: could not record the end in the asset state store: %s", what, exc)
+
+    @staticmethod
+    async def _idle() -> None:
+        """Wait until Airflow cancels the trigger (a watcher that returns is started again)."""
+        await asyncio.Event().wait()
+
+    def _backoff(self, failures: int) -> float:
+        return min(
+            self.poll_interval * 2.0 ** min(failures - 1, 16), max(self.poll_interval, MAX_FAILURE_BACKOFF)
+        )
+
+    def _event(self, status: str, message: str, task_status: TaskStatus, polls: int) -> TriggerEvent:
+        return TriggerEvent(  # type: ignore[no-untyped-call]
+            {
+                "status": status,
+                "message": message,
+                "task_status": task_status.to_dict(),
+                "service": self.service,
+                "ids": dict(self.ids),
+                "polls": polls,
+            }
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        what = _describe_ids(self.service, self.ids)
+        recorded = await self._recorded(what)
+        if recorded is not None:
+            self.log.info(
+                "%s: already ended and recorded (%s); not polling again. Delete the asset state store "
+                "key %r to watch it again.",
+                what,
+                recorded,
+                self.state_key(),
+            )
+            await self._idle()
+            return
+        hook = self._hook()
+        failures = 0
+        polls = 0
+        last_seen: tuple[str, str | None, float | None] | None = None
+        warned_unknown: set[str | None] = set()
+        while True:
+            try:
+                status: TaskStatus = await hook.aget_task_status(self.service, **self.ids)
+            except Exception as exc:
+                failures += 1
+                delay = self._backoff(failures)
+                if is_transient(exc):
+                    self.log.warning(
+                        "%s: poll failed (%d in a row), next in %.0f s: %s", what, failures, delay, exc
+                    )
+                else:
+                    self.log.error(
+                        "%s: poll failed (%d in a row), next in %.0f s; fix the cause (the connection, the "
+                        "ids) or remove the watcher: %s",
+                        what,
+                        failures,
+                        delay,
+                        exc,
+                    )
+                await asyncio.sleep(delay)
+                continue
+            polls += 1
+            failures = 0
+            seen = (status.state, status.raw_status, status.progress)
+            if seen != last_seen:
+                self.log.info("%s", describe(status))
+                last_seen = seen
+            if status.state == UNKNOWN and status.raw_status not in warned_unknown:
+                warned_unknown.add(status.raw_status)
+                self.log.warning(
+                    "%s: raw status %r is not one this package knows; still waiting. Add it to "
+                    "success_states or failure_states to end the wait on it.",
+                    what,
+                    status.raw_status,
+                )
+            outcome = outcome_of(
+                status,
+                success_states=self.success_states,
+                failure_states=self.failure_states,
+                partial_success_ok=self.partial_success_ok,
+            )
+            if outcome is None:
+                await asyncio.sleep(self.poll_interval)
+                continue
+            reported = outcome in self.outcomes
+            if reported:
+                yield self._event(outcome, describe(status), status, polls)
+            else:
+                self.log.info(
+                    "%s: ended %s, which this watcher does not report (outcomes=%s)",
+                    what,
+                    outcome,
+                    self.outcomes,
+                )
+            await self._record(
+                what,
+                {"outcome": outcome, "raw_status": status.raw_status, "reported": reported},
+            )
+            await self._idle()
+            return
