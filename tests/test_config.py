@@ -359,7 +359,7 @@ def test_bad_pds_domain(domain: str) -> None:
         "127.0.0.1:8080/creds",
         "http://example.com/creds",
         "http://10.0.0.1/creds",
-        "http://100.100.100.200/latest/meta-data",
+        "http://192.0.2.10/latest/meta-data",
         "https:///no-host",
     ],
 )

@@ -238,7 +238,7 @@ BAD_CONNECTIONS: list[tuple[str, str | None, str | None, dict[str, Any], str]] =
         "uri-plain-http-remote",
         None,
         None,
-        {"auth_type": "credentials_uri", "credentials_uri": "http://100.100.100.200/latest/meta-data/"},
+        {"auth_type": "credentials_uri", "credentials_uri": "http://192.0.2.10/latest/meta-data/"},
         "credentials_uri",
     ),
     (
