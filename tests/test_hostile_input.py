@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import re
 import socket
 import socketserver
 import threading
@@ -578,7 +579,16 @@ class HostileServer:
                         if not more:
                             return
                         data += more
-                    head = data.split(b"\r\n\r\n", 1)[0]
+                    head, body = data.split(b"\r\n\r\n", 1)
+                    # Read the request body too (the sync client sends it in a second segment):
+                    # closing with unread bytes would reset the connection, and the client could
+                    # see the reset before the scenario's bytes.
+                    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                    while match and len(body) < int(match.group(1)):
+                        more = sock.recv(65536)
+                        if not more:
+                            return
+                        body += more
                     outer.paths.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
                     for piece in outer.responder(data):
                         sock.sendall(piece)
