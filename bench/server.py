@@ -24,6 +24,8 @@ import sys
 import time
 from typing import Any
 
+from bench.common import pin
+
 SERVICES = ("dlf", "dataworks", "mma", "pds", "sts")
 
 #: The documented body of each status API (reference: each API's response example), for a
@@ -235,23 +237,8 @@ async def serve(ports: dict[str, int] | None = None) -> tuple[dict[str, int], li
     return bound, servers
 
 
-def pin(cpu: int | None) -> int | None:
-    """Pin this process to ``cpu`` where the OS allows it; the CPU pinned to, or None."""
-    if cpu is None or not hasattr(os, "sched_setaffinity"):
-        return None
-    try:
-        available = sorted(os.sched_getaffinity(0))
-        if len(available) < 2:
-            return None
-        target = available[cpu % len(available)]
-        os.sched_setaffinity(0, {target})
-        return target
-    except OSError:
-        return None
-
-
 async def _main(cpu: int | None, watch_stdin: bool) -> None:
-    pinned = pin(cpu)
+    pinned = pin(cpu) if cpu is not None else None
     bound, servers = await serve()
     print(json.dumps({"ports": bound, "cpu": pinned, "pid": os.getpid()}), flush=True)
     loop = asyncio.get_running_loop()

@@ -174,6 +174,23 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
     def _poll_interval(self) -> float:
         return max(float(self.poke_interval), MIN_POLL_INTERVAL)
 
+    def _trigger_kwargs(
+        self, ids: dict[str, Any], end_time: float | None, initial_delay: float
+    ) -> dict[str, Any]:
+        """``AlibabaCloudTaskTrigger``'s kwargs for this sensor, deferred or started in the triggerer."""
+        return {
+            "service": self.service,
+            "ids": ids,
+            "aliyun_conn_id": self.aliyun_conn_id,
+            "poll_interval": self._poll_interval(),
+            "end_time": end_time,
+            "max_consecutive_failures": self.max_consecutive_failures,
+            "initial_delay": initial_delay,
+            "success_states": list(self.success_states),
+            "failure_states": list(self.failure_states),
+            "partial_success_ok": self.partial_success_ok,
+        }
+
     def _build_start_trigger_args(self) -> StartTriggerArgs:
         """Start arguments for ``start_from_trigger``: plain values only, computable at DAG parse
         time. The ids go in as flat kwargs named like this sensor's templated fields, so that
@@ -201,19 +218,7 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
             flat[name] = value
         return StartTriggerArgs(
             trigger_cls=TRIGGER_CLASSPATH,
-            trigger_kwargs={
-                "service": self.service,
-                "ids": {},
-                "aliyun_conn_id": self.aliyun_conn_id,
-                "poll_interval": self._poll_interval(),
-                "end_time": None,
-                "max_consecutive_failures": self.max_consecutive_failures,
-                "initial_delay": 0.0,
-                "success_states": list(self.success_states),
-                "failure_states": list(self.failure_states),
-                "partial_success_ok": self.partial_success_ok,
-                **flat,
-            },
+            trigger_kwargs={**self._trigger_kwargs({}, end_time=None, initial_delay=0.0), **flat},
             next_method="execute_complete",
             next_kwargs=None,
             timeout=timedelta(seconds=float(self.timeout)),
@@ -304,16 +309,7 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
         self.log.info("Deferring: polling every %s s for up to %.0f s more", self.poke_interval, remaining)
         self.defer(
             trigger=AlibabaCloudTaskTrigger(
-                service=self.service,
-                ids=self._ids(),
-                aliyun_conn_id=self.aliyun_conn_id,
-                poll_interval=self._poll_interval(),
-                end_time=deadline,
-                max_consecutive_failures=self.max_consecutive_failures,
-                initial_delay=self._poll_interval(),
-                success_states=self.success_states,
-                failure_states=self.failure_states,
-                partial_success_ok=self.partial_success_ok,
+                **self._trigger_kwargs(self._ids(), end_time=deadline, initial_delay=self._poll_interval())
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=remaining),

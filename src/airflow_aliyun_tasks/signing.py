@@ -313,11 +313,37 @@ def _split_marks(text: str) -> tuple[str, str, str] | None:
     return head, sys.intern(mid), sys.intern(tail)
 
 
-class PreparedAcs3Signer:
+class _PreparedSigner:
+    """What both prepared signers keep: the headers signed with placeholders for the date and
+    the nonce (the template), the text to sign cut around those placeholders, the HMAC key
+    schedule, and the ``Authorization`` value up to the signature. Where the placeholders do not
+    cut the text as expected, :meth:`headers` falls back to the plain signer."""
+
+    __slots__ = ("_auth_prefix", "_fallback", "_head", "_mac", "_mid", "_tail", "_template")
+
+    def _prepare(
+        self,
+        kind: str,
+        kwargs: dict[str, Any],
+        marked: dict[str, str],
+        to_sign: str,
+        digest: str,
+        auth_prefix: str,
+    ) -> None:
+        self._template: dict[str, str] = _share((kind, *marked.items()), marked)  # type: ignore[assignment]
+        parts = _split_marks(to_sign)
+        head, self._mid, self._tail = parts or ("", "", "")
+        self._head = sys.intern(head)
+        self._mac = _shared_mac(kwargs["access_key_secret"], digest)
+        self._auth_prefix = sys.intern(auth_prefix)
+        self._fallback: dict[str, Any] | None = kwargs if parts is None else None
+
+
+class PreparedAcs3Signer(_PreparedSigner):
     """:func:`acs3_headers` for one fixed request and key: call :meth:`headers` with a date and a
     nonce. The canonical request is precomputed around them, and the HMAC key schedule too."""
 
-    __slots__ = ("_auth_prefix", "_fallback", "_head", "_mac", "_mid", "_tail", "_template")
+    __slots__ = ()
 
     def __init__(
         self,
@@ -358,14 +384,14 @@ class PreparedAcs3Signer:
             access_key_id=access_key_id,
             access_key_secret=access_key_secret,
         )
-        self._template: dict[str, str] = _share(("acs3", *marked.items()), marked)  # type: ignore[assignment]
-        parts = _split_marks(sig.canonical_request)
-        self._head, self._mid, self._tail = parts or ("", "", "")
-        self._mac = _shared_mac(access_key_secret, "sha256")
-        self._auth_prefix = sys.intern(
-            f"{ACS3_ALGORITHM} Credential={access_key_id},SignedHeaders={sig.signed_headers},Signature="
+        self._prepare(
+            "acs3",
+            kwargs,
+            marked,
+            sig.canonical_request,
+            "sha256",
+            f"{ACS3_ALGORITHM} Credential={access_key_id},SignedHeaders={sig.signed_headers},Signature=",
         )
-        self._fallback: dict[str, Any] | None = kwargs if parts is None else None
 
     def headers(self, date: str, nonce: str) -> dict[str, str]:
         """The headers :func:`acs3_headers` returns for this request with ``date`` and ``nonce``
@@ -382,12 +408,12 @@ class PreparedAcs3Signer:
         return headers
 
 
-class PreparedPdsSigner:
+class PreparedPdsSigner(_PreparedSigner):
     """:func:`pds_headers` for one fixed request and key: call :meth:`headers` with a date
     (RFC 1123) and a nonce. PDS signs no request-specific part but the resource (path and
     query), so equal requests to one domain share one prepared signer's parts."""
 
-    __slots__ = ("_auth_prefix", "_fallback", "_head", "_mac", "_mid", "_tail", "_template")
+    __slots__ = ()
 
     def __init__(
         self,
@@ -418,13 +444,7 @@ class PreparedPdsSigner:
         marked = pds_headers(**kwargs, date=_DATE_MARK, nonce=_NONCE_MARK)
         del marked["authorization"]
         string_to_sign = pds_string_to_sign(method=method, pathname=pathname, query=query, headers=marked)
-        self._template: dict[str, str] = _share(("pds", *marked.items()), marked)  # type: ignore[assignment]
-        parts = _split_marks(string_to_sign)
-        head, self._mid, self._tail = parts or ("", "", "")
-        self._head = sys.intern(head)
-        self._mac = _shared_mac(access_key_secret, "sha1")
-        self._auth_prefix = sys.intern(f"acs {access_key_id}:")
-        self._fallback: dict[str, Any] | None = kwargs if parts is None else None
+        self._prepare("pds", kwargs, marked, string_to_sign, "sha1", f"acs {access_key_id}:")
 
     def headers(self, date: str, nonce: str) -> dict[str, str]:
         """The headers :func:`pds_headers` returns for this request with ``date`` and ``nonce``

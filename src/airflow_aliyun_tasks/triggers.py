@@ -41,6 +41,42 @@ def _describe_ids(service: str, ids: Mapping[str, str]) -> str:
     return f"{service} " + " ".join(f"{k}={v}" for k, v in ids.items())
 
 
+class _StatusWatch:
+    """What both triggers do with each status they read: log a change of state or progress
+    (not every unchanged poll), warn once per raw status this package does not know, and
+    decide the outcome with the trigger's own ``success_states``, ``failure_states`` and
+    ``partial_success_ok``."""
+
+    __slots__ = ("_last_seen", "_trigger", "_warned", "_what")
+
+    def __init__(self, trigger: AlibabaCloudTaskTrigger | AlibabaCloudTaskEventTrigger, what: str) -> None:
+        self._trigger = trigger
+        self._what = what
+        self._last_seen: tuple[str, str | None, float | None] | None = None
+        self._warned: set[str | None] = set()
+
+    def outcome(self, status: TaskStatus) -> str | None:
+        trigger = self._trigger
+        seen = (status.state, status.raw_status, status.progress)
+        if seen != self._last_seen:
+            trigger.log.info("%s", describe(status))
+            self._last_seen = seen
+        if status.state == UNKNOWN and status.raw_status not in self._warned:
+            self._warned.add(status.raw_status)
+            trigger.log.warning(
+                "%s: raw status %r is not one this package knows; still waiting. Add it to "
+                "success_states or failure_states to end the wait on it.",
+                self._what,
+                status.raw_status,
+            )
+        return outcome_of(
+            status,
+            success_states=trigger.success_states,
+            failure_states=trigger.failure_states,
+            partial_success_ok=trigger.partial_success_ok,
+        )
+
+
 class AlibabaCloudTaskTrigger(BaseTrigger):
     """Poll one Alibaba Cloud async task until it ends, the deadline passes, or polling fails.
 
@@ -173,8 +209,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         failures = 0
         polls = 0
         last: TaskStatus | None = None
-        last_seen: tuple[str, str | None, float | None] | None = None
-        warned_unknown: set[str | None] = set()
+        watch = _StatusWatch(self, what)
         if self.initial_delay > 0:
             await asyncio.sleep(min(self.initial_delay, self._remaining()))
         while True:
@@ -212,24 +247,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
                 polls += 1
                 failures = 0
                 last = status
-                seen = (status.state, status.raw_status, status.progress)
-                if seen != last_seen:
-                    self.log.info("%s", describe(status))
-                    last_seen = seen
-                if status.state == UNKNOWN and status.raw_status not in warned_unknown:
-                    warned_unknown.add(status.raw_status)
-                    self.log.warning(
-                        "%s: raw status %r is not one this package knows; still waiting. Add it to "
-                        "success_states or failure_states to end the wait on it.",
-                        what,
-                        status.raw_status,
-                    )
-                outcome = outcome_of(
-                    status,
-                    success_states=self.success_states,
-                    failure_states=self.failure_states,
-                    partial_success_ok=self.partial_success_ok,
-                )
+                outcome = watch.outcome(status)
                 if outcome is not None:
                     yield self._event(outcome, describe(status), status, polls, ids)
                     return
@@ -428,8 +446,7 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
         hook = self._hook()
         failures = 0
         polls = 0
-        last_seen: tuple[str, str | None, float | None] | None = None
-        warned_unknown: set[str | None] = set()
+        watch = _StatusWatch(self, what)
         while True:
             try:
                 status: TaskStatus = await hook.aget_task_status(self.service, **self.ids)
@@ -453,24 +470,7 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
                 continue
             polls += 1
             failures = 0
-            seen = (status.state, status.raw_status, status.progress)
-            if seen != last_seen:
-                self.log.info("%s", describe(status))
-                last_seen = seen
-            if status.state == UNKNOWN and status.raw_status not in warned_unknown:
-                warned_unknown.add(status.raw_status)
-                self.log.warning(
-                    "%s: raw status %r is not one this package knows; still waiting. Add it to "
-                    "success_states or failure_states to end the wait on it.",
-                    what,
-                    status.raw_status,
-                )
-            outcome = outcome_of(
-                status,
-                success_states=self.success_states,
-                failure_states=self.failure_states,
-                partial_success_ok=self.partial_success_ok,
-            )
+            outcome = watch.outcome(status)
             if outcome is None:
                 await asyncio.sleep(self.poll_interval)
                 continue
