@@ -24,7 +24,7 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("airflow_aliyun_tasks/_transport.py", "package: transport"),
     ("airflow_aliyun_tasks/client.py", "package: client (retry, headers, decode)"),
     ("airflow_aliyun_tasks/hooks.py", "package: hook"),
-    ("airflow_aliyun_tasks/services.py", "package: parse"),
+    ("airflow_aliyun_tasks/services/", "package: parse"),
     ("airflow_aliyun_tasks/status.py", "package: parse"),
     ("airflow_aliyun_tasks/credentials.py", "package: credentials"),
     ("/aiohttp/", "aiohttp"),

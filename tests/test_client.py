@@ -30,13 +30,8 @@ from airflow_aliyun_tasks.client import (
     shared_sync_client,
 )
 from airflow_aliyun_tasks.config import parse_connection, parse_endpoint
-from airflow_aliyun_tasks.credentials import (
-    STS_VERSION,
-    AssumeRoleSource,
-    Credentials,
-    StaticSource,
-    _CachingSource,
-)
+from airflow_aliyun_tasks.credential_sources import STS_VERSION, AssumeRoleSource
+from airflow_aliyun_tasks.credentials import Credentials, StaticSource, _CachingSource
 from airflow_aliyun_tasks.errors import (
     AlibabaCloudError,
     ApiError,

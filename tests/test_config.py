@@ -68,7 +68,7 @@ def test_defaults() -> None:
     assert s.max_retries == 3
     assert isinstance(s.max_retries, int)
     assert s.correct_clock_skew is False
-    assert s.pds_domain_id is None
+    assert s.id_defaults.get("pds_domain_id") is None
 
 
 def test_none_extra_means_no_extras() -> None:
@@ -120,6 +120,7 @@ def test_every_documented_extra_is_accepted() -> None:
     assert s.timeout == 2.5
     assert s.max_retries == 0
     assert s.correct_clock_skew is True
+    assert s.id_defaults == {"pds_domain_id": "bj1"}
     assert s.endpoints["dlf_endpoint"] == Endpoint("https", "dlf-vpc.cn-hangzhou.aliyuncs.com")
     assert s.endpoints["dataworks_endpoint"] == Endpoint("https", "dataworks.example.com", 8443)
     assert s.endpoints["mma_endpoint"] == Endpoint("http", "127.0.0.1", 8080)

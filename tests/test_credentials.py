@@ -22,17 +22,15 @@ import pytest
 from airflow_aliyun_tasks import credentials as credentials_module
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, aclose_shared_client
 from airflow_aliyun_tasks.config import ConnectionSettings, parse_connection, parse_endpoint
-from airflow_aliyun_tasks.credentials import (
+from airflow_aliyun_tasks.credential_sources import (
     STS_VERSION,
     AssumeRoleSource,
-    Credentials,
-    CredentialSource,
     LibrarySource,
     OidcRoleSource,
-    StaticSource,
     build_credential_source,
     parse_sts_credentials,
 )
+from airflow_aliyun_tasks.credentials import Credentials, CredentialSource, StaticSource
 from airflow_aliyun_tasks.errors import (
     AlibabaCloudError,
     ApiError,

@@ -28,7 +28,8 @@ import structlog.testing
 
 from airflow_aliyun_tasks import hooks
 from airflow_aliyun_tasks.client import AlibabaCloudClient
-from airflow_aliyun_tasks.credentials import AssumeRoleSource, Credentials, OidcRoleSource, _CachingSource
+from airflow_aliyun_tasks.credential_sources import AssumeRoleSource, OidcRoleSource
+from airflow_aliyun_tasks.credentials import Credentials, _CachingSource
 from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 from airflow_aliyun_tasks.testing import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
 from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger

@@ -851,11 +851,11 @@ def test_default_endpoints(vpc: str | None, expected: dict[str, str]) -> None:
 
 def test_pds_domain_argument_wins_and_is_lowercased() -> None:
     settings = _settings(use_vpc_endpoints="true", pds_domain_id="bj1")
-    assert service_endpoint(SERVICES["pds"], settings, "BJ2") == Endpoint(
+    assert service_endpoint(SERVICES["pds"], settings, {"domain_id": "BJ2"}) == Endpoint(
         "https", "bj2.api-vpc.aliyunpds.com"
     )
     no_domain = _settings()
-    assert service_endpoint(SERVICES["pds"], no_domain, "hz9").host == "hz9.api.aliyunpds.com"
+    assert service_endpoint(SERVICES["pds"], no_domain, {"domain_id": "hz9"}).host == "hz9.api.aliyunpds.com"
     with pytest.raises(ConfigurationError) as info:
         service_endpoint(SERVICES["pds"], no_domain)
     assert info.value.field == "domain_id"
@@ -869,6 +869,8 @@ def test_endpoint_overrides_win_over_vpc() -> None:
         sts_endpoint="http://127.0.0.1:9",
     )
     assert service_endpoint(SERVICES["dlf"], settings).host == "dlf-share.cn-shanghai.aliyuncs.com"
-    assert service_endpoint(SERVICES["pds"], settings, "ignored").host == "bj1.api.aliyunpds.com"
+    assert (
+        service_endpoint(SERVICES["pds"], settings, {"domain_id": "ignored"}).host == "bj1.api.aliyunpds.com"
+    )
     assert sts_endpoint(settings) == Endpoint("http", "127.0.0.1", 9)
     assert service_endpoint(SERVICES["mma"], settings).host == "maxcompute-vpc.cn-shanghai.aliyuncs.com"

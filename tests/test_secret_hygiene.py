@@ -28,10 +28,11 @@ from typing import Any
 import pytest
 import structlog.testing
 
-from airflow_aliyun_tasks import credentials as credentials_module
+from airflow_aliyun_tasks import credential_sources as credentials_module
 from airflow_aliyun_tasks import hooks
 from airflow_aliyun_tasks.client import aclose_shared_client
-from airflow_aliyun_tasks.credentials import Credentials, LibrarySource
+from airflow_aliyun_tasks.credential_sources import LibrarySource
+from airflow_aliyun_tasks.credentials import Credentials
 from airflow_aliyun_tasks.errors import AlibabaCloudError
 from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 from airflow_aliyun_tasks.testing import FAULT_KINDS, Emulator

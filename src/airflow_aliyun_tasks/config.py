@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_aliyun_tasks.errors import ConfigurationError
+from airflow_aliyun_tasks.services import HOST_LABEL_RE, SERVICES, connection_defaults, validate_id
 
 #: ``auth_type`` values: the credentials library's type names, plus ``default`` (its chain).
 AUTH_TYPES: dict[str, tuple[str, ...]] = {
@@ -31,7 +32,11 @@ AUTH_TYPES: dict[str, tuple[str, ...]] = {
     "default": (),
 }
 
-ENDPOINT_EXTRAS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
+#: The endpoint overrides: one per service of the registry, and STS's.
+ENDPOINT_EXTRAS: tuple[str, ...] = (*(spec.endpoint_extra for spec in SERVICES.values()), "sts_endpoint")
+
+#: Extras that supply a default for an id of a service (``pds_domain_id``), from the registry.
+ID_DEFAULT_EXTRAS: tuple[str, ...] = tuple(connection_defaults())
 
 #: Every extra the connection accepts; anything else is rejected (typos must not go unnoticed).
 EXTRA_FIELDS: frozenset[str] = frozenset(
@@ -49,19 +54,18 @@ EXTRA_FIELDS: frozenset[str] = frozenset(
         "oidc_token_file_path",
         "credentials_uri",
         "bearer_token",
-        "pds_domain_id",
         "use_vpc_endpoints",
         "timeout",
         "max_retries",
         "correct_clock_skew",
         *ENDPOINT_EXTRAS,
+        *ID_DEFAULT_EXTRAS,
     }
 )
 
 SECRET_FIELDS = frozenset({"password", "security_token", "bearer_token"})
 
 _REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+){1,4}$")
-_HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _ROLE_ARN_RE = re.compile(r"^acs:ram::[0-9]+:role/[A-Za-z0-9._@\-/]+$")
 _OIDC_ARN_RE = re.compile(r"^acs:ram::[0-9]+:oidc-provider/[A-Za-z0-9._\-]+$")
 _SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9._@\-]{2,64}$")
@@ -100,7 +104,7 @@ def _valid_hostname(host: str) -> bool:
         return True
     if len(host) > 253:
         return False
-    return all(_HOST_LABEL_RE.match(label) for label in host.rstrip(".").split("."))
+    return all(HOST_LABEL_RE.match(label) for label in host.rstrip(".").split("."))
 
 
 def parse_endpoint(name: str, value: str) -> Endpoint:
@@ -156,7 +160,8 @@ class ConnectionSettings:
     oidc_provider_arn: str | None = None
     oidc_token_file_path: str | None = None
     credentials_uri: str | None = None
-    pds_domain_id: str | None = None
+    #: Defaults of ids, by extra name (``{"pds_domain_id": "bj1"}``; see :data:`ID_DEFAULT_EXTRAS`).
+    id_defaults: dict[str, str] = field(default_factory=dict)
     use_vpc_endpoints: bool = False
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     timeout: float = 10.0
@@ -267,7 +272,6 @@ def parse_connection(
         "oidc_provider_arn",
         "oidc_token_file_path",
         "credentials_uri",
-        "pds_domain_id",
     ):
         values[key] = _str(extra, key)
 
@@ -299,9 +303,7 @@ def parse_connection(
     uri = values["credentials_uri"]
     if uri:
         parse_endpoint_url("credentials_uri", uri)
-    domain = values["pds_domain_id"]
-    if domain and not _HOST_LABEL_RE.match(domain):
-        raise ConfigurationError("pds_domain_id", f"{domain!r} is not a PDS domain id")
+    id_defaults = _id_defaults(extra)
 
     endpoints = {key: parse_endpoint(key, str(extra[key])) for key in ENDPOINT_EXTRAS if extra.get(key)}
 
@@ -321,13 +323,29 @@ def parse_connection(
         oidc_provider_arn=oidc_arn,
         oidc_token_file_path=values["oidc_token_file_path"],
         credentials_uri=uri,
-        pds_domain_id=domain,
+        id_defaults=id_defaults,
         use_vpc_endpoints=_bool(extra, "use_vpc_endpoints", False),
         endpoints=endpoints,
         timeout=_number(extra, "timeout", 10.0, lo=0.1, hi=300),
         max_retries=_int(extra, "max_retries", 3, lo=0, hi=10),
         correct_clock_skew=_bool(extra, "correct_clock_skew", False),
     )
+
+
+def _id_defaults(extra: Mapping[str, Any]) -> dict[str, str]:
+    """The id defaults the connection sets, each validated as the id it stands for."""
+    out: dict[str, str] = {}
+    for key, param in connection_defaults().items():
+        value = _str(extra, key)
+        if not value:
+            continue
+        validate_id(key, value, integer=param.integer)
+        if param.location == "host" and not HOST_LABEL_RE.match(value):
+            raise ConfigurationError(
+                key, f"{value!r} is not a valid {param.name} (it is part of a host name)"
+            )
+        out[key] = value
+    return out
 
 
 def parse_endpoint_url(name: str, value: str) -> str:

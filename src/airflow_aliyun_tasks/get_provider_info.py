@@ -6,7 +6,10 @@ renders it without importing the hook.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from airflow_aliyun_tasks.services import SERVICES, connection_defaults
 
 
 def _field(label: str, description: str, *, secret: bool = False, **schema: Any) -> dict[str, Any]:
@@ -14,6 +17,11 @@ def _field(label: str, description: str, *, secret: bool = False, **schema: Any)
     if secret:
         s["format"] = "password"
     return {"label": label, "description": description, "schema": s}
+
+
+def _placeholders(template: str) -> str:
+    """``dlf.{region_id}.aliyuncs.com`` as the form shows it: ``dlf.<region>.aliyuncs.com``."""
+    return re.sub(r"\{(\w+)\}", lambda m: "<region>" if m[1] == "region_id" else f"<{m[1]}>", template)
 
 
 CONN_FIELDS: dict[str, Any] = {
@@ -54,15 +62,21 @@ CONN_FIELDS: dict[str, Any] = {
         "Credentials URI", "For credentials_uri: URL that serves temporary credentials."
     ),
     "bearer_token": _field("PDS access token", "For bearer: a PDS user access token.", secret=True),
-    "pds_domain_id": _field("PDS domain id", "Default PDS domain, for example bj123."),
-    "dlf_endpoint": _field("DLF endpoint", "Override, a host or URL (default dlf.<region>.aliyuncs.com)."),
-    "dataworks_endpoint": _field(
-        "DataWorks endpoint", "Override, a host or URL (default dataworks.<region>.aliyuncs.com)."
-    ),
-    "mma_endpoint": _field(
-        "MaxCompute endpoint", "Override, a host or URL (default maxcompute.<region>.aliyuncs.com)."
-    ),
-    "pds_endpoint": _field("PDS endpoint", "Override, a host or URL (default <domain>.api.aliyunpds.com)."),
+    **{
+        extra: _field(
+            param.label or extra,
+            f"Default {param.name} of the calls that pass none"
+            + (f", for example {param.example}." if param.example else "."),
+        )
+        for extra, param in connection_defaults().items()
+    },
+    **{
+        spec.endpoint_extra: _field(
+            f"{spec.label} endpoint",
+            f"Override, a host or URL (default {_placeholders(spec.endpoint)}).",
+        )
+        for spec in SERVICES.values()
+    },
     "sts_endpoint": _field("STS endpoint", "Override, a host or URL (default sts.<region>.aliyuncs.com)."),
     "use_vpc_endpoints": {
         "label": "Use VPC endpoints",
@@ -120,10 +134,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": [
-            "airflow_aliyun_tasks.links.DlfConsoleLink",
-            "airflow_aliyun_tasks.links.DataWorksConsoleLink",
-            "airflow_aliyun_tasks.links.MmaConsoleLink",
-            "airflow_aliyun_tasks.links.PdsConsoleLink",
+            f"airflow_aliyun_tasks.links.{spec.console.class_name}" for spec in SERVICES.values()
         ],
         "connection-types": [
             {
@@ -137,7 +148,7 @@ def get_provider_info() -> dict[str, Any]:
                         "login": "LTAI...",
                         "region_id": "cn-hangzhou",
                         "role_arn": "acs:ram::1234567890123456:role/airflow",
-                        "pds_domain_id": "bj123",
+                        **{extra: p.example for extra, p in connection_defaults().items() if p.example},
                     },
                 },
                 "conn-fields": CONN_FIELDS,

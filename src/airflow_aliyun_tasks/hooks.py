@@ -22,7 +22,7 @@ from airflow.sdk import BaseHook
 
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response
 from airflow_aliyun_tasks.config import ConnectionSettings, Endpoint, parse_connection, parse_endpoint
-from airflow_aliyun_tasks.credentials import STS_VERSION, build_credential_source
+from airflow_aliyun_tasks.credential_sources import STS_VERSION, build_credential_source
 from airflow_aliyun_tasks.errors import AlibabaCloudError, ConfigurationError, NotFoundError
 from airflow_aliyun_tasks.services import SERVICES, ServiceSpec, get_service, validate_id
 from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
@@ -78,26 +78,26 @@ def sts_endpoint(settings: ConnectionSettings) -> Endpoint:
 
 
 def service_endpoint(
-    spec: ServiceSpec, settings: ConnectionSettings, domain_id: str | None = None
+    spec: ServiceSpec, settings: ConnectionSettings, ids: Mapping[str, str] | None = None
 ) -> Endpoint:
-    """The endpoint of ``spec``: the connection's override, else the documented public or VPC host."""
+    """The endpoint of ``spec``: the connection's override, else the service's public or VPC host
+    for the connection's region and the call's ``ids`` (host ids such as PDS's ``domain_id``
+    default to the connection's extras)."""
     override = settings.endpoints.get(spec.endpoint_extra)
     if override:
         return override
-    template = spec.vpc_endpoint if settings.use_vpc_endpoints else spec.endpoint
-    if "{domain_id}" in template:
-        domain = domain_id or settings.pds_domain_id
-        if not domain:
-            raise ConfigurationError(
-                "domain_id",
-                "PDS calls need a domain: pass domain_id or set the connection extra pds_domain_id",
-            )
-        return parse_endpoint(spec.endpoint_extra, template.format(domain_id=domain.lower()))
-    return Endpoint("https", template.format(region_id=settings.region_id))
+    host = spec.host_for(
+        settings.region_id,
+        spec.with_defaults(ids or {}, settings.id_defaults),
+        vpc=settings.use_vpc_endpoints,
+    )
+    return parse_endpoint(spec.endpoint_extra, host)
 
 
 class AlibabaCloudTasksHook(BaseHook):
-    """Read the status of Alibaba Cloud async tasks (DLF, DataWorks, MaxCompute MMA, PDS).
+    """Read the status of Alibaba Cloud async tasks (every service of
+    :data:`~airflow_aliyun_tasks.services.SERVICES`: DLF, DataWorks, MaxCompute MMA, PDS, EMR
+    Serverless Spark).
 
     :param aliyun_conn_id: the ``aliyun`` connection to use.
 
@@ -222,9 +222,9 @@ class AlibabaCloudTasksHook(BaseHook):
     ) -> tuple[ServiceSpec, Call, dict[str, str]]:
         spec = get_service(service)
         clean = spec.validate_ids(ids)
-        req = spec.build_request(clean)
+        req = spec.build_request(clean, settings.region_id)
         call = Call(
-            endpoint=service_endpoint(spec, settings, clean.get("domain_id")),
+            endpoint=service_endpoint(spec, settings, clean),
             action=spec.action,
             version=spec.version,
             method=req.method,
@@ -241,7 +241,9 @@ class AlibabaCloudTasksHook(BaseHook):
         return spec.parse(response.body, ids, response.request_id)
 
     def get_task_status(self, service: str, **ids: Any) -> TaskStatus:
-        """Status of one task of ``service`` (``dlf``, ``dataworks``, ``mma`` or ``pds``)."""
+        """Status of one task of ``service`` (a name of
+        :data:`~airflow_aliyun_tasks.services.SERVICES`), ids as keywords named as the service's
+        sensor names them: ``get_task_status("emr_serverless_spark", workspace_id=..., job_run_id=...)``."""
         settings = self.settings
         spec, call, clean = self._status_call(settings, service, ids)
         return self._parse_status(spec, self._client_of(settings).send(call), dict(clean))
@@ -307,7 +309,7 @@ class AlibabaCloudTasksHook(BaseHook):
             raise ConfigurationError("version", f"must be an API version such as 2024-05-18, got {version!r}")
         if (service is None) == (endpoint is None):
             raise ConfigurationError(
-                "service", "pass exactly one of service (dlf, dataworks, mma, pds, sts) or endpoint"
+                "service", f"pass exactly one of service ({', '.join([*SERVICES, 'sts'])}) or endpoint"
             )
         signer = "acs3"
         if endpoint is not None:
@@ -316,9 +318,8 @@ class AlibabaCloudTasksHook(BaseHook):
             ep = sts_endpoint(settings)
         else:
             spec = get_service(str(service))
-            if domain_id is not None:
-                domain_id = validate_id("domain_id", domain_id)
-            ep = service_endpoint(spec, settings, domain_id)
+            host_ids = {} if domain_id is None else {"domain_id": validate_id("domain_id", domain_id)}
+            ep = service_endpoint(spec, settings, host_ids)
             signer = spec.signer
         method = method.upper()
         if method not in ("GET", "POST", "PUT", "DELETE", "PATCH"):
@@ -359,9 +360,10 @@ class AlibabaCloudTasksHook(BaseHook):
         """Make any signed call and return the JSON response body.
 
         RPC-style APIs take their parameters in ``query`` (path ``/``); ROA-style APIs take a
-        ``path`` and usually a JSON ``body``. Give either ``service`` (``dlf``, ``dataworks``,
-        ``mma``, ``pds`` or ``sts``: the connection's endpoint for it, and PDS's own signature
-        for ``pds``) or an explicit ``endpoint`` host or URL.
+        ``path`` and usually a JSON ``body``. Give either ``service`` (a name of
+        :data:`~airflow_aliyun_tasks.services.SERVICES`, or ``sts``: the connection's endpoint for
+        it, and the service's own signature scheme) or an explicit ``endpoint`` host or URL.
+        ``domain_id`` is the domain of a service whose host names one (PDS).
 
         Non-string query values are sent as JSON (lists, dicts) or their string form.
         """
@@ -430,8 +432,11 @@ class AlibabaCloudTasksHook(BaseHook):
             )
             client.clock_offset = shared.clock_offset
             if settings.auth_type == "bearer":
-                spec = SERVICES["pds"]
-                _, call, _ = self._status_call(settings, "pds", {"async_task_id": "connection-test"})
+                # Bearer tokens are accepted by the services of PDS's signing scheme: ask one of
+                # them for a task that does not exist.
+                spec = next(s for s in SERVICES.values() if s.signer == "pds")
+                probe = {p.name: "connection-test" for p in spec.ids if p.required}
+                _, call, _ = self._status_call(settings, spec.name, probe)
                 with contextlib.suppress(NotFoundError):
                     client.send(call)
                 return True, f"PDS accepted the bearer token ({spec.title} at {call.endpoint.netloc})"

@@ -9,9 +9,11 @@ sensor waits) and stores the URL; the API server and the UI only read that URL.
 
 Console URLs: Alibaba Cloud publishes no deep links to the async tasks these sensors wait on, so
 each link opens the service's console page for the connection's region (the pages documented in
-Alibaba Cloud's help; see each class). The task's ids are in the task's XCom and logs.
+Alibaba Cloud's help). The URL and the class name of each link are in the service's spec
+(:class:`~airflow_aliyun_tasks.services.ConsoleLink`); the classes here are made from them. The
+task's ids are in the task's XCom and logs.
 
-Cheap to import: only ``airflow.sdk``'s ``BaseOperatorLink`` at import time.
+Cheap to import: only ``airflow.sdk``'s ``BaseOperatorLink`` and the registry at import time.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
+
+from airflow_aliyun_tasks.services import SERVICES, ServiceSpec
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -29,10 +32,6 @@ if TYPE_CHECKING:
 
 #: XCom key under which the sensors store ``{"service", "region_id", "ids"}`` for their link.
 CONSOLE_LINK_XCOM_KEY = "aliyun_console_link"
-
-#: The console's host name suffix (the China site; international accounts are sent on by Alibaba
-#: Cloud's sign-in).
-CONSOLE_DOMAIN = "console.aliyun.com"
 
 _REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+){1,4}$")
 
@@ -72,64 +71,38 @@ class AlibabaCloudConsoleLink(BaseOperatorLink):
         return self.url_for(XCom.get_value(key=CONSOLE_LINK_XCOM_KEY, ti_key=ti_key))
 
 
-def _q(value: str) -> str:
-    return quote(value, safe="")
+def _link_class(spec: ServiceSpec) -> type[AlibabaCloudConsoleLink]:
+    """The extra link class of ``spec``, from its :class:`~airflow_aliyun_tasks.services.ConsoleLink`."""
+
+    def format_link(self: AlibabaCloudConsoleLink, region_id: str, ids: Mapping[str, str]) -> str:
+        return spec.console_url(region_id, ids)
+
+    doc = f"{spec.console.title}: ``{spec.console.url}``"
+    if spec.console.note:
+        doc += f" ({spec.console.note})"
+    return type(
+        spec.console.class_name,
+        (AlibabaCloudConsoleLink,),
+        {
+            "__module__": __name__,
+            "__qualname__": spec.console.class_name,
+            "__doc__": doc + ".",
+            "name": spec.console.title,
+            "service": spec.name,
+            "format_link": format_link,
+        },
+    )
 
 
-class DlfConsoleLink(AlibabaCloudConsoleLink):
-    """Data Lake Formation console, the catalogs page of the region:
-    ``https://dlf.console.aliyun.com/<region>/metadata/catalog`` (the page Alibaba Cloud's API
-    reference sends readers to). No deep link to a catalog or an async task is documented."""
-
-    name: ClassVar[str] = "DLF console"
-    service: ClassVar[str] = "dlf"
-
-    def format_link(self, region_id: str, ids: Mapping[str, str]) -> str:
-        return f"https://dlf.{CONSOLE_DOMAIN}/{_q(region_id)}/metadata/catalog"
-
-
-class DataWorksConsoleLink(AlibabaCloudConsoleLink):
-    """DataWorks console: ``https://dataworks.console.aliyun.com/overview?regionId=<region>``.
-
-    ``/overview`` is the documented entry page; DataWorks picks the region in its top bar, and
-    ``regionId`` is the query parameter other Alibaba Cloud consoles take for it (not documented
-    for DataWorks: without it the console opens on the last region used). Async jobs such as
-    ``ImportWorkflowDefinition`` have no console page of their own."""
-
-    name: ClassVar[str] = "DataWorks console"
-    service: ClassVar[str] = "dataworks"
-
-    def format_link(self, region_id: str, ids: Mapping[str, str]) -> str:
-        return f"https://dataworks.{CONSOLE_DOMAIN}/overview?regionId={_q(region_id)}"
-
-
-class MmaConsoleLink(AlibabaCloudConsoleLink):
-    """MaxCompute console of the region: ``https://maxcompute.console.aliyun.com/<region>/overview``.
-
-    MaxCompute Migration Assist (Migration Service) lives in this console's left navigation; no
-    deep link to a data source or an async task is documented."""
-
-    name: ClassVar[str] = "MaxCompute console"
-    service: ClassVar[str] = "mma"
-
-    def format_link(self, region_id: str, ids: Mapping[str, str]) -> str:
-        return f"https://maxcompute.{CONSOLE_DOMAIN}/{_q(region_id)}/overview"
-
-
-class PdsConsoleLink(AlibabaCloudConsoleLink):
-    """Drive and Photo Service console: ``https://pds.console.aliyun.com/``.
-
-    PDS domains are global (the console is not per region) and no deep link to a domain or an
-    async task is documented; the domain is in the task's XCom (``ids.domain_id``)."""
-
-    name: ClassVar[str] = "PDS console"
-    service: ClassVar[str] = "pds"
-
-    def format_link(self, region_id: str, ids: Mapping[str, str]) -> str:
-        return f"https://pds.{CONSOLE_DOMAIN}/"
-
-
-#: Link class per service, as the sensors use them.
+#: Link class per service, as the sensors use them: one per service of the registry, named by
+#: its spec (``DlfConsoleLink``, ...) and importable from this module under that name (serialized
+#: DAGs store the class path).
 CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
-    cls.service: cls for cls in (DlfConsoleLink, DataWorksConsoleLink, MmaConsoleLink, PdsConsoleLink)
+    name: _link_class(spec) for name, spec in SERVICES.items()
 }
+globals().update({cls.__name__: cls for cls in CONSOLE_LINKS.values()})
+
+
+def console_link(service: str) -> AlibabaCloudConsoleLink:
+    """An instance of the console link of ``service``."""
+    return CONSOLE_LINKS[service]()

@@ -20,14 +20,8 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
-from airflow_aliyun_tasks.links import (
-    CONSOLE_LINK_XCOM_KEY,
-    DataWorksConsoleLink,
-    DlfConsoleLink,
-    MmaConsoleLink,
-    PdsConsoleLink,
-    link_params,
-)
+from airflow_aliyun_tasks.links import CONSOLE_LINK_XCOM_KEY, console_link, link_params
+from airflow_aliyun_tasks.services import get_service
 from airflow_aliyun_tasks.status import (
     OUTCOME_CANCELLED,
     OUTCOME_FAILED,
@@ -93,7 +87,9 @@ class _SensorStartTriggerArgs:
 class AlibabaCloudTaskSensor(BaseSensorOperator):
     """Base class: wait until an Alibaba Cloud async task of :attr:`service` ends.
 
-    Subclasses name the service and map their parameters to the API's ids in :meth:`task_ids`.
+    Subclasses name the service (a name of :data:`~airflow_aliyun_tasks.services.SERVICES`) and
+    take its ids as keyword arguments stored under the same names (they are the templated fields);
+    :meth:`task_ids` reads them by the spec's id names.
 
     :param aliyun_conn_id: the ``aliyun`` connection.
     :param deferrable: wait in the triggerer instead of a worker slot (default
@@ -154,7 +150,14 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
 
     def task_ids(self) -> dict[str, Any]:
         """The ids of the task to wait on, keyed as the hook's ``get_task_status`` takes them."""
-        raise NotImplementedError
+        names = get_service(self.service).id_names
+        missing = [name for name in names if not hasattr(self, name)]
+        if missing:
+            raise NotImplementedError(
+                f"{type(self).__name__} must store its ids as attributes named as the service's ids "
+                f"({', '.join(names)}); missing: {', '.join(missing)}"
+            )
+        return {name: getattr(self, name) for name in names}
 
     @property
     def partial_success_ok(self) -> bool:
@@ -232,9 +235,7 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
             return
         try:
             settings = self.hook.settings
-            ids = self._ids()
-            if self.service == "pds" and not ids.get("domain_id") and settings.pds_domain_id:
-                ids["domain_id"] = settings.pds_domain_id
+            ids = get_service(self.service).with_defaults(self._ids(), settings.id_defaults)
             ti.xcom_push(key=CONSOLE_LINK_XCOM_KEY, value=link_params(self.service, settings.region_id, ids))
         except Exception as exc:
             self.log.warning("No console link for this task: %s", exc)
@@ -372,15 +373,12 @@ class DlfAsyncTaskSensor(AlibabaCloudTaskSensor):
 
     service = "dlf"
     template_fields: Sequence[str] = ("async_task_id", "catalog_id")
-    operator_extra_links = (DlfConsoleLink(),)
+    operator_extra_links = (console_link("dlf"),)
 
     def __init__(self, *, async_task_id: str, catalog_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.async_task_id = async_task_id
         self.catalog_id = catalog_id
-
-    def task_ids(self) -> dict[str, Any]:
-        return {"async_task_id": self.async_task_id, "catalog_id": self.catalog_id}
 
 
 class DataWorksJobSensor(AlibabaCloudTaskSensor):
@@ -391,14 +389,11 @@ class DataWorksJobSensor(AlibabaCloudTaskSensor):
 
     service = "dataworks"
     template_fields: Sequence[str] = ("job_id",)
-    operator_extra_links = (DataWorksConsoleLink(),)
+    operator_extra_links = (console_link("dataworks"),)
 
     def __init__(self, *, job_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job_id = job_id
-
-    def task_ids(self) -> dict[str, Any]:
-        return {"job_id": self.job_id}
 
 
 class MmaAsyncTaskSensor(AlibabaCloudTaskSensor):
@@ -410,15 +405,12 @@ class MmaAsyncTaskSensor(AlibabaCloudTaskSensor):
 
     service = "mma"
     template_fields: Sequence[str] = ("source_id", "async_task_id")
-    operator_extra_links = (MmaConsoleLink(),)
+    operator_extra_links = (console_link("mma"),)
 
     def __init__(self, *, source_id: int | str, async_task_id: int | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source_id = source_id
         self.async_task_id = async_task_id
-
-    def task_ids(self) -> dict[str, Any]:
-        return {"source_id": self.source_id, "async_task_id": self.async_task_id}
 
 
 class PdsAsyncTaskSensor(AlibabaCloudTaskSensor):
@@ -431,7 +423,7 @@ class PdsAsyncTaskSensor(AlibabaCloudTaskSensor):
 
     service = "pds"
     template_fields: Sequence[str] = ("async_task_id", "domain_id")
-    operator_extra_links = (PdsConsoleLink(),)
+    operator_extra_links = (console_link("pds"),)
 
     def __init__(
         self,
@@ -449,6 +441,3 @@ class PdsAsyncTaskSensor(AlibabaCloudTaskSensor):
     @property
     def partial_success_ok(self) -> bool:
         return self._partial_success_ok
-
-    def task_ids(self) -> dict[str, Any]:
-        return {"async_task_id": self.async_task_id, "domain_id": self.domain_id}

@@ -1,4 +1,4 @@
-"""Triggers for all four services.
+"""Triggers for every service of the registry.
 
 - :class:`AlibabaCloudTaskTrigger`: waits for one task on behalf of a deferred sensor (or of a
   sensor that starts in the triggerer, ``start_from_trigger=True``) and yields one event.
@@ -17,7 +17,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 from airflow_aliyun_tasks.errors import ConfigurationError, is_transient
-from airflow_aliyun_tasks.services import get_service
+from airflow_aliyun_tasks.services import ID_NAMES, get_service
 from airflow_aliyun_tasks.status import UNKNOWN, TaskStatus, describe, outcome_of
 
 #: Event ``status`` values: the three outcomes of :func:`~airflow_aliyun_tasks.status.outcome_of`,
@@ -25,10 +25,10 @@ from airflow_aliyun_tasks.status import UNKNOWN, TaskStatus, describe, outcome_o
 #: transient failures in a row).
 EVENT_STATUSES = frozenset({"success", "failed", "cancelled", "timeout", "error"})
 
-#: The id names of the four services, accepted as flat keyword arguments by
+#: The id names of every service of the registry, accepted as flat keyword arguments by
 #: :class:`AlibabaCloudTaskTrigger` (they are the sensors' templated fields, so that a sensor
 #: started in the triggerer has its ids rendered there).
-ID_FIELDS: tuple[str, ...] = ("async_task_id", "catalog_id", "job_id", "source_id", "domain_id")
+ID_FIELDS: tuple[str, ...] = ID_NAMES
 
 
 def _plain_ids(ids: Mapping[str, Any]) -> dict[str, str]:
@@ -84,7 +84,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
     trigger kwargs are stored as plain JSON in Airflow's metadata database. Credentials come
     from the connection ``aliyun_conn_id``, resolved in the triggerer.
 
-    :param service: ``dlf``, ``dataworks``, ``mma`` or ``pds``.
+    :param service: a service of :data:`~airflow_aliyun_tasks.services.SERVICES`.
     :param ids: the task's ids, as the hook's ``get_task_status`` takes them.
     :param aliyun_conn_id: the ``aliyun`` connection.
     :param poll_interval: seconds between polls.
@@ -96,8 +96,8 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
     :param initial_delay: seconds before the first poll (the sensor has just poked itself).
     :param success_states / failure_states: extra raw status values that end the wait.
     :param partial_success_ok: PDS ``PartialSucceed`` counts as success.
-    :param async_task_id / catalog_id / job_id / source_id / domain_id: ids given one by one
-        (they override the same names in ``ids``). A sensor that starts in the triggerer passes
+    :param flat_ids: ids given one by one, by the names in :data:`ID_FIELDS` (they override the
+        same names in ``ids``). A sensor that starts in the triggerer passes
         its templated ids this way: Airflow renders a template in the triggerer only for a
         templated field of the sensor that is also a trigger kwarg and a trigger attribute.
         Only the ids given are serialized.
@@ -120,11 +120,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         success_states: Iterable[str] = (),
         failure_states: Iterable[str] = (),
         partial_success_ok: bool = False,
-        async_task_id: Any = None,
-        catalog_id: Any = None,
-        job_id: Any = None,
-        source_id: Any = None,
-        domain_id: Any = None,
+        **flat_ids: Any,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.service = get_service(service).name
@@ -137,11 +133,14 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         self.success_states = [str(s) for s in success_states]
         self.failure_states = [str(s) for s in failure_states]
         self.partial_success_ok = bool(partial_success_ok)
-        self.async_task_id = None if async_task_id is None else str(async_task_id)
-        self.catalog_id = None if catalog_id is None else str(catalog_id)
-        self.job_id = None if job_id is None else str(job_id)
-        self.source_id = None if source_id is None else str(source_id)
-        self.domain_id = None if domain_id is None else str(domain_id)
+        unknown = sorted(set(flat_ids) - set(ID_FIELDS))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got an unexpected keyword argument {unknown[0]!r}")
+        # One attribute per id name: Airflow renders a templated id in the triggerer only into a
+        # trigger attribute of the same name.
+        for name in ID_FIELDS:
+            value = flat_ids.get(name)
+            setattr(self, name, None if value is None else str(value))
         for name in ("poll_interval", "end_time", "initial_delay"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):

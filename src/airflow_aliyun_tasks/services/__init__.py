@@ -1,0 +1,83 @@
+"""The service registry: one declarative description per service, and the parsers that turn
+their bodies into :class:`~airflow_aliyun_tasks.status.TaskStatus`.
+
+Each module here describes one service completely (:class:`ServiceSpec`): product and endpoint
+rule, signing scheme, request shape, ids, parser and state table, console link, RAM action, and
+the operations that start or cancel its tasks. The rest of the package derives what it needs
+from :data:`SERVICES`: the connection's ``<service>_endpoint`` extras and form fields, the
+trigger's id keywords, the console links, error messages and the docs tables. Adding a service
+is one module here, one line in :data:`SERVICES` and a thin sensor subclass.
+
+No Airflow and no HTTP here: importing the registry is cheap.
+"""
+
+from __future__ import annotations
+
+from airflow_aliyun_tasks.errors import ConfigurationError
+from airflow_aliyun_tasks.services._spec import (
+    HOST_LABEL_RE,
+    MAX_ID_LENGTH,
+    ApiRequest,
+    CancelOperation,
+    ConsoleLink,
+    IdParam,
+    Parser,
+    ServiceSpec,
+    StartOperation,
+    validate_id,
+)
+from airflow_aliyun_tasks.services.dataworks import DATAWORKS, DATAWORKS_STATES, parse_dataworks
+from airflow_aliyun_tasks.services.dlf import DLF, DLF_STATES, parse_dlf
+from airflow_aliyun_tasks.services.mma import MMA, MMA_STATES, parse_mma
+from airflow_aliyun_tasks.services.pds import PDS, PDS_STATES, parse_pds
+
+__all__ = [
+    "DATAWORKS",
+    "DATAWORKS_STATES",
+    "DLF",
+    "DLF_STATES",
+    "HOST_LABEL_RE",
+    "ID_NAMES",
+    "MAX_ID_LENGTH",
+    "MMA",
+    "MMA_STATES",
+    "PDS",
+    "PDS_STATES",
+    "SERVICES",
+    "ApiRequest",
+    "CancelOperation",
+    "ConsoleLink",
+    "IdParam",
+    "Parser",
+    "ServiceSpec",
+    "StartOperation",
+    "connection_defaults",
+    "get_service",
+    "parse_dataworks",
+    "parse_dlf",
+    "parse_mma",
+    "parse_pds",
+    "validate_id",
+]
+
+#: Every service, by name, in the order the docs list them.
+SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (DLF, DATAWORKS, MMA, PDS)}
+
+#: Every id name of every service, in registry order, without repeats (the trigger's flat id
+#: keywords, and so the templated fields a sensor started in the triggerer may render).
+ID_NAMES: tuple[str, ...] = tuple(dict.fromkeys(n for s in SERVICES.values() for n in s.id_names))
+
+
+def connection_defaults() -> dict[str, IdParam]:
+    """The connection extras that supply an id's default (``pds_domain_id``), with their id."""
+    return {p.connection_default: p for s in SERVICES.values() for p in s.ids if p.connection_default}
+
+
+def get_service(name: str) -> ServiceSpec:
+    """The spec of ``name`` (one of :data:`SERVICES`)."""
+    try:
+        return SERVICES[name]
+    except (KeyError, TypeError):
+        raise ConfigurationError(
+            "service", f"unknown service {name!r} (expected one of: {', '.join(SERVICES)})"
+        ) from None

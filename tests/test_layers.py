@@ -1,0 +1,97 @@
+"""The package's layering: no import cycle between its modules, and no module outside the
+service registry that singles out a service by name."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from airflow_aliyun_tasks.services import SERVICES
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "airflow_aliyun_tasks"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every package module ``path`` imports, at module level or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        for name in names:
+            if name in modules:
+                found.add(name)
+    return found
+
+
+def test_no_import_cycle() -> None:
+    modules = _modules()
+    graph = {name: _imports(path, modules) - {name} for name, path in modules.items()}
+    # A package imports its own submodules in its __init__; that is not a cycle of layers.
+    for name in graph:
+        graph[name] = {m for m in graph[name] if not (m.startswith(name + ".") or name.startswith(m + "."))}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        stack.append(name)
+        for dep in sorted(graph[name]):
+            if state.get(dep) == 1:
+                cycle = [*stack[stack.index(dep) :], dep]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep)
+        stack.pop()
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+
+
+def test_client_does_not_know_the_sources_built_on_it() -> None:
+    modules = _modules()
+    assert "airflow_aliyun_tasks.credential_sources" not in _imports(modules["airflow_aliyun_tasks.client"], modules)
+    assert _imports(modules["airflow_aliyun_tasks.credentials"], modules) <= {"airflow_aliyun_tasks.errors"}
+
+
+def _service_comparisons(path: Path) -> list[str]:
+    """``x == "pds"``, ``"pds" != x``, ``x in ("pds", ...)`` with a service name, in ``path``.
+
+    A signing scheme (``call.signer == "pds"``) is not a service: PDS's scheme shares its name."""
+    hits = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        if any(isinstance(o, ast.Attribute) and o.attr == "signer" for o in operands):
+            continue
+        for operand in operands:
+            values = operand.elts if isinstance(operand, ast.Tuple | ast.List | ast.Set) else [operand]
+            for value in values:
+                if isinstance(value, ast.Constant) and value.value in SERVICES:
+                    hits.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return hits
+
+
+def test_no_service_singled_out_outside_the_registry() -> None:
+    hits = []
+    for name, path in _modules().items():
+        if name.startswith(("airflow_aliyun_tasks.services", "airflow_aliyun_tasks.testing")):
+            continue  # the registry itself, and the emulator, which keeps its own tables
+        hits += _service_comparisons(path)
+    assert hits == []
