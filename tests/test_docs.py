@@ -121,3 +121,41 @@ def test_connection_exports_are_valid(page: Path) -> None:
             (value,) = shlex.split(match.group(1))
             login, password, extra = _conn_from_export(value)
             parse_connection(login=login, password=password, extra=extra)
+
+
+# --------------------------------------------------------------------------- the registry's tables
+
+
+def _registry_tables() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("registry_tables", ROOT / "scripts" / "registry_tables.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("file", "name"), [(f, n) for f, n, _ in _registry_tables().TABLES])
+def test_docs_tables_match_the_registry(file: str, name: str) -> None:
+    """The tables of services, sensors and endpoints are the registry's (regenerate them with
+    ``python scripts/registry_tables.py``)."""
+    tables = _registry_tables()
+    make = next(m for f, n, m in tables.TABLES if (f, n) == (file, name))
+    text = (ROOT / file).read_text(encoding="utf-8")
+    assert tables.render(text, name, make()) == text, f"{file} registry:{name} is out of date"
+
+
+def test_readme_ram_permissions_name_every_status_call() -> None:
+    from airflow_aliyun_tasks.services import SERVICES
+
+    ram = (
+        (ROOT / "README.md")
+        .read_text(encoding="utf-8")
+        .split("## RAM permissions", 1)[1]
+        .split("\n## ", 1)[0]
+    )
+    for spec in SERVICES.values():
+        assert f"`{spec.ram_action}`" in ram, spec.name
+        assert f'"{spec.ram_action}"' in (ROOT / spec.docs_page).read_text(encoding="utf-8"), spec.docs_page

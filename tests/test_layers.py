@@ -65,7 +65,9 @@ def test_no_import_cycle() -> None:
 
 def test_client_does_not_know_the_sources_built_on_it() -> None:
     modules = _modules()
-    assert "airflow_aliyun_tasks.credential_sources" not in _imports(modules["airflow_aliyun_tasks.client"], modules)
+    assert "airflow_aliyun_tasks.credential_sources" not in _imports(
+        modules["airflow_aliyun_tasks.client"], modules
+    )
     assert _imports(modules["airflow_aliyun_tasks.credentials"], modules) <= {"airflow_aliyun_tasks.errors"}
 
 

@@ -1,0 +1,119 @@
+"""The docs tables that describe the services, made from the service registry.
+
+Each table stands in a Markdown file between ``<!-- BEGIN registry:NAME -->`` and
+``<!-- END registry:NAME -->``. ``python scripts/registry_tables.py`` rewrites them;
+``--check`` fails (exit 1) when a file disagrees with the registry (tests/test_docs.py runs it).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from airflow_aliyun_tasks.sensors import AlibabaCloudTaskSensor
+from airflow_aliyun_tasks.services import SERVICES, ServiceSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sensors() -> dict[str, type[AlibabaCloudTaskSensor]]:
+    found: dict[str, type[AlibabaCloudTaskSensor]] = {}
+    todo = list(AlibabaCloudTaskSensor.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__module__ == "airflow_aliyun_tasks.sensors":
+            found[cls.service] = cls
+    return found
+
+
+def _host(template: str) -> str:
+    return (
+        "`"
+        + re.sub(r"\{(\w+)\}", lambda m: "{region}" if m[1] == "region_id" else "{" + m[1] + "}", template)
+        + "`"
+    )
+
+
+def _ids(spec: ServiceSpec) -> str:
+    return ", ".join(f"`{p.name}" + ("`" if p.required else "=None`") for p in spec.ids)
+
+
+def services_table() -> str:
+    sensors = _sensors()
+    rows = [
+        "| service | sensor (ids, templated) | status call | RAM action |",
+        "|---|---|---|---|",
+    ]
+    for name, spec in SERVICES.items():
+        rows.append(
+            f"| `{name}` | `{sensors[name].__name__}` ({_ids(spec)}) | {spec.label} `{spec.action}` "
+            f"({spec.version}) | `{spec.ram_action}` |"
+        )
+    return "\n".join(rows)
+
+
+def sensors_table() -> str:
+    sensors = _sensors()
+    rows = ["| sensor | waits on | ids (templated) | page |", "|---|---|---|---|"]
+    for name, spec in SERVICES.items():
+        page = Path(spec.docs_page).name
+        rows.append(
+            f"| `{sensors[name].__name__}` | {spec.label} `{spec.action}` | {_ids(spec)} | [{page}]({page}) |"
+        )
+    return "\n".join(rows)
+
+
+def endpoints_table() -> str:
+    rows = [
+        "| service | override extra | public host | VPC host |",
+        "|---|---|---|---|",
+    ]
+    for name, spec in SERVICES.items():
+        rows.append(
+            f"| `{name}` | `{spec.endpoint_extra}` | {_host(spec.endpoint)} | {_host(spec.vpc_endpoint)} |"
+        )
+    return "\n".join(rows)
+
+
+#: (file, table name, maker)
+TABLES: tuple[tuple[str, str, Callable[[], str]], ...] = (
+    ("README.md", "services", services_table),
+    ("README.md", "endpoints", endpoints_table),
+    ("docs/sensors/README.md", "sensors", sensors_table),
+    ("docs/connection.md", "endpoints", endpoints_table),
+)
+
+
+def _block(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- BEGIN registry:{name} -->\n)(.*?)(<!-- END registry:{name} -->)", re.S)
+
+
+def render(text: str, name: str, table: str) -> str:
+    pattern = _block(name)
+    if not pattern.search(text):
+        raise LookupError(f"no registry:{name} block")
+    return pattern.sub(lambda m: m[1] + table + "\n" + m[3], text)
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for file, name, make in TABLES:
+        path = ROOT / file
+        text = path.read_text()
+        new = render(text, name, make())
+        if new != text:
+            stale.append(f"{file} (registry:{name})")
+            if not check:
+                path.write_text(new)
+    if stale and check:
+        print("out of date with the service registry: " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
