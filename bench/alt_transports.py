@@ -1,8 +1,8 @@
 """Transports the client could have used instead, for ``bench/poll.py`` to compare.
 
 :class:`AiohttpTransport` is a lean transport on one ``aiohttp.ClientSession`` per event loop,
-with the same interface as the package's own ``H1Transport`` (``send`` for the client's hot
-path, ``handle_async_request`` for httpx): the numbers show why the package does not use it.
+with the same interface as the package's own ``LeanAsyncTransport`` (``send`` for the client's
+hot path, ``handle_async_request`` for httpx): the numbers show why the package does not use it.
 """
 
 from __future__ import annotations

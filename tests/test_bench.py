@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from airflow_aliyun_tasks import client as client_module
 from airflow_aliyun_tasks import signing
-from airflow_aliyun_tasks._transport import BodyTooLargeError, H1Transport, HttpClientTransport
+from airflow_aliyun_tasks._transport import BodyTooLargeError, LeanAsyncTransport, LeanSyncTransport
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, aclose_shared_client, shared_async_client
 from airflow_aliyun_tasks.config import parse_endpoint
 from airflow_aliyun_tasks.credentials import Credentials, StaticSource
@@ -344,7 +344,7 @@ def send_async(
     timeout: httpx.Timeout = TIMEOUT,
 ) -> Any:
     async def go() -> Any:
-        transport = H1Transport()
+        transport = LeanAsyncTransport()
         try:
             return await transport.send(method, url, {"host": "h"}, content, timeout, max_body)
         finally:
@@ -361,7 +361,7 @@ def send_sync(
     max_body: int | None = 1000,
     timeout: httpx.Timeout = TIMEOUT,
 ) -> Any:
-    transport = HttpClientTransport()
+    transport = LeanSyncTransport()
     try:
         return transport.send(method, url, {"host": "h"}, content, timeout, max_body)
     finally:
@@ -417,14 +417,14 @@ def test_transport_reuses_the_connection(mode: str) -> None:
         if mode == "async":
 
             async def go() -> None:
-                transport = H1Transport()
+                transport = LeanAsyncTransport()
                 for _ in range(3):
                     await transport.send("GET", server.url + "/", {"host": "h"}, None, TIMEOUT, None)
                 await transport.aclose()
 
             asyncio.run(go())
         else:
-            transport = HttpClientTransport()
+            transport = LeanSyncTransport()
             for _ in range(3):
                 transport.send("GET", server.url + "/", {"host": "h"}, None, TIMEOUT, None)
             transport.close()
@@ -440,7 +440,7 @@ def test_transport_replaces_a_connection_the_server_closed(mode: str) -> None:
         if mode == "async":
 
             async def go() -> None:
-                transport = H1Transport()
+                transport = LeanAsyncTransport()
                 await transport.send("GET", server.url + "/", {"host": "h"}, None, TIMEOUT, None)
                 await asyncio.sleep(0.2)  # the server's FIN arrives
                 await transport.send("GET", server.url + "/", {"host": "h"}, None, TIMEOUT, None)
@@ -448,7 +448,7 @@ def test_transport_replaces_a_connection_the_server_closed(mode: str) -> None:
 
             asyncio.run(go())
         else:
-            transport = HttpClientTransport()
+            transport = LeanSyncTransport()
             transport.send("GET", server.url + "/", {"host": "h"}, None, TIMEOUT, None)
             threading.Event().wait(0.2)
             transport.send("GET", server.url + "/", {"host": "h"}, None, TIMEOUT, None)
@@ -561,7 +561,7 @@ def test_transport_https_verifies_and_keeps_alive(mode: str, tls_files: tuple[Pa
         if mode == "async":
 
             async def go() -> list[Any]:
-                transport = H1Transport()
+                transport = LeanAsyncTransport()
                 transport._ssl = trusted
                 try:
                     return [
@@ -572,7 +572,7 @@ def test_transport_https_verifies_and_keeps_alive(mode: str, tls_files: tuple[Pa
 
             results = asyncio.run(go())
         else:
-            transport = HttpClientTransport()
+            transport = LeanSyncTransport()
             transport._ssl = trusted
             results = [transport.send("GET", url, {"host": "h"}, None, TIMEOUT, None) for _ in range(2)]
             transport.close()
@@ -584,7 +584,7 @@ def test_async_transport_pool_is_bounded_and_times_out() -> None:
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=2, keepalive_expiry=30.0)
 
     async def go(server: Scripted) -> list[Any]:
-        transport = H1Transport(limits)
+        transport = LeanAsyncTransport(limits)
         try:
             results = await asyncio.gather(
                 *(

@@ -43,8 +43,8 @@ import tenacity
 from airflow_aliyun_tasks import signing
 from airflow_aliyun_tasks._transport import (
     BodyTooLargeError,
-    H1Transport,
-    HttpClientTransport,
+    LeanAsyncTransport,
+    LeanSyncTransport,
     RawResponse,
 )
 from airflow_aliyun_tasks.config import Endpoint
@@ -123,7 +123,7 @@ class _Plan:
         self.creds: Credentials | None = None
         self.prepared: Any = None
 
-    def wire_url(self, call: Call, transport: H1Transport | HttpClientTransport) -> Any:
+    def wire_url(self, call: Call, transport: LeanAsyncTransport | LeanSyncTransport) -> Any:
         """The call's URL as ``transport`` takes it."""
         if self.wire_type is not type(transport):
             self.wire = transport.url(AlibabaCloudClient.url(call))
@@ -354,14 +354,14 @@ _lean: weakref.WeakKeyDictionary[httpx.Client | httpx.AsyncClient, Any] = weakre
 
 
 def _new_sync_client() -> httpx.Client:
-    transport = HttpClientTransport(_POOL_LIMITS)
+    transport = LeanSyncTransport(_POOL_LIMITS)
     client = httpx.Client(transport=transport, limits=_POOL_LIMITS, trust_env=False, follow_redirects=False)
     _lean[client] = transport
     return client
 
 
 def _new_async_client() -> httpx.AsyncClient:
-    transport = H1Transport(_POOL_LIMITS)
+    transport = LeanAsyncTransport(_POOL_LIMITS)
     client = httpx.AsyncClient(
         transport=transport, limits=_POOL_LIMITS, trust_env=False, follow_redirects=False
     )

@@ -5,11 +5,11 @@ classes. What moves the bytes is chosen by ``bench/`` (see ``bench/RESULTS.md``)
 poll, httpx's own client layer costs several times a whole poll of a lean client, and so does
 an ``aiohttp`` session's, so the client's hot path calls these transports directly:
 
-- :class:`H1Transport` (async, :mod:`.async_transport`): asyncio protocols with ``httptools``'
-  HTTP parser (llhttp, in C) and a keep-alive pool, one per event loop. ``httptools`` is
-  imported on first use only.
-- :class:`HttpClientTransport` (sync, :mod:`.sync_transport`): a thread-safe keep-alive pool
-  of the standard library's ``http.client`` connections.
+- :class:`LeanAsyncTransport` (:mod:`.async_transport`): asyncio protocols with
+  ``httptools``' HTTP parser (llhttp, in C) and a keep-alive pool, one per event loop.
+  ``httptools`` is imported on first use only.
+- :class:`LeanSyncTransport` (:mod:`.sync_transport`): a thread-safe keep-alive pool of the
+  standard library's ``http.client`` connections.
 - :mod:`.shared`: what both use (limits, the response types, TLS context, the request as sent,
   response caps and decoding).
 
@@ -23,7 +23,7 @@ proxy settings from the environment, and both ask for ``gzip, deflate`` and deco
 
 from __future__ import annotations
 
-from airflow_aliyun_tasks._transport.async_transport import READ_TIMEOUT_CHECK, H1Transport
+from airflow_aliyun_tasks._transport.async_transport import READ_TIMEOUT_CHECK, LeanAsyncTransport
 from airflow_aliyun_tasks._transport.shared import (
     DEFAULT_LIMITS,
     MAX_HEADER_BYTES,
@@ -32,7 +32,7 @@ from airflow_aliyun_tasks._transport.shared import (
     RawResponse,
     ssl_context,
 )
-from airflow_aliyun_tasks._transport.sync_transport import HttpClientTransport
+from airflow_aliyun_tasks._transport.sync_transport import LeanSyncTransport
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -40,8 +40,8 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "READ_TIMEOUT_CHECK",
     "BodyTooLargeError",
-    "H1Transport",
-    "HttpClientTransport",
+    "LeanAsyncTransport",
+    "LeanSyncTransport",
     "RawResponse",
     "ssl_context",
 ]

@@ -234,7 +234,7 @@ class _H1Connection(asyncio.Protocol):
         self._finish(self.parser.should_keep_alive())
 
 
-class H1Transport(httpx.AsyncBaseTransport):
+class LeanAsyncTransport(httpx.AsyncBaseTransport):
     """An async HTTP/1.1 transport: asyncio protocols, httptools' parser (llhttp, in C), and a
     keep-alive pool of at most ``max_connections`` connections (all hosts together); requests
     beyond it wait for a connection, up to the pool timeout.

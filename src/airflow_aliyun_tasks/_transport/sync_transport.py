@@ -51,7 +51,7 @@ def _dead(conn: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
-class HttpClientTransport(httpx.BaseTransport):
+class LeanSyncTransport(httpx.BaseTransport):
     """A sync HTTP/1.1 transport: a thread-safe keep-alive pool of ``http.client`` connections.
 
     At most ``max_keepalive_connections`` idle connections are kept (per process: the pool is
@@ -133,7 +133,7 @@ class HttpClientTransport(httpx.BaseTransport):
         decompress: bool = True,
         total: float | None = None,
     ) -> RawResponse:
-        """As :meth:`.async_transport.H1Transport.send`."""
+        """As :meth:`.async_transport.LeanAsyncTransport.send`."""
         if self._closed:
             raise httpx.TransportError("the transport is closed")
         scheme, host, port, target = self.url(url) if isinstance(url, str) else url
