@@ -21,11 +21,9 @@ import tenacity
 
 from airflow_aliyun_tasks import client as client_module
 from airflow_aliyun_tasks.client import (
-    MAX_RETRY_AFTER,
     AlibabaCloudClient,
     Call,
     aclose_shared_client,
-    map_error,
     shared_async_client,
     shared_sync_client,
 )
@@ -38,6 +36,7 @@ from airflow_aliyun_tasks.credentials import (
     _CachingSource,
 )
 from airflow_aliyun_tasks.errors import (
+    MAX_RETRY_AFTER,
     AlibabaCloudError,
     ApiError,
     AuthenticationError,
@@ -49,6 +48,7 @@ from airflow_aliyun_tasks.errors import (
     ThrottledError,
     TransportError,
     is_transient,
+    map_error,
 )
 from airflow_aliyun_tasks.services import SERVICES
 from airflow_aliyun_tasks.testing import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
