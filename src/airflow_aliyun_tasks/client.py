@@ -86,6 +86,8 @@ class Call:
 
     @cached_property
     def _plan(self) -> _Plan:
+        # Cache: what is computed once per call (see _Plan). Keyed on this Call object (equal
+        # calls each have their own); dropped with the call, which the hook keeps while it polls.
         # Not a field: equality, hashing and repr ignore it; computed on first send.
         return _Plan(self)
 
@@ -98,8 +100,13 @@ class _Plan:
 
     def __init__(self, call: Call) -> None:
         self.host = sys.intern(call.endpoint.netloc)
+        # Cache: the URL as a transport takes it. Keyed on the transport's type; replaced when
+        # a transport of another type sends the call (a client swapped in by a test or bench/).
         self.wire_type: type | None = None
         self.wire: Any = None
+        # Cache: the prepared signer. Keyed on the credentials it was made with (the same
+        # snapshot, or an equal one); replaced when the credentials change (rotated keys, fresh
+        # STS credentials).
         self.creds: Credentials | None = None
         self.prepared: Any = None
 
@@ -213,15 +220,22 @@ def _decode(status: int, headers: httpx.Headers, raw: bytes, *, now: float) -> R
 # --------------------------------------------------------------------------- shared HTTP clients
 
 _POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=30.0)
+#: Cache: the process's sync client, built on first use. Not keyed: one per process. Dropped
+#: when it is closed (the next use builds a new one); its transport drops its pooled
+#: connections in a forked child.
 _sync_client: httpx.Client | None = None
 _sync_lock = threading.Lock()
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary()
-)
-_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
-    weakref.WeakKeyDictionary()
-)
-#: The lean transport under a shared client built here, which the hot path calls directly.
+#: Cache: each event loop's client, and the async generator that closes it when the loop shuts
+#: down. Keyed on the loop, weakly; but a client that has sent a request refers to its loop (its
+#: transport keeps the loop's read watch), so its entry stays until
+#: :func:`aclose_shared_client` drops it. A client closed otherwise (the loop shut down, or a
+#: caller closed it) is replaced on the loop's next use.
+_loop_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
+] = weakref.WeakKeyDictionary()
+#: Cache: the lean transport under a shared client built here, which the hot path calls
+#: directly. Keyed on the client (weakly: the entry goes with the client); a client built on any
+#: other transport has no entry.
 _lean: weakref.WeakKeyDictionary[httpx.Client | httpx.AsyncClient, Any] = weakref.WeakKeyDictionary()
 
 
@@ -254,10 +268,13 @@ def shared_sync_client() -> httpx.Client:
 def shared_async_client() -> httpx.AsyncClient:
     """The client of the running event loop: one keep-alive pool per loop."""
     loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None or client.is_closed:
-        client = _async_clients[loop] = _new_async_client()
-        _close_at_loop_shutdown(loop, client)
+    entry = _loop_clients.get(loop)
+    if entry is not None:
+        client = entry[0]
+        if not client.is_closed:
+            return client
+    client = _new_async_client()
+    _loop_clients[loop] = (client, _close_at_loop_shutdown(loop, client, None if entry is None else entry[1]))
     return client
 
 
@@ -269,10 +286,15 @@ async def _closer(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
             await client.aclose()
 
 
-def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+def _close_at_loop_shutdown(
+    loop: asyncio.AbstractEventLoop,
+    client: httpx.AsyncClient,
+    previous: AsyncGenerator[None, None] | None,
+) -> AsyncGenerator[None, None]:
     """Close ``client`` when ``loop`` shuts down its async generators (``asyncio.run`` and
     ``asyncio.Runner`` do, the triggerer runs in ``asyncio.run``): an async generator of the
-    loop, suspended until then, whose ``finally`` closes the client in the loop."""
+    loop, suspended until then, whose ``finally`` closes the client in the loop. Returns it;
+    ``previous``, the generator of the client it replaces, is finished in the loop."""
     agen = _closer(client)
     loop_ref = weakref.ref(loop)
 
@@ -290,20 +312,17 @@ def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, client: httpx.Async
         pass
     finally:
         sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=old_finalizer)
-    previous = _closers.get(loop)
-    _closers[loop] = agen
     if previous is not None:
         loop.create_task(previous.aclose())
+    return agen
 
 
 async def aclose_shared_client() -> None:
     """Close the running loop's shared client (for tests and orderly shutdowns)."""
-    loop = asyncio.get_running_loop()
-    client = _async_clients.pop(loop, None)
-    closer = _closers.pop(loop, None)
-    if client is not None:
+    entry = _loop_clients.pop(asyncio.get_running_loop(), None)
+    if entry is not None:
+        client, closer = entry
         await client.aclose()
-    if closer is not None:
         await closer.aclose()
 
 

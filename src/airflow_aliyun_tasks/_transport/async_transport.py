@@ -247,12 +247,20 @@ class LeanAsyncTransport(httpx.AsyncBaseTransport):
         self._limit = limits.max_connections
         self._keep = limits.max_keepalive_connections
         self._expiry = limits.keepalive_expiry
+        # Cache: idle keep-alive connections. Keyed on (scheme, host, port); a connection is
+        # dropped when the server closed it or it idled past keepalive_expiry (seen at checkout
+        # and checkin), when more than max_keepalive_connections would idle, when the pool is
+        # full and another host needs a connection, and at aclose().
         self._idle: dict[tuple[str, str, int], list[_H1Connection]] = {}
         self._idle_count = 0
         self._live = 0  # connections open, being opened, or in use
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Cache: the TLS context, built for the first https connection; kept for the
+        # transport's life.
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
+        # Cache: the read watch of the event loop connections are opened in. Keyed on that loop;
+        # replaced when a connection is opened in another loop, never dropped otherwise.
         self._watch: _ReadWatch | None = None
 
     @staticmethod

@@ -62,9 +62,16 @@ class LeanSyncTransport(httpx.BaseTransport):
     def __init__(self, limits: httpx.Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
         self._lock = threading.Lock()
+        # Cache: idle keep-alive connections. Keyed on (scheme, host, port); a connection is
+        # dropped when it idled past keepalive_expiry (seen at checkout and checkin), when the
+        # server closed it (seen at checkout), when more than max_keepalive_connections would
+        # idle, and at close().
+        # The whole pool is dropped in a forked child (``_pid``): its sockets are the parent's.
         self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
         self._idle_count = 0
         self._pid = os.getpid()
+        # Cache: the TLS context, built for the first https connection; kept for the
+        # transport's life.
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
 
