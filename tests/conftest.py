@@ -114,3 +114,20 @@ def airflow_db() -> str:
         timeout=300,
     )
     return _AIRFLOW_HOME
+
+
+# --------------------------------------------------------------------------- the package's shared state
+# Not autouse: a test file that needs one names it (``pytestmark = pytest.mark.usefixtures(...)``
+# or an argument).
+
+
+@pytest.fixture
+def close_shared_sync_client() -> Iterator[None]:
+    """Close the process's shared sync client after the test: no test inherits its pool."""
+    from airflow_aliyun_tasks import client
+
+    yield
+    shared = client._sync_client
+    if shared is not None:
+        shared.close()
+        client._sync_client = None
