@@ -12,7 +12,6 @@ import dataclasses
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -57,12 +56,6 @@ ROLE_ARN = "acs:ram::1234567890123456:role/airflow"
 
 #: every secret any test here uses; no exception may contain one
 _SECRETS: set[str] = {SK, WRONG_SECRET}
-
-
-@pytest.fixture
-async def aclose_pool() -> AsyncIterator[None]:
-    yield
-    await aclose_shared_client()
 
 
 def secret(value: str) -> str:
