@@ -175,45 +175,50 @@ def test_sign_acs3_full_sdk_header_set_vector_6() -> None:
     assert sig.signature == "fbc289a15e8c5ecdb001f24cf9d7b59fb18a24e0071ff558841f10dc9d616d39"
 
 
-def test_acs3_headers_reproduces_dlf_vector() -> None:
-    vector = VECTORS["dlf_GetAsyncTaskStatus"]
+@pytest.mark.parametrize(
+    ("name", "host", "pathname", "action", "version", "security_token"),
+    [
+        (
+            "dlf_GetAsyncTaskStatus",
+            "dlf.cn-hangzhou.aliyuncs.com",
+            "/api/metastore/catalogs/tasks",
+            "GetAsyncTaskStatus",
+            "2020-07-10",
+            None,
+        ),
+        (
+            "dataworks_GetJobStatus_STS",
+            "dataworks.cn-hangzhou.aliyuncs.com",
+            "/",
+            "GetJobStatus",
+            "2024-05-18",
+            "YourSecurityToken",
+        ),
+    ],
+    ids=["dlf_GetAsyncTaskStatus", "dataworks_GetJobStatus_STS"],
+)
+def test_acs3_headers_reproduces_vector(
+    name: str, host: str, pathname: str, action: str, version: str, security_token: str | None
+) -> None:
+    vector = VECTORS[name]
     headers = acs3_headers(
         method="GET",
-        host="dlf.cn-hangzhou.aliyuncs.com",
-        pathname="/api/metastore/catalogs/tasks",
+        host=host,
+        pathname=pathname,
         query=vector["query"],
-        action="GetAsyncTaskStatus",
-        version="2020-07-10",
+        action=action,
+        version=version,
         body=b"",
         content_type=None,
         access_key_id=AK,
         access_key_secret=SECRET,
-        security_token=None,
+        security_token=security_token,
         date=ACS_DATE,
         nonce=NONCE,
     )
-    assert headers == {**vector["headers"], "authorization": vector["authorization"]}
-
-
-def test_acs3_headers_reproduces_sts_vector() -> None:
-    vector = VECTORS["dataworks_GetJobStatus_STS"]
-    headers = acs3_headers(
-        method="GET",
-        host="dataworks.cn-hangzhou.aliyuncs.com",
-        pathname="/",
-        query=vector["query"],
-        action="GetJobStatus",
-        version="2024-05-18",
-        body=b"",
-        content_type=None,
-        access_key_id=AK,
-        access_key_secret=SECRET,
-        security_token="YourSecurityToken",
-        date=ACS_DATE,
-        nonce=NONCE,
-    )
-    assert headers["x-acs-accesskey-id"] == AK
-    assert headers["x-acs-security-token"] == "YourSecurityToken"
+    if security_token is not None:  # STS: the key id and the token are sent too
+        assert headers["x-acs-accesskey-id"] == AK
+        assert headers["x-acs-security-token"] == "YourSecurityToken"
     assert headers == {**vector["headers"], "authorization": vector["authorization"]}
 
 
