@@ -1,8 +1,8 @@
 """Transports the client could have used instead, for ``bench/poll.py`` to compare.
 
 :class:`AiohttpTransport` is a lean transport on one ``aiohttp.ClientSession`` per event loop,
-with the same interface as the package's own ``H1Transport`` (``send`` for the client's hot
-path, ``handle_async_request`` for httpx): the numbers show why the package does not use it.
+with the same interface as the package's own ``LeanAsyncTransport`` (``send`` for the client's
+hot path, ``handle_async_request`` for httpx): the numbers show why the package does not use it.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from airflow_aliyun_tasks._transport import (
+from airflow_aliyun_tasks._transport.shared import (
     DEFAULT_LIMITS,
     BodyTooLargeError,
     RawResponse,
-    _timeout_values,
-    _too_big,
     ssl_context,
+    timeout_values,
+    too_big,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _timeout(
         self, timeout: httpx.Timeout | Mapping[str, float | None], total: float | None = None
     ) -> aiohttp.ClientTimeout:
-        key = (*_timeout_values(timeout), total)
+        key = (*timeout_values(timeout), total)
         cached = self._timeouts.get(key)
         if cached is None:
             import aiohttp
@@ -141,7 +141,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=decompress,
             ) as resp:
                 raw_headers = resp.raw_headers
-                if max_body is not None and _too_big(resp.headers.get("content-length"), max_body):
+                if max_body is not None and too_big(resp.headers.get("content-length"), max_body):
                     raise BodyTooLargeError(resp.status, httpx.Headers(list(raw_headers)))
                 stream = resp.content
                 chunks: list[bytes] = []

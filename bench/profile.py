@@ -21,7 +21,7 @@ from bench.poll import measure_async, package_async, sdk
 
 COMPONENTS: tuple[tuple[str, str], ...] = (
     ("airflow_aliyun_tasks/signing.py", "package: signing"),
-    ("airflow_aliyun_tasks/_transport.py", "package: transport"),
+    ("airflow_aliyun_tasks/_transport/", "package: transport"),
     ("airflow_aliyun_tasks/client.py", "package: client (retry, headers, decode)"),
     ("airflow_aliyun_tasks/hooks.py", "package: hook"),
     ("airflow_aliyun_tasks/services/", "package: parse"),

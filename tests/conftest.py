@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +114,41 @@ def airflow_db() -> str:
         timeout=300,
     )
     return _AIRFLOW_HOME
+
+
+# --------------------------------------------------------------------------- the package's shared state
+# Not autouse: a test file that needs one names it (``pytestmark = pytest.mark.usefixtures(...)``
+# or an argument).
+
+
+@pytest.fixture
+async def aclose_pool() -> AsyncIterator[None]:
+    """Close the test loop's shared httpx.AsyncClient at the end of an async test."""
+    from airflow_aliyun_tasks.client import aclose_shared_client
+
+    yield
+    await aclose_shared_client()
+
+
+@pytest.fixture
+def close_shared_sync_client() -> Iterator[None]:
+    """Close the process's shared sync client after the test: no test inherits its pool."""
+    from airflow_aliyun_tasks import client
+
+    yield
+    shared = client._sync_client
+    if shared is not None:
+        shared.close()
+        client._sync_client = None
+
+
+@pytest.fixture
+def fresh_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with an empty per-process client cache (``hooks._clients``).
+
+    A client holds its credential source (and the temporary STS credentials it cached, which the
+    session emulator forgets at every reset) and a corrected clock: neither may outlive a test.
+    """
+    from airflow_aliyun_tasks import hooks
+
+    monkeypatch.setattr(hooks, "_clients", {})

@@ -12,7 +12,6 @@ import dataclasses
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,12 +19,11 @@ import pytest
 import tenacity
 
 from airflow_aliyun_tasks import client as client_module
+from airflow_aliyun_tasks import signing
 from airflow_aliyun_tasks.client import (
-    MAX_RETRY_AFTER,
     AlibabaCloudClient,
     Call,
     aclose_shared_client,
-    map_error,
     shared_async_client,
     shared_sync_client,
 )
@@ -39,7 +37,6 @@ from airflow_aliyun_tasks.errors import (
     BadResponseError,
     ConfigurationError,
     NotFoundError,
-    PermissionDeniedError,
     ServiceError,
     ThrottledError,
     TransportError,
@@ -54,12 +51,6 @@ ROLE_ARN = "acs:ram::1234567890123456:role/airflow"
 
 #: every secret any test here uses; no exception may contain one
 _SECRETS: set[str] = {SK, WRONG_SECRET}
-
-
-@pytest.fixture
-async def aclose_pool() -> AsyncIterator[None]:
-    yield
-    await aclose_shared_client()
 
 
 def secret(value: str) -> str:
@@ -195,6 +186,42 @@ def test_url_encoding() -> None:
     )
     assert AlibabaCloudClient.url(call) == "http://127.0.0.1:1/a%20b/c?a=1%2F2&b=x%20y"
     assert AlibabaCloudClient.url(dataclasses.replace(call, path="", query=None)) == "http://127.0.0.1:1/"
+
+
+def test_client_headers_are_the_public_signers_headers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client signs a call it has sent before with the prepared signer: same headers."""
+    call = Call(
+        endpoint=parse_endpoint("x", "http://127.0.0.1:8080"),
+        action="GetJobStatus",
+        version="2024-05-18",
+        method="GET",
+        path="/",
+        query={"JobId": "j 1*~"},
+    )
+    creds = Credentials("AK", "SK", "token")
+    client = AlibabaCloudClient(StaticSource(creds))
+    monkeypatch.setattr(client_module.time, "time", lambda: 1764172615.25)
+    first = client._headers(call, creds)
+    second = client._headers(call, creds)
+    for headers in (first, second):
+        expected = signing.acs3_headers(
+            method="GET",
+            host="127.0.0.1:8080",
+            pathname="/",
+            query={"JobId": "j 1*~"},
+            action="GetJobStatus",
+            version="2024-05-18",
+            body=b"",
+            content_type=None,
+            access_key_id="AK",
+            access_key_secret="SK",
+            security_token="token",
+            date=signing.format_acs_date(1764172615.25),
+            nonce=headers["x-acs-signature-nonce"],
+        )
+        expected.update({"accept": "application/json", "user-agent": client_module.USER_AGENT})
+        assert headers == expected
+    assert first["x-acs-signature-nonce"] != second["x-acs-signature-nonce"]
 
 
 # ----------------------------------------------------------------------------- the fault matrix
@@ -712,73 +739,17 @@ async def test_closed_shared_client_is_replaced(aclose_pool: None) -> None:
     assert not second.is_closed
 
 
-# -------------------------------------------------------------------- error mapping (pure, offline)
+def test_loop_client_is_closed_when_the_loop_ends() -> None:
+    seen: list[Any] = []
 
+    async def go() -> None:
+        client = shared_async_client()
+        seen.append(client_module._lean[client])
+        assert not client.is_closed
 
-def _map(
-    status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None, text: str = ""
-):
-    return map_error(status, httpx.Headers(headers or {}), body, text, now=time.time())
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "headers", "cls", "retryable"),
-    [
-        (403, {"Code": "Forbidden.RAM", "Message": "denied"}, {}, PermissionDeniedError, False),
-        (403, {"Code": "NoPermission"}, {}, PermissionDeniedError, False),
-        (429, {"Code": "TooManyRequests"}, {}, ThrottledError, True),
-        (400, {"Code": "Rejected.Throttling"}, {}, ThrottledError, True),
-        (400, {"Code": "Throttling.Api"}, {}, ThrottledError, True),
-        (400, {"Code": "UnknownError"}, {}, ServiceError, True),
-        (401, {}, {}, AuthenticationError, False),
-        (400, {"Code": "IncompleteSignature"}, {}, AuthenticationError, False),
-        (400, {"code": "InvalidParameter", "message": "bad", "requestId": "r1"}, {}, ApiError, False),
-        (404, {"Code": "InvalidApi.NotFound"}, {}, NotFoundError, False),
-        (400, {"Code": "InvalidVersion"}, {}, ApiError, False),
-        (504, None, {"x-ca-error-code": "D504TO", "x-ca-request-id": "rid"}, ServiceError, True),
-        (400, None, {"x-ca-error-code": "D400XX"}, ApiError, False),
-    ],
-)
-def test_map_error_classes(
-    status: int, body: dict[str, Any] | None, headers: dict[str, str], cls: type, retryable: bool
-) -> None:
-    err = _map(status, body, headers)
-    assert type(err) is cls
-    assert err.retryable is retryable
-    assert isinstance(err, ApiError)
-    assert err.http_status == status
-
-
-def test_map_error_fields_and_fallbacks() -> None:
-    err = _map(400, {"code": "X.Y", "message": "m", "requestId": "rid-1"})
-    assert isinstance(err, ApiError)
-    assert (err.code, err.message, err.request_id) == ("X.Y", "m", "rid-1")
-    err = _map(500, None, {"x-acs-request-id": "rid-2", "content-type": "text/plain"}, text="oops\n  broken")
-    assert isinstance(err, ServiceError)
-    assert err.request_id == "rid-2"
-    assert "non-JSON error body (text/plain): oops broken" in str(err)
-    err = _map(500, None, {"x-ca-error-code": "D500", "x-ca-error-message": "gateway"})
-    assert isinstance(err, ApiError)
-    assert (err.code, err.message) == ("D500", "gateway")
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"), [("200", 0.2), ("0", None), ("-5", None), ("abc", None), ("999999", MAX_RETRY_AFTER)]
-)
-def test_map_error_retry_after(raw: str, expected: float | None) -> None:
-    err = _map(400, {"Code": "Throttling.User"}, {"x-acs-retry-after": raw})
-    assert isinstance(err, ApiError)
-    if expected is None:
-        assert not err.retry_after
-    else:
-        assert err.retry_after == pytest.approx(expected)
-
-
-def test_map_error_skew_without_date_header() -> None:
-    err = _map(400, {"Code": "InvalidTimeStamp.Expired", "Message": "expired"})
-    assert isinstance(err, AuthenticationError)
-    assert err.clock_offset is None  # type: ignore[attr-defined]
-    assert "15 minutes" in str(err)
+    asyncio.run(go())
+    (transport,) = seen
+    assert transport._closed
 
 
 # ----------------------------------------------------------------------------- secrets, once more

@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 import structlog.testing
 
-from airflow_aliyun_tasks import hooks
 from airflow_aliyun_tasks.client import aclose_shared_client
 from airflow_aliyun_tasks.errors import AuthenticationError
 from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 from airflow_aliyun_tasks.status import RUNNING, SUCCEEDED
 from airflow_aliyun_tasks.testing import Emulator
 from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
+
+pytestmark = pytest.mark.usefixtures("fresh_clients")
 
 MakeConn = Callable[..., str]
 MODES = ("sync", "async")
@@ -41,12 +42,6 @@ SKEW_CODE = {
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow"
 OIDC_ARN = "acs:ram::1234567890123456:oidc-provider/ack-rrsa"
 OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3b3JrZXIiLCJpc3MiOiJodHRwczovL29pZGMiLCJhdWQiOiJzdHMifQ.c2ln"
-
-
-@pytest.fixture(autouse=True)
-def fresh_clients(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A corrected clock lives on the process-wide client: no test inherits another's."""
-    monkeypatch.setattr(hooks, "_clients", {})
 
 
 def add_task(emu: Emulator, service: str, name: str, statuses: list[str]) -> dict[str, Any]:

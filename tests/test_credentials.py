@@ -13,14 +13,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_aliyun_tasks import credentials as credentials_module
-from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, aclose_shared_client
+from airflow_aliyun_tasks.client import AlibabaCloudClient, Call
 from airflow_aliyun_tasks.config import ConnectionSettings, parse_connection, parse_endpoint
 from airflow_aliyun_tasks.credential_sources import (
     STS_VERSION,
@@ -49,13 +49,6 @@ OIDC_TOKEN = (
     "eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YWlyZmxvdzp3b3JrZXIiLCJpc3MiOiJodHRwczovL29pZGMiLCJhdWQiOiJzdHMifQ."
     "c2lnbmF0dXJl"
 )
-
-
-@pytest.fixture
-async def aclose_pool() -> AsyncIterator[None]:
-    """Close the test loop's shared httpx.AsyncClient at the end of an async test."""
-    yield
-    await aclose_shared_client()
 
 
 def settings_for(url: str, **extra: Any) -> ConnectionSettings:

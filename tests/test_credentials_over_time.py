@@ -26,13 +26,14 @@ from typing import Any
 import pytest
 import structlog.testing
 
-from airflow_aliyun_tasks import hooks
 from airflow_aliyun_tasks.client import AlibabaCloudClient
 from airflow_aliyun_tasks.credential_sources import AssumeRoleSource, OidcRoleSource
 from airflow_aliyun_tasks.credentials import Credentials, _CachingSource
 from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 from airflow_aliyun_tasks.testing import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
 from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
+
+pytestmark = pytest.mark.usefixtures("fresh_clients")
 
 STS_TTL = 4  # seconds an STS key lives in the short-lived emulator
 POLL = 0.5
@@ -67,12 +68,6 @@ def short_sts_emulator() -> Iterator[Emulator]:
 def sts_emu(short_sts_emulator: Emulator) -> Emulator:
     short_sts_emulator.reset()
     return short_sts_emulator
-
-
-@pytest.fixture(autouse=True)
-def fresh_clients(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No credential source (and its cached STS keys) outlives a test."""
-    monkeypatch.setattr(hooks, "_clients", {})
 
 
 def connect(

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from airflow_aliyun_tasks import hooks
 from airflow_aliyun_tasks.client import aclose_shared_client
 from airflow_aliyun_tasks.config import Endpoint, parse_connection
 from airflow_aliyun_tasks.errors import (
@@ -37,6 +36,8 @@ from airflow_aliyun_tasks.status import (
 )
 from airflow_aliyun_tasks.testing import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
 
+pytestmark = pytest.mark.usefixtures("fresh_clients")
+
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow"
 OIDC_ARN = "acs:ram::1234567890123456:oidc-provider/ack-rrsa"
 OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ3b3JrZXIiLCJpc3MiOiJodHRwczovL29pZGMiLCJhdWQiOiJzdHMifQ.c2ln"
@@ -45,16 +46,6 @@ WRONG_SECRET = "WrongSecret-hook-0123456789"
 ACCOUNT = "1234567890123456"
 
 MakeConn = Callable[..., str]
-
-
-@pytest.fixture(autouse=True)
-def fresh_clients(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with an empty per-process client cache.
-
-    The session emulator forgets the STS keys it minted at every reset, so a client (and its cached
-    temporary credentials) must not outlive a test.
-    """
-    monkeypatch.setattr(hooks, "_clients", {})
 
 
 def call_hook(mode: str, conn_id: str, name: str, *args: Any, times: int = 1, **kwargs: Any) -> list[Any]:

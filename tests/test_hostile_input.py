@@ -30,7 +30,6 @@ from typing import Any
 
 import pytest
 
-from airflow_aliyun_tasks import hooks
 from airflow_aliyun_tasks.client import MAX_BODY_BYTES, aclose_shared_client
 from airflow_aliyun_tasks.errors import (
     AlibabaCloudError,
@@ -51,6 +50,8 @@ from airflow_aliyun_tasks.sensors import (
 from airflow_aliyun_tasks.testing import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
 from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
 
+pytestmark = pytest.mark.usefixtures("fresh_clients")
+
 AK, SK = DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 ENDPOINTS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow"
@@ -68,11 +69,6 @@ SENSORS: dict[str, type[AlibabaCloudTaskSensor]] = {
     "pds": PdsAsyncTaskSensor,
 }
 PATHS = ("hook_sync", "hook_async", "sensor_poke", "sensor_deferrable", "trigger")
-
-
-@pytest.fixture(autouse=True)
-def fresh_clients(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hooks, "_clients", {})
 
 
 @pytest.fixture

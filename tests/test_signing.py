@@ -1,4 +1,5 @@
-"""Signing: published vectors byte for byte, plus property tests against the official signers.
+"""Signing: published vectors byte for byte, plus property tests against the official signers,
+and the prepared signers against the public signing functions.
 
 The official signers come from the test-only dependencies:
 
@@ -34,6 +35,7 @@ from darabonba.url import Url as DaraURL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airflow_aliyun_tasks import signing
 from airflow_aliyun_tasks.signing import (
     ACS3_ALGORITHM,
     EMPTY_SHA256,
@@ -173,45 +175,50 @@ def test_sign_acs3_full_sdk_header_set_vector_6() -> None:
     assert sig.signature == "fbc289a15e8c5ecdb001f24cf9d7b59fb18a24e0071ff558841f10dc9d616d39"
 
 
-def test_acs3_headers_reproduces_dlf_vector() -> None:
-    vector = VECTORS["dlf_GetAsyncTaskStatus"]
+@pytest.mark.parametrize(
+    ("name", "host", "pathname", "action", "version", "security_token"),
+    [
+        (
+            "dlf_GetAsyncTaskStatus",
+            "dlf.cn-hangzhou.aliyuncs.com",
+            "/api/metastore/catalogs/tasks",
+            "GetAsyncTaskStatus",
+            "2020-07-10",
+            None,
+        ),
+        (
+            "dataworks_GetJobStatus_STS",
+            "dataworks.cn-hangzhou.aliyuncs.com",
+            "/",
+            "GetJobStatus",
+            "2024-05-18",
+            "YourSecurityToken",
+        ),
+    ],
+    ids=["dlf_GetAsyncTaskStatus", "dataworks_GetJobStatus_STS"],
+)
+def test_acs3_headers_reproduces_vector(
+    name: str, host: str, pathname: str, action: str, version: str, security_token: str | None
+) -> None:
+    vector = VECTORS[name]
     headers = acs3_headers(
         method="GET",
-        host="dlf.cn-hangzhou.aliyuncs.com",
-        pathname="/api/metastore/catalogs/tasks",
+        host=host,
+        pathname=pathname,
         query=vector["query"],
-        action="GetAsyncTaskStatus",
-        version="2020-07-10",
+        action=action,
+        version=version,
         body=b"",
         content_type=None,
         access_key_id=AK,
         access_key_secret=SECRET,
-        security_token=None,
+        security_token=security_token,
         date=ACS_DATE,
         nonce=NONCE,
     )
-    assert headers == {**vector["headers"], "authorization": vector["authorization"]}
-
-
-def test_acs3_headers_reproduces_sts_vector() -> None:
-    vector = VECTORS["dataworks_GetJobStatus_STS"]
-    headers = acs3_headers(
-        method="GET",
-        host="dataworks.cn-hangzhou.aliyuncs.com",
-        pathname="/",
-        query=vector["query"],
-        action="GetJobStatus",
-        version="2024-05-18",
-        body=b"",
-        content_type=None,
-        access_key_id=AK,
-        access_key_secret=SECRET,
-        security_token="YourSecurityToken",
-        date=ACS_DATE,
-        nonce=NONCE,
-    )
-    assert headers["x-acs-accesskey-id"] == AK
-    assert headers["x-acs-security-token"] == "YourSecurityToken"
+    if security_token is not None:  # STS: the key id and the token are sent too
+        assert headers["x-acs-accesskey-id"] == AK
+        assert headers["x-acs-security-token"] == "YourSecurityToken"
     assert headers == {**vector["headers"], "authorization": vector["authorization"]}
 
 
@@ -814,3 +821,86 @@ def test_format_http_date() -> None:
 def test_sha256_of_empty_body() -> None:
     assert sha256_hex(b"") == EMPTY_SHA256 == hashlib.sha256(b"").hexdigest()
     assert EMPTY_SHA256 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. Prepared signers (what the client signs each poll with): the public functions' headers
+# --------------------------------------------------------------------------------------------------
+
+_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+_query = st.dictionaries(_text, st.one_of(st.none(), _text), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "put"]),
+    host=_text,
+    path=_text,
+    query=st.one_of(st.none(), _query),
+    body=st.binary(max_size=40),
+    content_type=st.sampled_from([None, signing.JSON_CONTENT_TYPE]),
+    token=st.one_of(st.none(), _text),
+    date=_text,
+    nonce=_text,
+)
+def test_prepared_signers_give_the_public_functions_headers(
+    method: str,
+    host: str,
+    path: str,
+    query: dict[str, str | None] | None,
+    body: bytes,
+    content_type: str | None,
+    token: str | None,
+    date: str,
+    nonce: str,
+) -> None:
+    common: dict[str, Any] = {
+        "method": method,
+        "host": host or "h",
+        "pathname": "/" + path,
+        "query": query,
+        "action": "GetJobStatus",
+        "version": "2024-05-18",
+        "content_type": content_type,
+        "access_key_id": "LTAI5tExampleKey",
+        "access_key_secret": "secret " + path,
+        "security_token": token,
+    }
+    acs3 = signing.PreparedAcs3Signer(body=body, **common)
+    for _ in range(2):  # and again: nothing in the prepared signer changes between calls
+        expected = signing.acs3_headers(body=body, **common, date=date, nonce=nonce)
+        assert acs3.headers(date, nonce) == expected
+        assert list(acs3.headers(date, nonce)) == list(expected)
+    pds = signing.PreparedPdsSigner(**common)
+    expected = signing.pds_headers(**common, date=date, nonce=nonce)
+    assert pds.headers(date, nonce) == expected
+    assert list(pds.headers(date, nonce)) == list(expected)
+
+
+def test_prepared_signers_do_not_mix_keys() -> None:
+    common: dict[str, Any] = {
+        "method": "POST",
+        "host": "bj1.api.aliyunpds.com",
+        "pathname": "/v2/async_task/get",
+        "query": None,
+        "action": "GetAsyncTask",
+        "version": "2022-03-01",
+        "content_type": signing.JSON_CONTENT_TYPE,
+        "access_key_id": "AK",
+        "security_token": None,
+    }
+    date = "Thu, 26 Nov 2026 15:56:55 GMT"
+    one = signing.PreparedPdsSigner(access_key_secret="one", **common)
+    two = signing.PreparedPdsSigner(access_key_secret="two", **common)
+    assert one.headers(date, "n") == signing.pds_headers(
+        access_key_secret="one", **common, date=date, nonce="n"
+    )
+    assert two.headers(date, "n") == signing.pds_headers(
+        access_key_secret="two", **common, date=date, nonce="n"
+    )
+    assert one.headers(date, "n")["authorization"] != two.headers(date, "n")["authorization"]
+
+
+def test_dates_are_the_formatted_dates() -> None:
+    for t in (0.0, 1.5, 1764172615.999, 1764172616.0):
+        assert signing.dates(t) == (signing.format_acs_date(t), signing.format_http_date(t))

@@ -1,4 +1,6 @@
-"""HTTP client: signed calls to Alibaba Cloud over httpx, with retries and error mapping.
+"""HTTP client: signed calls to Alibaba Cloud over httpx, with retries.
+
+An error answer becomes the package's exception in :func:`airflow_aliyun_tasks.errors.map_error`.
 
 - Sync calls share one ``httpx.Client`` per process; async calls share one ``httpx.AsyncClient``
   per event loop, so thousands of concurrent waits in a triggerer share one keep-alive pool.
@@ -21,12 +23,9 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import math
 import random
-import re
 import sys
 import threading
 import time
@@ -43,51 +42,32 @@ import tenacity
 from airflow_aliyun_tasks import signing
 from airflow_aliyun_tasks._transport import (
     BodyTooLargeError,
-    H1Transport,
-    HttpClientTransport,
+    LeanAsyncTransport,
+    LeanSyncTransport,
     RawResponse,
 )
 from airflow_aliyun_tasks.config import Endpoint
 from airflow_aliyun_tasks.credentials import Credentials, CredentialSource
 from airflow_aliyun_tasks.errors import (
+    SKEW_CODES,
+    STALE_TEMPORARY_KEY_CODES,
     AlibabaCloudError,
     ApiError,
     AuthenticationError,
     BadResponseError,
     ConfigurationError,
-    NotFoundError,
-    PermissionDeniedError,
     ServiceError,
     ThrottledError,
     TransportError,
+    first_field,
+    header_request_id,
+    map_error,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a status body is a few hundred bytes
-MAX_RETRY_AFTER = 30.0
 USER_AGENT = "airflow-aliyun-tasks"
-
-_AUTH_CODES = (
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "InvalidAccessKeyId",
-    "InvalidSecurityToken",
-    "MissingSecurityToken",
-    "InvalidTimeStamp",
-    "IllegalTimestamp",
-    "MissingAuthorization",
-    "InvalidAuthorization",
-    "RequestTimeTooSkewed",
-    "InvalidTime",
-    "AccessTokenInvalid",
-    "AccessTokenExpired",
-)
-#: What a gateway answers for STS credentials it no longer accepts (expired, or a temporary
-#: AccessKey ID it has forgotten): a refreshing source fetches new ones and the call is retried once.
-_STALE_TEMPORARY_KEY_CODES = ("InvalidSecurityToken", "MissingSecurityToken", "InvalidAccessKeyId.NotFound")
-_SKEW_CODES = ("InvalidTimeStamp", "IllegalTimestamp", "RequestTimeTooSkewed", "InvalidTime")
-_SERVICE_CODES = ("ServiceUnavailable", "InternalError", "InternalFailure", "UnknownError")
 
 
 @dataclass(frozen=True)
@@ -106,6 +86,8 @@ class Call:
 
     @cached_property
     def _plan(self) -> _Plan:
+        # Cache: what is computed once per call (see _Plan). Keyed on this Call object (equal
+        # calls each have their own); dropped with the call, which the hook keeps while it polls.
         # Not a field: equality, hashing and repr ignore it; computed on first send.
         return _Plan(self)
 
@@ -118,12 +100,17 @@ class _Plan:
 
     def __init__(self, call: Call) -> None:
         self.host = sys.intern(call.endpoint.netloc)
+        # Cache: the URL as a transport takes it. Keyed on the transport's type; replaced when
+        # a transport of another type sends the call (a client swapped in by a test or bench/).
         self.wire_type: type | None = None
         self.wire: Any = None
+        # Cache: the prepared signer. Keyed on the credentials it was made with (the same
+        # snapshot, or an equal one); replaced when the credentials change (rotated keys, fresh
+        # STS credentials).
         self.creds: Credentials | None = None
         self.prepared: Any = None
 
-    def wire_url(self, call: Call, transport: H1Transport | HttpClientTransport) -> Any:
+    def wire_url(self, call: Call, transport: LeanAsyncTransport | LeanSyncTransport) -> Any:
         """The call's URL as ``transport`` takes it."""
         if self.wire_type is not type(transport):
             self.wire = transport.url(AlibabaCloudClient.url(call))
@@ -184,114 +171,6 @@ class _CallState:
         return int(self.refreshed_credentials) + int(self.corrected_clock)
 
 
-def _header_request_id(headers: httpx.Headers) -> str | None:
-    value: str | None = headers.get("x-acs-request-id") or headers.get("x-ca-request-id")
-    return value
-
-
-def _first(body: Mapping[str, Any], *keys: str) -> str | None:
-    for key in keys:
-        value = body.get(key)
-        if isinstance(value, str) and value:
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-    return None
-
-
-def _server_clock_offset(headers: httpx.Headers, now: float) -> float | None:
-    """Seconds the server's clock is ahead of ours, from the response's ``Date`` header."""
-    date = headers.get("date")
-    if not date:
-        return None
-    try:
-        server = email.utils.parsedate_to_datetime(date).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return server - now
-
-
-_TOKEN_IN_TEXT = re.compile(r"(x-acs-security-token\s*:\s*)[^\s]+", re.IGNORECASE)
-
-
-def _redact_token(text: str) -> str:
-    """``text`` with the value of any ``x-acs-security-token`` header in it masked."""
-    return _TOKEN_IN_TEXT.sub(r"\1***", text) if "token" in text.lower() else text
-
-
-def map_error(
-    status: int, headers: httpx.Headers, body: Mapping[str, Any] | None, text: str = "", *, now: float
-) -> AlibabaCloudError:
-    """Turn an error response into the package's exception, keeping code, message and request id."""
-    body = body or {}
-    code = _first(body, "Code", "code", "ErrorCode", "errorCode") or headers.get("x-ca-error-code")
-    message = _first(body, "Message", "message", "ErrorMessage", "errorMessage", "errorMsg") or headers.get(
-        "x-ca-error-message"
-    )
-    request_id = _first(body, "RequestId", "requestId", "requestid") or _header_request_id(headers)
-    if not code and not message and text:
-        snippet = " ".join(text.split())[:200]
-        message = f"non-JSON error body ({headers.get('content-type', 'no content type')}): {snippet}"
-    retry_after = None
-    raw_retry_after = headers.get("x-acs-retry-after")
-    if raw_retry_after:
-        try:
-            # milliseconds, as the official SDK reads it
-            millis = float(raw_retry_after)
-        except ValueError:
-            millis = math.nan
-        # A value that is not a finite number (nan, inf) is ignored: the usual backoff applies.
-        retry_after = min(max(millis / 1000.0, 0.0), MAX_RETRY_AFTER) if math.isfinite(millis) else None
-    if message:
-        # PDS echoes the x-acs-security-token header (an STS token) in its string to sign.
-        message = _redact_token(message)
-    string_to_sign = None
-    hint = None
-    kwargs: dict[str, Any] = {
-        "http_status": status,
-        "code": code,
-        "message": message,
-        "request_id": request_id,
-    }
-    c = code or ""
-    if c == "SignatureDoesNotMatch" and message and "string to sign is:" in message:
-        string_to_sign = message.split("string to sign is:", 1)[1].strip()
-        hint = (
-            "Check that the AccessKey Secret belongs to the AccessKey ID; the server's string to "
-            "sign is in the exception's string_to_sign attribute"
-        )
-    if c.startswith(_SKEW_CODES):
-        offset = _server_clock_offset(headers, now)
-        if offset is not None:
-            hint = (
-                f"This machine's clock is off: the server's clock is {offset:+.0f} s from it. "
-                "Fix the clock (NTP), or set the connection extra correct_clock_skew to true"
-            )
-        else:
-            hint = "This machine's clock is probably off by more than 15 minutes; fix it (NTP)"
-
-    cls: type[ApiError]
-    retryable = False
-    if c.startswith("Throttling") or c == "Rejected.Throttling" or status == 429:
-        cls = ThrottledError
-    elif c in _SERVICE_CODES or status >= 500 or (c.startswith("D5") and "x-ca-error-code" in headers):
-        cls = ServiceError
-    elif c.startswith(_AUTH_CODES) or status == 401:
-        cls = AuthenticationError
-    elif c.startswith(("Forbidden", "NoPermission")) or status == 403:
-        cls = PermissionDeniedError
-    elif status == 404 or c.endswith("NotFound") or ".NotFound" in c:
-        cls = NotFoundError
-    else:
-        cls = ApiError
-        retryable = c == "SignatureNonceUsed"
-    err = cls(**kwargs, string_to_sign=string_to_sign, retry_after=retry_after, hint=hint)
-    if retryable:
-        err.retryable = True
-    err.clock_offset = _server_clock_offset(headers, now) if c.startswith(_SKEW_CODES) else None  # type: ignore[attr-defined]
-    return err
-
-
 def _from_source(exc: AlibabaCloudError) -> AlibabaCloudError:
     """Mark ``exc`` as raised while fetching credentials (an AssumeRole refused, say), not by the
     call itself: fetching them again would only repeat it."""
@@ -329,39 +208,46 @@ def _decode(status: int, headers: httpx.Headers, raw: bytes, *, now: float) -> R
         raise BadResponseError(
             f"response body {what} (content type {headers.get('content-type', 'none')})",
             http_status=status,
-            request_id=_header_request_id(headers),
+            request_id=header_request_id(headers),
         )
     if obj.get("Success") is False or obj.get("success") is False:
         # DLF reports some errors inside an HTTP 200 body.
         raise map_error(status, headers, obj, now=now)
-    request_id = _first(obj, "RequestId", "requestId") or _header_request_id(headers)
+    request_id = first_field(obj, "RequestId", "requestId") or header_request_id(headers)
     return Response(status=status, headers=headers, body=obj, request_id=request_id)
 
 
 # --------------------------------------------------------------------------- shared HTTP clients
 
 _POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=30.0)
+#: Cache: the process's sync client, built on first use. Not keyed: one per process. Dropped
+#: when it is closed (the next use builds a new one); its transport drops its pooled
+#: connections in a forked child.
 _sync_client: httpx.Client | None = None
 _sync_lock = threading.Lock()
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary()
-)
-_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
-    weakref.WeakKeyDictionary()
-)
-#: The lean transport under a shared client built here, which the hot path calls directly.
+#: Cache: each event loop's client, and the async generator that closes it when the loop shuts
+#: down. Keyed on the loop, weakly; but a client that has sent a request refers to its loop (its
+#: transport keeps the loop's read watch), so its entry stays until
+#: :func:`aclose_shared_client` drops it. A client closed otherwise (the loop shut down, or a
+#: caller closed it) is replaced on the loop's next use.
+_loop_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
+] = weakref.WeakKeyDictionary()
+#: Cache: the lean transport under a shared client built here, which the hot path calls
+#: directly. Keyed on the client (weakly: the entry goes with the client); a client built on any
+#: other transport has no entry.
 _lean: weakref.WeakKeyDictionary[httpx.Client | httpx.AsyncClient, Any] = weakref.WeakKeyDictionary()
 
 
 def _new_sync_client() -> httpx.Client:
-    transport = HttpClientTransport(_POOL_LIMITS)
+    transport = LeanSyncTransport(_POOL_LIMITS)
     client = httpx.Client(transport=transport, limits=_POOL_LIMITS, trust_env=False, follow_redirects=False)
     _lean[client] = transport
     return client
 
 
 def _new_async_client() -> httpx.AsyncClient:
-    transport = H1Transport(_POOL_LIMITS)
+    transport = LeanAsyncTransport(_POOL_LIMITS)
     client = httpx.AsyncClient(
         transport=transport, limits=_POOL_LIMITS, trust_env=False, follow_redirects=False
     )
@@ -382,10 +268,13 @@ def shared_sync_client() -> httpx.Client:
 def shared_async_client() -> httpx.AsyncClient:
     """The client of the running event loop: one keep-alive pool per loop."""
     loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None or client.is_closed:
-        client = _async_clients[loop] = _new_async_client()
-        _close_at_loop_shutdown(loop, client)
+    entry = _loop_clients.get(loop)
+    if entry is not None:
+        client = entry[0]
+        if not client.is_closed:
+            return client
+    client = _new_async_client()
+    _loop_clients[loop] = (client, _close_at_loop_shutdown(loop, client, None if entry is None else entry[1]))
     return client
 
 
@@ -397,10 +286,15 @@ async def _closer(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
             await client.aclose()
 
 
-def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+def _close_at_loop_shutdown(
+    loop: asyncio.AbstractEventLoop,
+    client: httpx.AsyncClient,
+    previous: AsyncGenerator[None, None] | None,
+) -> AsyncGenerator[None, None]:
     """Close ``client`` when ``loop`` shuts down its async generators (``asyncio.run`` and
     ``asyncio.Runner`` do, the triggerer runs in ``asyncio.run``): an async generator of the
-    loop, suspended until then, whose ``finally`` closes the client in the loop."""
+    loop, suspended until then, whose ``finally`` closes the client in the loop. Returns it;
+    ``previous``, the generator of the client it replaces, is finished in the loop."""
     agen = _closer(client)
     loop_ref = weakref.ref(loop)
 
@@ -418,20 +312,17 @@ def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, client: httpx.Async
         pass
     finally:
         sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=old_finalizer)
-    previous = _closers.get(loop)
-    _closers[loop] = agen
     if previous is not None:
         loop.create_task(previous.aclose())
+    return agen
 
 
 async def aclose_shared_client() -> None:
     """Close the running loop's shared client (for tests and orderly shutdowns)."""
-    loop = asyncio.get_running_loop()
-    client = _async_clients.pop(loop, None)
-    closer = _closers.pop(loop, None)
-    if client is not None:
+    entry = _loop_clients.pop(asyncio.get_running_loop(), None)
+    if entry is not None:
+        client, closer = entry
         await client.aclose()
-    if closer is not None:
         await closer.aclose()
 
 
@@ -536,7 +427,7 @@ class AlibabaCloudClient:
         if isinstance(exc, AuthenticationError):
             code = exc.code or ""
             if (
-                code.startswith(_STALE_TEMPORARY_KEY_CODES)
+                code.startswith(STALE_TEMPORARY_KEY_CODES)
                 and not getattr(exc, "from_credential_source", False)  # the source's own call failed
                 and self.credentials.refreshable
                 and not state.refreshed_credentials
@@ -546,7 +437,7 @@ class AlibabaCloudClient:
                 return True
             offset = getattr(exc, "clock_offset", None)
             if (
-                code.startswith(_SKEW_CODES)
+                code.startswith(SKEW_CODES)
                 and self.correct_clock_skew
                 and offset is not None
                 and not state.corrected_clock
@@ -720,7 +611,7 @@ class AlibabaCloudClient:
         return BadResponseError(
             f"response body larger than {self.max_body_bytes} bytes",
             http_status=status,
-            request_id=_header_request_id(headers),
+            request_id=header_request_id(headers),
         )
 
     def _check_size(self, declared: str | None, resp: httpx.Response) -> None:

@@ -1,4 +1,5 @@
-"""One exception hierarchy for everything the package raises.
+"""One exception hierarchy for everything the package raises, and :func:`map_error`, which
+turns a service's error answer into it.
 
 Every error carries what a user needs to act on it (HTTP status, the service's error code and
 message, the request id) and never a secret: messages are built from server responses and
@@ -6,6 +7,15 @@ field names only.
 """
 
 from __future__ import annotations
+
+import email.utils
+import math
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class AlibabaCloudError(Exception):
@@ -125,3 +135,143 @@ class ServiceError(ApiError):
 def is_transient(exc: BaseException) -> bool:
     """True for errors that a later poll may not see again."""
     return isinstance(exc, AlibabaCloudError) and exc.retryable
+
+
+# --------------------------------------------------------------------------- from an HTTP answer
+
+#: The longest wait an ``x-acs-retry-after`` header is honoured for, in seconds.
+MAX_RETRY_AFTER = 30.0
+
+#: Codes (and prefixes) of rejected credentials or signatures.
+_AUTH_CODES = (
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidAccessKeyId",
+    "InvalidSecurityToken",
+    "MissingSecurityToken",
+    "InvalidTimeStamp",
+    "IllegalTimestamp",
+    "MissingAuthorization",
+    "InvalidAuthorization",
+    "RequestTimeTooSkewed",
+    "InvalidTime",
+    "AccessTokenInvalid",
+    "AccessTokenExpired",
+)
+#: What a gateway answers for STS credentials it no longer accepts (expired, or a temporary
+#: AccessKey ID it has forgotten): a refreshing source fetches new ones and the call is retried once.
+STALE_TEMPORARY_KEY_CODES = ("InvalidSecurityToken", "MissingSecurityToken", "InvalidAccessKeyId.NotFound")
+#: What a gateway answers for a request whose date is too far from its clock.
+SKEW_CODES = ("InvalidTimeStamp", "IllegalTimestamp", "RequestTimeTooSkewed", "InvalidTime")
+#: Codes of a failure on the service's side (retried, as HTTP 5xx are).
+_SERVICE_CODES = ("ServiceUnavailable", "InternalError", "InternalFailure", "UnknownError")
+
+
+def header_request_id(headers: httpx.Headers) -> str | None:
+    """The request id a gateway put in the response headers, if any."""
+    value: str | None = headers.get("x-acs-request-id") or headers.get("x-ca-request-id")
+    return value
+
+
+def first_field(body: Mapping[str, Any], *keys: str) -> str | None:
+    """The first of ``keys`` whose value in ``body`` is a non-empty string or a number, as a string."""
+    for key in keys:
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def _server_clock_offset(headers: httpx.Headers, now: float) -> float | None:
+    """Seconds the server's clock is ahead of ours, from the response's ``Date`` header."""
+    date = headers.get("date")
+    if not date:
+        return None
+    try:
+        server = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return server - now
+
+
+_TOKEN_IN_TEXT = re.compile(r"(x-acs-security-token\s*:\s*)[^\s]+", re.IGNORECASE)
+
+
+def _redact_token(text: str) -> str:
+    """``text`` with the value of any ``x-acs-security-token`` header in it masked."""
+    return _TOKEN_IN_TEXT.sub(r"\1***", text) if "token" in text.lower() else text
+
+
+def map_error(
+    status: int, headers: httpx.Headers, body: Mapping[str, Any] | None, text: str = "", *, now: float
+) -> AlibabaCloudError:
+    """Turn an error response into the package's exception, keeping code, message and request id."""
+    body = body or {}
+    code = first_field(body, "Code", "code", "ErrorCode", "errorCode") or headers.get("x-ca-error-code")
+    message = first_field(
+        body, "Message", "message", "ErrorMessage", "errorMessage", "errorMsg"
+    ) or headers.get("x-ca-error-message")
+    request_id = first_field(body, "RequestId", "requestId", "requestid") or header_request_id(headers)
+    if not code and not message and text:
+        snippet = " ".join(text.split())[:200]
+        message = f"non-JSON error body ({headers.get('content-type', 'no content type')}): {snippet}"
+    retry_after = None
+    raw_retry_after = headers.get("x-acs-retry-after")
+    if raw_retry_after:
+        try:
+            # milliseconds, as the official SDK reads it
+            millis = float(raw_retry_after)
+        except ValueError:
+            millis = math.nan
+        # A value that is not a finite number (nan, inf) is ignored: the usual backoff applies.
+        retry_after = min(max(millis / 1000.0, 0.0), MAX_RETRY_AFTER) if math.isfinite(millis) else None
+    if message:
+        # PDS echoes the x-acs-security-token header (an STS token) in its string to sign.
+        message = _redact_token(message)
+    string_to_sign = None
+    hint = None
+    kwargs: dict[str, Any] = {
+        "http_status": status,
+        "code": code,
+        "message": message,
+        "request_id": request_id,
+    }
+    c = code or ""
+    if c == "SignatureDoesNotMatch" and message and "string to sign is:" in message:
+        string_to_sign = message.split("string to sign is:", 1)[1].strip()
+        hint = (
+            "Check that the AccessKey Secret belongs to the AccessKey ID; the server's string to "
+            "sign is in the exception's string_to_sign attribute"
+        )
+    if c.startswith(SKEW_CODES):
+        offset = _server_clock_offset(headers, now)
+        if offset is not None:
+            hint = (
+                f"This machine's clock is off: the server's clock is {offset:+.0f} s from it. "
+                "Fix the clock (NTP), or set the connection extra correct_clock_skew to true"
+            )
+        else:
+            hint = "This machine's clock is probably off by more than 15 minutes; fix it (NTP)"
+
+    cls: type[ApiError]
+    retryable = False
+    if c.startswith("Throttling") or c == "Rejected.Throttling" or status == 429:
+        cls = ThrottledError
+    elif c in _SERVICE_CODES or status >= 500 or (c.startswith("D5") and "x-ca-error-code" in headers):
+        cls = ServiceError
+    elif c.startswith(_AUTH_CODES) or status == 401:
+        cls = AuthenticationError
+    elif c.startswith(("Forbidden", "NoPermission")) or status == 403:
+        cls = PermissionDeniedError
+    elif status == 404 or c.endswith("NotFound") or ".NotFound" in c:
+        cls = NotFoundError
+    else:
+        cls = ApiError
+        retryable = c == "SignatureNonceUsed"
+    err = cls(**kwargs, string_to_sign=string_to_sign, retry_after=retry_after, hint=hint)
+    if retryable:
+        err.retryable = True
+    err.clock_offset = _server_clock_offset(headers, now) if c.startswith(SKEW_CODES) else None  # type: ignore[attr-defined]
+    return err

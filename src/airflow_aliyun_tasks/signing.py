@@ -279,6 +279,9 @@ def bearer_headers(token: str) -> dict[str, str]:
 _DATE_MARK = "\x00date\x00"
 _NONCE_MARK = "\x00nonce\x00"
 _SHARED_MAX = 1024
+# Cache: what prepared signers share. Keyed on the signer kind and its header template's items,
+# or on ("hmac", digest, SHA-256 of the secret) for an HMAC key schedule; emptied whole when it
+# reaches _SHARED_MAX entries (signers keep what they were given).
 _shared: dict[tuple[object, ...], object] = {}
 
 
@@ -460,6 +463,7 @@ class PreparedPdsSigner(_PreparedSigner):
         return headers
 
 
+# Cache: the formatted dates of one second. Keyed on the epoch second; replaced when it changes.
 _date_cache: tuple[int, str, str] = (-1, "", "")
 
 

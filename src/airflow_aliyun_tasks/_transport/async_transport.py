@@ -1,93 +1,34 @@
-"""Lean HTTP/1.1 transports under the package's httpx API.
-
-httpx is the package's HTTP client API: its ``Timeout``, ``Limits``, ``Headers`` and exception
-classes. What moves the bytes is chosen by ``bench/`` (see ``bench/RESULTS.md``): per status
-poll, httpx's own client layer costs several times a whole poll of a lean client, and so does
-an ``aiohttp`` session's, so the client's hot path calls these transports directly:
-
-- :class:`H1Transport` (async): asyncio protocols with ``httptools``' HTTP parser (llhttp, in
-  C) and a keep-alive pool, one per event loop. ``httptools`` is imported on first use only.
-- :class:`HttpClientTransport` (sync): a thread-safe keep-alive pool of the standard library's
-  ``http.client`` connections.
-
-Both are also ``httpx`` transports (``handle_async_request`` / ``handle_request``), so the
-shared ``httpx`` clients built on them behave like any other. Failures are raised as the
-``httpx`` exceptions httpx's own transports raise (``ConnectError``, ``ConnectTimeout``,
-``ReadTimeout``, ``PoolTimeout``, ``RemoteProtocolError``...), so error mapping does not
-depend on the transport. Like the package's httpx clients, neither follows redirects or reads
-proxy settings from the environment, and both ask for ``gzip, deflate`` and decode it.
+"""The async lean transport: asyncio protocols, ``httptools``' HTTP parser (llhttp, in C) and a
+keep-alive pool, one per event loop. ``httptools`` is imported on first use only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import http.client
-import os
-import select
 import ssl
-import sys
-import threading
-import time
-import zlib
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from typing import NamedTuple
 
 import httpx
 
-DEFAULT_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=30.0)
-_READ_CHUNK = 65536
-#: The most bytes and lines of response head (status line and headers) either transport reads
-#: (http.client's own limits are 100 headers and 64 KiB per line): a server that floods headers
-#: gets a ``RemoteProtocolError``, as one that sends too big a body gets ``BodyTooLargeError``.
-MAX_HEADER_BYTES = 65536
-MAX_HEADERS = 100
-
-
-class RawResponse(NamedTuple):
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
-class BodyTooLargeError(Exception):
-    """The response body is larger than the caller's cap (status and headers are known)."""
-
-    def __init__(self, status: int, headers: httpx.Headers) -> None:
-        super().__init__(status)
-        self.status = status
-        self.headers = headers
-
-
-def ssl_context() -> ssl.SSLContext:
-    """The TLS context httpx builds for ``trust_env=False`` (certifi's CA bundle), HTTP/1.1 ALPN."""
-    ctx = httpx.create_ssl_context(trust_env=False)
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-def _timeout_values(timeout: httpx.Timeout | Mapping[str, float | None]) -> tuple[Any, Any, Any, Any]:
-    if isinstance(timeout, httpx.Timeout):
-        return timeout.connect, timeout.read, timeout.write, timeout.pool
-    return timeout.get("connect"), timeout.get("read"), timeout.get("write"), timeout.get("pool")
-
-
-def _wire_cap(max_body: int, encoded: bool) -> int:
-    """The most body bytes read off the wire: ``max_body``, or for a compressed body (capped
-    again once decoded) twice that, which no compressed form of an acceptable body exceeds."""
-    return 2 * max_body + 1024 if encoded else max_body
-
-
-def _too_big(declared: str | None, max_body: int | None) -> bool:
-    return bool(max_body is not None and declared and declared.isdigit() and int(declared) > max_body)
-
-
-# --------------------------------------------------------------------------- async: httptools
-
+from airflow_aliyun_tasks._transport.shared import (
+    DEFAULT_LIMITS,
+    INCOMPLETE,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    BodyTooLargeError,
+    RawResponse,
+    decoded,
+    request_bytes,
+    split_url,
+    ssl_context,
+    timeout_values,
+    too_big,
+    wire_cap,
+)
 
 _DISCONNECTED = "Server disconnected without sending a response."
-_INCOMPLETE = "peer closed connection without sending complete message body"
 
 
 class _Target(NamedTuple):
@@ -228,7 +169,7 @@ class _H1Connection(asyncio.Protocol):
         elif isinstance(exc, OSError):
             self._fail(httpx.ReadError(str(exc) or type(exc).__name__))
         else:
-            self._fail(httpx.RemoteProtocolError(_INCOMPLETE if self.status else _DISCONNECTED))
+            self._fail(httpx.RemoteProtocolError(INCOMPLETE if self.status else _DISCONNECTED))
 
     def data_received(self, data: bytes) -> None:
         waiter = self.waiter
@@ -274,14 +215,14 @@ class _H1Connection(asyncio.Protocol):
                 self.encoded = True
         if status in (204, 304):
             self.framed = True
-        if declared is not None and _too_big(declared.decode("latin-1"), self.max_body):
+        if declared is not None and too_big(declared.decode("latin-1"), self.max_body):
             self._fail(BodyTooLargeError(status, httpx.Headers(self.headers)))
         elif self.head_only:
             self._finish(False)
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
-        if self.max_body is not None and self.size > _wire_cap(self.max_body, self.encoded):
+        if self.max_body is not None and self.size > wire_cap(self.max_body, self.encoded):
             self._fail(BodyTooLargeError(self.status, httpx.Headers(self.headers)))
             return
         self.chunks.append(body)
@@ -293,7 +234,7 @@ class _H1Connection(asyncio.Protocol):
         self._finish(self.parser.should_keep_alive())
 
 
-class H1Transport(httpx.AsyncBaseTransport):
+class LeanAsyncTransport(httpx.AsyncBaseTransport):
     """An async HTTP/1.1 transport: asyncio protocols, httptools' parser (llhttp, in C), and a
     keep-alive pool of at most ``max_connections`` connections (all hosts together); requests
     beyond it wait for a connection, up to the pool timeout.
@@ -306,18 +247,26 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._limit = limits.max_connections
         self._keep = limits.max_keepalive_connections
         self._expiry = limits.keepalive_expiry
+        # Cache: idle keep-alive connections. Keyed on (scheme, host, port); a connection is
+        # dropped when the server closed it or it idled past keepalive_expiry (seen at checkout
+        # and checkin), when more than max_keepalive_connections would idle, when the pool is
+        # full and another host needs a connection, and at aclose().
         self._idle: dict[tuple[str, str, int], list[_H1Connection]] = {}
         self._idle_count = 0
         self._live = 0  # connections open, being opened, or in use
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Cache: the TLS context, built for the first https connection; kept for the
+        # transport's life.
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
+        # Cache: the read watch of the event loop connections are opened in. Keyed on that loop;
+        # replaced when a connection is opened in another loop, never dropped otherwise.
         self._watch: _ReadWatch | None = None
 
     @staticmethod
     def url(url: str) -> _Target:
         """``url`` as :meth:`send` takes it (callers cache it: a poll sends the same URL again)."""
-        return _Target(*_split(url))
+        return _Target(*split_url(url))
 
     @property
     def connections(self) -> int:
@@ -470,8 +419,8 @@ class H1Transport(httpx.AsyncBaseTransport):
         time from sending the request to the end of the response (a server that trickles bytes
         never resets it, as it resets the read timeout)."""
         target = self.url(url) if isinstance(url, str) else url
-        connect, read, _write, pool = _timeout_values(timeout)
-        data = _request_bytes(method, target.target, headers, content)
+        connect, read, _write, pool = timeout_values(timeout)
+        data = request_bytes(method, target.target, headers, content)
         conn = self._checkout((target.scheme, target.host, target.port)) or await self._acquire(
             target, connect, pool
         )
@@ -487,7 +436,7 @@ class H1Transport(httpx.AsyncBaseTransport):
                 self._drop(conn)
         hdrs = httpx.Headers(raw_headers)
         if conn.encoded:
-            body = _decoded(body, hdrs["content-encoding"], max_body)
+            body = decoded(body, hdrs["content-encoding"], max_body)
             if max_body is not None and len(body) > max_body:
                 raise BodyTooLargeError(status, hdrs)
         return RawResponse(status, hdrs, body)
@@ -521,288 +470,3 @@ class H1Transport(httpx.AsyncBaseTransport):
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)  # wakes into "the transport is closed"
-
-
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-def _request_bytes(
-    method: str, target: str, headers: Mapping[str, str] | Iterable[tuple[str, str]], content: bytes | None
-) -> bytes:
-    """The request head (and body) as sent: the caller's headers as given, plus ``content-length``
-    and, unless given, ``accept-encoding: gzip, deflate`` (what httpx sends)."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    lines = [f"{method} {target} HTTP/1.1"]
-    encoding = False
-    for name, value in items:
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-            raise httpx.LocalProtocolError(f"illegal header {name!r}")
-        if not encoding and len(name) == 15 and name.lower() == "accept-encoding":
-            encoding = True
-        lines.append(f"{name}: {value}")
-    if not encoding:
-        lines.append("accept-encoding: gzip, deflate")
-    if content:
-        lines.append(f"content-length: {len(content)}")
-    elif method in _BODY_METHODS:
-        lines.append("content-length: 0")
-    lines.append("\r\n")
-    data = "\r\n".join(lines).encode("ascii")
-    return data + content if content else data
-
-
-# --------------------------------------------------------------------------- sync: http.client
-
-
-def _split(url: str) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}://'.")
-    host = sys.intern(parts.hostname or "")
-    port = parts.port or (443 if scheme == "https" else 80)
-    scheme = sys.intern(scheme)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    return scheme, host, port, target
-
-
-def _decoded(body: bytes, encoding: str, max_body: int | None) -> bytes:
-    """The body decoded as httpx decodes ``gzip`` / ``deflate`` content encodings, never more
-    than ``max_body + 1`` bytes of it (a decompression bomb stops at the cap)."""
-    limit = 0 if max_body is None else max_body + 1
-    for coding in reversed([c.strip().lower() for c in encoding.split(",") if c.strip()]):
-        if coding == "identity":
-            continue
-        if coding not in ("gzip", "deflate"):
-            return body  # unknown coding: left as is, as httpx does
-        try:
-            if coding == "gzip":
-                body = zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(body, limit)
-            else:
-                try:
-                    body = zlib.decompressobj().decompress(body, limit)
-                except zlib.error:
-                    body = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit)
-        except zlib.error as exc:
-            raise httpx.DecodingError(f"{coding} content could not be decoded: {exc}") from None
-    return body
-
-
-class _Conn:
-    __slots__ = ("conn", "idle_since")
-
-    def __init__(self, conn: http.client.HTTPConnection) -> None:
-        self.conn = conn
-        self.idle_since = 0.0
-
-
-def _dead(conn: http.client.HTTPConnection) -> bool:
-    """An idle keep-alive connection the server has closed (readable: EOF or stray bytes)."""
-    sock = conn.sock
-    if sock is None:
-        return True
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
-
-
-class HttpClientTransport(httpx.BaseTransport):
-    """A sync HTTP/1.1 transport: a thread-safe keep-alive pool of ``http.client`` connections.
-
-    At most ``max_keepalive_connections`` idle connections are kept (per process: the pool is
-    dropped in a forked child), each for at most ``keepalive_expiry`` seconds; an idle
-    connection the server has closed is detected before reuse and replaced.
-    """
-
-    def __init__(self, limits: httpx.Limits = DEFAULT_LIMITS) -> None:
-        self._limits = limits
-        self._lock = threading.Lock()
-        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
-        self._idle_count = 0
-        self._pid = os.getpid()
-        self._ssl: ssl.SSLContext | None = None
-        self._closed = False
-
-    @staticmethod
-    def url(url: str) -> tuple[str, str, int, str]:
-        """``url`` as :meth:`send` takes it: scheme, host, port and request target."""
-        return _split(url)
-
-    def _checkout(self, key: tuple[str, str, int]) -> _Conn | None:
-        expiry = self._limits.keepalive_expiry
-        with self._lock:
-            if self._pid != os.getpid():  # forked: the sockets belong to the parent
-                self._idle, self._idle_count, self._pid = {}, 0, os.getpid()
-            idle = self._idle.get(key)
-            while idle:
-                entry = idle.pop()
-                self._idle_count -= 1
-                if (expiry is not None and time.monotonic() - entry.idle_since > expiry) or _dead(entry.conn):
-                    entry.conn.close()
-                    continue
-                return entry
-        return None
-
-    def _checkin(self, key: tuple[str, str, int], entry: _Conn) -> None:
-        limit = self._limits.max_keepalive_connections
-        with self._lock:
-            if self._closed or self._pid != os.getpid() or (limit is not None and self._idle_count >= limit):
-                entry.conn.close()
-                return
-            now = entry.idle_since = time.monotonic()
-            idle = self._idle.setdefault(key, [])
-            expiry = self._limits.keepalive_expiry
-            while idle and expiry is not None and now - idle[0].idle_since > expiry:
-                idle.pop(0).conn.close()
-                self._idle_count -= 1
-            idle.append(entry)
-            self._idle_count += 1
-
-    def _connect(self, scheme: str, host: str, port: int, connect: float | None) -> _Conn:
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            if self._ssl is None:
-                self._ssl = ssl_context()
-            conn = http.client.HTTPSConnection(host, port, timeout=connect, context=self._ssl)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=connect)
-        try:
-            conn.connect()
-        except TimeoutError as exc:
-            conn.close()
-            raise httpx.ConnectTimeout(str(exc) or "timed out") from None
-        except OSError as exc:  # refused, unreachable, DNS, TLS
-            conn.close()
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
-        return _Conn(conn)
-
-    def send(
-        self,
-        method: str,
-        url: str | tuple[str, str, int, str],
-        headers: Mapping[str, str],
-        content: bytes | None,
-        timeout: httpx.Timeout | Mapping[str, float | None],
-        max_body: int | None,
-        *,
-        decompress: bool = True,
-        total: float | None = None,
-    ) -> RawResponse:
-        """As :meth:`H1Transport.send`."""
-        if self._closed:
-            raise httpx.TransportError("the transport is closed")
-        scheme, host, port, target = self.url(url) if isinstance(url, str) else url
-        key = (scheme, host, port)
-        connect, read, write, _pool = _timeout_values(timeout)
-        entry = self._checkout(key) or self._connect(scheme, host, port, connect)
-        conn = entry.conn
-        reusable = False
-        try:
-            sock = conn.sock
-            if sock is not None:
-                sock.settimeout(write)
-            try:
-                conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-                encoding = False
-                for name, value in headers.items():
-                    conn.putheader(name, value)
-                    encoding = encoding or name.lower() == "accept-encoding"
-                if not encoding:
-                    conn.putheader("accept-encoding", "gzip, deflate")  # what httpx sends
-                if content:
-                    conn.putheader("content-length", str(len(content)))
-                elif method in ("POST", "PUT", "PATCH"):
-                    conn.putheader("content-length", "0")
-                conn.endheaders(content or None)
-            except TimeoutError as exc:
-                raise httpx.WriteTimeout(str(exc) or "timed out") from None
-            except OSError as exc:
-                raise httpx.WriteError(str(exc) or type(exc).__name__) from None
-            deadline = None if total is None else time.monotonic() + total
-
-            def arm() -> None:  # the read timeout, shortened to what is left of ``total``
-                if sock is None:
-                    return
-                if deadline is None:
-                    sock.settimeout(read)
-                    return
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("timed out")
-                sock.settimeout(left if read is None else min(read, left))
-
-            try:
-                arm()
-                resp = conn.getresponse()
-                status = resp.status
-                raw_headers = resp.getheaders()
-                if max_body is not None and _too_big(resp.getheader("content-length"), max_body):
-                    raise BodyTooLargeError(status, httpx.Headers(raw_headers))
-                encoded = decompress and bool(resp.getheader("content-encoding"))
-                chunks: list[bytes] = []
-                size = 0
-                cap = None if max_body is None else _wire_cap(max_body, encoded)
-                while True:
-                    arm()
-                    # read1: at most one receive, so the deadline is checked between receives
-                    chunk = resp.read1(_READ_CHUNK)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if cap is not None and size > cap:
-                        raise BodyTooLargeError(status, httpx.Headers(raw_headers))
-                    chunks.append(chunk)
-                if not resp.isclosed():  # read1 leaves a fully read response open: close it
-                    resp.read()
-                if resp.length:  # http.client returns a short body silently; httpx does not
-                    raise httpx.RemoteProtocolError(_INCOMPLETE)
-                reusable = not resp.will_close
-            except TimeoutError as exc:
-                raise httpx.ReadTimeout(str(exc) or "timed out") from None
-            except (http.client.RemoteDisconnected, http.client.BadStatusLine) as exc:
-                raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from None
-            except (http.client.HTTPException, ValueError) as exc:
-                raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from None
-            except OSError as exc:
-                raise httpx.ReadError(str(exc) or type(exc).__name__) from None
-        finally:
-            if reusable:
-                self._checkin(key, entry)
-            else:
-                conn.close()
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        hdrs = httpx.Headers(raw_headers)
-        if encoded:
-            body = _decoded(body, hdrs["content-encoding"], max_body)
-            if max_body is not None and len(body) > max_body:
-                raise BodyTooLargeError(status, hdrs)
-        return RawResponse(status, hdrs, body)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-        skip = (b"content-length", b"transfer-encoding")
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.raw if k.lower() not in skip
-        }
-        raw = self.send(
-            request.method,
-            str(request.url),
-            headers,
-            body or None,
-            request.extensions.get("timeout", {}),
-            None,
-            decompress=False,  # httpx decodes the body itself
-        )
-        return httpx.Response(raw.status, headers=raw.headers.raw, content=raw.body, request=request)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle, self._idle_count = self._idle, {}, 0
-        for entries in idle.values():
-            for entry in entries:
-                entry.conn.close()
