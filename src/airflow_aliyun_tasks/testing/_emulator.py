@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import formatdate
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
@@ -30,16 +31,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from airflow_aliyun_tasks.signing import format_http_date
 from airflow_aliyun_tasks.testing import _bodies
 from airflow_aliyun_tasks.testing._auth import (
     AuthError,
     KeyRecord,
     Principal,
     SignedRequest,
-    verify_acs3,
-    verify_acs_v1,
-    verify_rpc_v2,
+    Verifier,
 )
 
 __all__ = [
@@ -153,6 +151,10 @@ def _request_id() -> str:
 
 def _iso_seconds(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_http_date(epoch: float) -> str:
+    return formatdate(epoch, usegmt=True)
 
 
 def _truthy(value: Any) -> bool:
@@ -897,15 +899,11 @@ class Emulator:
 
     def _authenticate(self, op: _Op, req: SignedRequest, params: Mapping[str, str]) -> Principal | None:
         """Verify the request's credentials; ``None`` for an anonymous call allowed (OIDC)."""
-        now = self.now()
         authorization = (req.header("authorization") or "").strip()
-        common: dict[str, Any] = {
-            "lookup": self._lookup_key,
-            "check_nonce": self._nonce_checker("pds" if op.service == "pds" else "pop"),
-            "now": now,
-            "max_skew": self.max_skew_seconds,
-            "log": log.warning,
-        }
+        gateway = "pds" if op.service == "pds" else "pop"
+        verifier = Verifier(
+            self._lookup_key, self._nonce_checker(gateway), self.now(), self.max_skew_seconds, log.warning
+        )
         if op.service == "pds":
             if authorization.startswith("Bearer "):
                 token = authorization[len("Bearer ") :].strip()
@@ -917,9 +915,7 @@ class Emulator:
                     )
                 return Principal(key=None, scheme="bearer", bearer_token=token)
             if authorization.startswith("acs "):
-                return verify_acs_v1(
-                    req, skew_error=(403, "RequestTimeTooSkewed"), mismatch_status=403, **common
-                )
+                return verifier.acs_v1(req, skew_error=(403, "RequestTimeTooSkewed"), mismatch_status=403)
             if not authorization:
                 raise AuthError(
                     401, "AccessTokenInvalid", "AccessToken is invalid. The Authorization header is missing."
@@ -928,11 +924,11 @@ class Emulator:
                 400, "IncompleteSignature", "Unsupported Authorization scheme for PDS (use 'acs' or Bearer)."
             )
         if authorization.startswith("ACS3-HMAC-SHA256"):
-            return verify_acs3(req, **common)
+            return verifier.acs3(req)
         if authorization.startswith("acs ") and op.style == "ROA":
-            return verify_acs_v1(req, **common)
+            return verifier.acs_v1(req)
         if "Signature" in params and op.style == "RPC":
-            return verify_rpc_v2(req, params, **common)
+            return verifier.rpc_v2(req, params)
         if op.action == "AssumeRoleWithOIDC" and not authorization:
             return None
         if authorization:
