@@ -178,14 +178,14 @@ Start operations, from the public API reference:
 
 from __future__ import annotations
 
-from airflow_aliyun_tasks.testing._emulator import (
+from airflow_aliyun_tasks.testing._core import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     DEFAULT_START_LIFECYCLES,
-    FAULT_KINDS,
     SERVICES,
     Emulator,
 )
+from airflow_aliyun_tasks.testing._faults import FAULT_KINDS
 
 __all__ = [
     "DEFAULT_ACCESS_KEY_ID",

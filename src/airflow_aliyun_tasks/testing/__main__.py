@@ -11,12 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_aliyun_tasks.testing._emulator import (
-    DEFAULT_ACCESS_KEY_ID,
-    DEFAULT_ACCESS_KEY_SECRET,
-    Emulator,
-    is_loopback_host,
-)
+from airflow_aliyun_tasks.testing._base import is_loopback_host
+from airflow_aliyun_tasks.testing._core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
 
 
 def _parser() -> argparse.ArgumentParser:
