@@ -185,9 +185,10 @@ from airflow_aliyun_tasks.testing._core import (
     SERVICES,
     Emulator,
 )
-from airflow_aliyun_tasks.testing._faults import FAULT_KINDS
+from airflow_aliyun_tasks.testing._faults import ALL_FAULT_KINDS, FAULT_KINDS
 
 __all__ = [
+    "ALL_FAULT_KINDS",
     "DEFAULT_ACCESS_KEY_ID",
     "DEFAULT_ACCESS_KEY_SECRET",
     "DEFAULT_START_LIFECYCLES",

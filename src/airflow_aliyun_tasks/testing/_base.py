@@ -74,7 +74,11 @@ def json_object(body: bytes) -> dict[str, Any] | None:
 
 
 class Reply:
-    """A response in the making: status, headers and a JSON body (or raw bytes)."""
+    """A response in the making: status, headers and a JSON body (or raw bytes).
+
+    ``accepted`` says whether the operation took effect (a 2xx, unless the service reports an
+    error inside a successful response, as DLF does).
+    """
 
     def __init__(
         self,
@@ -84,11 +88,13 @@ class Reply:
         raw: bytes | None = None,
         content_type: str = POP_JSON,
         headers: Mapping[str, str] | None = None,
+        accepted: bool | None = None,
     ) -> None:
         self.status = status
         self.content = raw if raw is not None else (b"" if body is None else dumps(body))
         self.content_type = content_type
         self.headers = dict(headers or {})
+        self.accepted = 200 <= status < 300 if accepted is None else accepted
 
 
 class Drop(ConnectionResetError):

@@ -49,6 +49,7 @@ from airflow_aliyun_tasks.testing._base import (
 from airflow_aliyun_tasks.testing._control import control_endpoint
 from airflow_aliyun_tasks.testing._faults import (
     DROP,
+    DROP_AFTER_ACCEPT,
     SLOW,
     TRUNCATE,
     FaultInjection,
@@ -98,6 +99,8 @@ def _route_tables() -> tuple[dict[str, list[Op]], dict[str, Op]]:
 
 _POP_OPS, _PATH_OPS = _route_tables()
 _PATH_SERVICES = {s.path_prefix: s for s in _SERVICES if s.path_prefix is not None}
+#: every start operation, as (service, action)
+_START_OPS = tuple(dict.fromkeys((s.name, op.action) for s in _SERVICES for op in s.ops_of_kind("start")))
 
 
 class Emulator(
@@ -151,6 +154,10 @@ class Emulator(
         super()._reset_state()
         self._requests: Counter[str] = Counter()  # by service
         self._task_requests: Counter[tuple[str, ...]] = Counter()  # status polls, by task
+        self._starts: Counter[tuple[str, str]] = Counter()  # by (service, action)
+        self._starts_accepted: Counter[tuple[str, str]] = Counter()
+        self._cancels: Counter[tuple[str, ...]] = Counter()  # by task
+        self._cancels_accepted: Counter[tuple[str, ...]] = Counter()
         self._nonces: dict[tuple[str, str, str], float] = {}
         self._revoked: set[str] = set()
 
@@ -310,8 +317,9 @@ class Emulator(
         return (table.name, *(str(named[n]) for n in table.id_names))
 
     def request_count(self, service: str | None = None, **ids: Any) -> int:
-        """Requests that reached a service's API (status polls and start operations, faulted and
-        rejected ones included); ``None`` sums the four status services. ``"sts"`` counts STS.
+        """Requests that reached a service's API (status polls, start and cancel operations,
+        faulted and rejected ones included); ``None`` sums the four status services. ``"sts"``
+        counts STS.
 
         With ids (as for :meth:`poll_count`), the status polls of that one task, scripted or not,
         faulted and rejected ones included."""
@@ -332,6 +340,38 @@ class Emulator(
         task = self._task(self._task_key_of(service, ids, "poll_count"))
         return task.polls if task else 0
 
+    def start_count(
+        self, service: str | None = None, action: str | None = None, *, accepted: bool = False
+    ) -> int:
+        """Requests to start operations (of ``service``, named ``action``; ``None``: any).
+
+        Counts every request routed to a start operation, faulted and rejected ones included;
+        with ``accepted=True``, only those the operation accepted (it started a task, or, for a
+        client token already seen, returned the task it started), whether or not the client got
+        the answer (``drop_after_accept``)."""
+        if service is not None:
+            names = {op.action for op in self._service(service).ops_of_kind("start")}
+            if action is not None and action not in names:
+                raise ValueError(
+                    f"{service} has no start operation {action!r}; it has {', '.join(sorted(names))}"
+                )
+        counter = self._starts_accepted if accepted else self._starts
+        with self._lock:
+            return sum(n for (s, a), n in counter.items() if service in (None, s) and action in (None, a))
+
+    def cancel_count(self, service: str | None = None, *, accepted: bool = False, **ids: Any) -> int:
+        """Requests to cancel operations (of ``service``; with ids, of that one task), faulted and
+        rejected ones included; with ``accepted=True``, only those that were accepted."""
+        counter = self._cancels_accepted if accepted else self._cancels
+        if ids:
+            key = self._task_key_of(service, ids, "cancel_count")
+            with self._lock:
+                return counter[key]
+        if service is not None:
+            self._service(service)
+        with self._lock:
+            return sum(n for key, n in counter.items() if service in (None, key[0]))
+
     def _ids_of(self, key: tuple[str, ...]) -> dict[str, str]:
         return dict(zip(_BY_NAME[key[0]].id_names, key[1:], strict=True))
 
@@ -340,6 +380,15 @@ class Emulator(
         with self._lock:
             requests = {s: self._requests[s] for s in (*SERVICES, "sts")}
             requests["total"] = sum(self._requests[s] for s in SERVICES)
+            starts = [
+                {
+                    "service": service,
+                    "action": action,
+                    "requests": self._starts[(service, action)],
+                    "accepted": self._starts_accepted[(service, action)],
+                }
+                for service, action in _START_OPS
+            ]
             return {
                 "requests": requests,
                 "tasks": [task.describe() for task in self._tasks.values()],
@@ -347,6 +396,16 @@ class Emulator(
                 "requests_by_task": [
                     {"service": key[0], "ids": self._ids_of(key), "requests": n}
                     for key, n in self._task_requests.items()
+                ],
+                "starts": starts,
+                "cancels": [
+                    {
+                        "service": key[0],
+                        "ids": self._ids_of(key),
+                        "requests": n,
+                        "accepted": self._cancels_accepted[key],
+                    }
+                    for key, n in self._cancels.items()
                 ],
                 "clock_offset": self.clock_offset,
                 "server_time": iso_seconds(self.now()),
@@ -504,11 +563,19 @@ class Emulator(
         req = SignedRequest(scope["method"].upper(), raw_path, query, headers, body, form)
         return req, {**dict(query), **dict(form)}
 
-    def _count(self, call: Call, task_key: tuple[str, ...] | None) -> None:
+    def _count(self, call: Call, task_key: tuple[str, ...] | None, reply: Reply | None) -> None:
+        """Count a request (``reply`` None) or, once answered, whether its operation accepted it."""
+        op = call.op
         with self._lock:
-            self._requests[call.op.service] += 1
-            if call.op.kind == "status" and task_key is not None:
-                self._task_requests[task_key] += 1
+            if op.kind == "start":
+                counter = self._starts if reply is None else self._starts_accepted
+                counter[(op.service, op.action)] += 1
+            elif op.kind == "cancel" and task_key is not None:
+                (self._cancels if reply is None else self._cancels_accepted)[task_key] += 1
+            if reply is None:
+                self._requests[op.service] += 1
+                if op.kind == "status" and task_key is not None:
+                    self._task_requests[task_key] += 1
 
     async def handle_api(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point of every emulated cloud API."""
@@ -527,7 +594,7 @@ class Emulator(
         op, service = routed, _BY_NAME[routed.service]
         call = Call(op, req, params, host, rid)
         task_key = op.task_key(call) if op.task_key else None
-        self._count(call, task_key)
+        self._count(call, task_key, None)
 
         kind = None
         if service.name in SERVICES:
@@ -537,7 +604,7 @@ class Emulator(
         elif kind == DROP:
             await drop_connection(self._server, scope)
             return
-        elif kind is not None and kind != TRUNCATE:
+        elif kind is not None and kind not in (TRUNCATE, DROP_AFTER_ACCEPT):
             fault = fault_reply(kind, service, host, rid)
             if fault is not None:
                 await self._send(fault, service.request_id_header, rid, scope, receive, send)
@@ -545,6 +612,11 @@ class Emulator(
 
         call.advance = kind != TRUNCATE
         reply = self._answer(call, service)
+        if reply.accepted:
+            self._count(call, task_key, reply)
+        if kind == DROP_AFTER_ACCEPT:
+            await drop_connection(self._server, scope)
+            return
         if kind == TRUNCATE:
             reply.content = reply.content[: max(1, len(reply.content) // 2)]
         await self._send(reply, service.request_id_header, rid, scope, receive, send)
@@ -554,7 +626,9 @@ class Emulator(
         try:
             call.principal = self._authenticate(call.op, call.req, call.params)
         except AuthError as exc:
-            return service.error(exc.status, exc.code, exc.message, call.host, call.rid)
+            reply = service.error(exc.status, exc.code, exc.message, call.host, call.rid)
+            reply.accepted = False
+            return reply
         try:
             return call.op.handler(self, call)
         except Exception:  # an emulator bug: answer like a gateway would, and log it

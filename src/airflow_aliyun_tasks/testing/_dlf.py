@@ -36,7 +36,7 @@ def task_status_body(task: Task, index: int, rid: str) -> dict[str, Any]:
 def _body_error(code: str, message: str, rid: str) -> Reply:
     # DLF reports product errors inside an HTTP 200 body with Success=false.
     body = {"Code": code, "Message": message, "RequestId": rid, "Success": False}
-    return Reply(200, body)
+    return Reply(200, body, accepted=False)
 
 
 _task_key = param_key(NAME, "TaskId")

@@ -27,8 +27,12 @@ FAULT_KINDS: tuple[str, ...] = (
     "html",
 )
 
+#: every kind :meth:`Emulator.inject_fault` knows: :data:`FAULT_KINDS`, and ``drop_after_accept``
+#: (the request is served, its effect kept, and the connection closed without the answer)
+ALL_FAULT_KINDS: tuple[str, ...] = (*FAULT_KINDS, "drop_after_accept")
+
 #: kinds the core handles itself; the others are answered by :func:`fault_reply`
-SLOW, DROP, TRUNCATE = "slow", "drop", "truncated_json"
+SLOW, DROP, TRUNCATE, DROP_AFTER_ACCEPT = "slow", "drop", "truncated_json", "drop_after_accept"
 
 _HTML_PAGE = (
     "<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n"
@@ -60,12 +64,12 @@ class FaultInjection(Store):
         self, kind: str, count: int = 1, *, service: str | None = None, task: str | None = None
     ) -> None:
         """Make the next ``count`` requests to an operation of ``service`` (any service but STS
-        when ``None``) misbehave in the way ``kind`` names (:data:`FAULT_KINDS`). With
+        when ``None``) misbehave in the way ``kind`` names (:data:`ALL_FAULT_KINDS`). With
         ``task``, only status polls of the task whose id is ``task`` match (DLF ``TaskId``,
         DataWorks ``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``). Faults queue up in the order injected; STS and the control API are never
         faulted."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+        if kind not in ALL_FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(ALL_FAULT_KINDS)}")
         self._check_service(service)
         if int(count) < 1:
             raise ValueError("count must be at least 1")
@@ -94,8 +98,8 @@ class FaultInjection(Store):
         if not 0.0 <= rate <= 1.0:
             raise ValueError("rate must be between 0 and 1")
         chosen = tuple(FAULT_KINDS if kinds is None else kinds)
-        if not chosen or any(k not in FAULT_KINDS for k in chosen):
-            raise ValueError(f"kinds must be a non-empty list of {', '.join(FAULT_KINDS)}")
+        if not chosen or any(k not in ALL_FAULT_KINDS for k in chosen):
+            raise ValueError(f"kinds must be a non-empty list of {', '.join(ALL_FAULT_KINDS)}")
         self._check_service(service)
         with self._lock:
             self._fault_rate = None
