@@ -179,6 +179,7 @@ Start operations, from the public API reference:
 from __future__ import annotations
 
 from airflow_aliyun_tasks.testing._core import (
+    ALL_SERVICES,
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     DEFAULT_START_LIFECYCLES,
@@ -189,6 +190,7 @@ from airflow_aliyun_tasks.testing._faults import ALL_FAULT_KINDS, FAULT_KINDS
 
 __all__ = [
     "ALL_FAULT_KINDS",
+    "ALL_SERVICES",
     "DEFAULT_ACCESS_KEY_ID",
     "DEFAULT_ACCESS_KEY_SECRET",
     "DEFAULT_START_LIFECYCLES",

@@ -135,6 +135,11 @@ class Task:
         """Whether a raw status ends the task's lifecycle (drives ``Completed``, ``endTime``...)."""
         return status.upper() not in self.running
 
+    @property
+    def current(self) -> str:
+        """The status last reported, or the first scripted one before any poll."""
+        return self.history[-1] if self.history else self.statuses[0]
+
     def step(self, *, advance: bool, now: float) -> int:
         """The index of the status to report now; counts the poll when ``advance``."""
         index = min(self.polls, len(self.statuses) - 1)

@@ -1,7 +1,7 @@
 """The emulator: its state, the uvicorn thread, routing, authentication and the counters.
 
 What each service serves lives in its own module (``_dlf``, ``_dataworks``, ``_mma``, ``_pds``,
-``_sts``), as a :class:`~._base.Service` table; faults in ``_faults``;
+``_emr_serverless_spark``, ``_sts``), as a :class:`~._base.Service` table; faults in ``_faults``;
 the control API in ``_control``. See the package docstring for the whole API.
 """
 
@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from airflow_aliyun_tasks.testing import _dataworks, _dlf, _mma, _pds, _sts
+from airflow_aliyun_tasks.testing import _dataworks, _dlf, _emr_serverless_spark, _mma, _pds, _sts
 from airflow_aliyun_tasks.testing._auth import (
     AuthError,
     KeyRecord,
@@ -68,12 +68,15 @@ _SERVICES: tuple[Service, ...] = (
     _dataworks.SERVICE,
     _mma.SERVICE,
     _pds.SERVICE,
+    _emr_serverless_spark.SERVICE,
     _sts.SERVICE,
 )
 _BY_NAME: dict[str, Service] = {service.name: service for service in _SERVICES}
 
 #: the four async-task services (DLF, DataWorks, MaxCompute MMA, PDS), by their short names
 SERVICES: tuple[str, ...] = ("dlf", "dataworks", "mma", "pds")
+#: every service with tasks (STS aside): :data:`SERVICES` and EMR Serverless Spark
+ALL_SERVICES: tuple[str, ...] = tuple(s.name for s in _SERVICES if s.id_names)
 
 #: lifecycle of the tasks that the emulated start operations create (``Emulator.start_lifecycles``)
 DEFAULT_START_LIFECYCLES: dict[str, tuple[str, ...]] = {
@@ -108,15 +111,16 @@ class Emulator(
     _dataworks.DataWorksJobs,
     _mma.MmaTasks,
     _pds.PdsTasks,
+    _emr_serverless_spark.EmrServerlessSparkJobRuns,
     _sts.StsKeys,
     FaultInjection,
 ):
-    """A local Alibaba Cloud: DLF, DataWorks, MaxCompute MMA, PDS and STS on one loopback port.
+    """A local Alibaba Cloud: DLF, DataWorks, MaxCompute MMA, PDS, EMR Serverless Spark and STS.
 
     See :mod:`airflow_aliyun_tasks.testing` for the full description.
     """
 
-    _faultable = SERVICES
+    _faultable = ALL_SERVICES
 
     def __init__(
         self,
@@ -254,14 +258,14 @@ class Emulator(
         """The service with tasks named ``name``."""
         service = _BY_NAME.get(name or "")
         if service is None or not service.id_names:
-            raise ValueError(f"unknown service {name!r}; expected one of {', '.join(SERVICES)}")
+            raise ValueError(f"unknown service {name!r}; expected one of {', '.join(ALL_SERVICES)}")
         return service
 
     def add_task(self, service: str, **spec: Any) -> dict[str, str]:
         """Generic form of the ``add_*`` methods (used by the control API and ``--tasks`` files).
 
-        ``spec`` holds the ids and options of that method; ``statuses`` is accepted for PDS too.
-        Returns the task's ids.
+        ``spec`` holds the ids and options of that method; ``statuses`` is accepted where the
+        method says ``states`` (PDS, EMR Serverless Spark). Returns the task's ids.
         """
         table = self._service(service)
         spec = dict(spec)
@@ -318,7 +322,7 @@ class Emulator(
 
     def request_count(self, service: str | None = None, **ids: Any) -> int:
         """Requests that reached a service's API (status polls, start and cancel operations,
-        faulted and rejected ones included); ``None`` sums the four status services. ``"sts"``
+        faulted and rejected ones included); ``None`` sums every service but STS. ``"sts"``
         counts STS.
 
         With ids (as for :meth:`poll_count`), the status polls of that one task, scripted or not,
@@ -329,14 +333,14 @@ class Emulator(
                 return self._task_requests[key]
         with self._lock:
             if service is None:
-                return sum(self._requests[s] for s in SERVICES)
+                return sum(self._requests[s] for s in ALL_SERVICES)
             return self._requests[service]
 
     def poll_count(self, service: str, **ids: Any) -> int:
         """Status polls of one task answered normally (each one moved its lifecycle on).
 
         Takes the ids as the ``add_*`` methods do, or as the hook and ``TaskStatus.ids`` name
-        them (DLF ``async_task_id``; ``catalog_id`` and ``domain_id`` are ignored)."""
+        them (DLF ``async_task_id``; ``catalog_id``, ``domain_id`` and ``region_id`` are ignored)."""
         task = self._task(self._task_key_of(service, ids, "poll_count"))
         return task.polls if task else 0
 
@@ -378,8 +382,8 @@ class Emulator(
     def stats(self) -> dict[str, Any]:
         """Everything ``GET /_emulator/stats`` returns."""
         with self._lock:
-            requests = {s: self._requests[s] for s in (*SERVICES, "sts")}
-            requests["total"] = sum(self._requests[s] for s in SERVICES)
+            requests = {s: self._requests[s] for s in (*ALL_SERVICES, "sts")}
+            requests["total"] = sum(self._requests[s] for s in ALL_SERVICES)
             starts = [
                 {
                     "service": service,
@@ -597,7 +601,7 @@ class Emulator(
         self._count(call, task_key, None)
 
         kind = None
-        if service.name in SERVICES:
+        if service.name in ALL_SERVICES:
             kind = self._take_fault(service.name, task_key[-1] if task_key and op.kind == "status" else None)
         if kind == SLOW:
             await asyncio.sleep(self.slow_seconds)
