@@ -18,7 +18,9 @@ from airflow_aliyun_tasks.testing._core import DEFAULT_ACCESS_KEY_ID, DEFAULT_AC
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_aliyun_tasks.testing",
-        description="Local Alibaba Cloud emulator (DLF, DataWorks, MaxCompute MMA, PDS, STS) for tests.",
+        description=(
+            "Local Alibaba Cloud emulator (DLF, DataWorks, MaxCompute MMA, PDS, EMR Serverless Spark, STS) for tests."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the emulator on a loopback port")
