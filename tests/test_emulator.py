@@ -29,6 +29,7 @@ from darabonba.runtime import RuntimeOptions
 
 from airflow_aliyun_tasks import signing
 from airflow_aliyun_tasks.testing import (
+    ALL_FAULT_KINDS,
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     FAULT_KINDS,
@@ -393,6 +394,49 @@ def test_start_operations_create_pollable_tasks(emu: Emulator) -> None:
     # every request to a service counts: its start operation and its polls
     assert emu.request_count() == (1 + 2) + (1 + 3) + (1 + 3) + (1 + 3)
     assert emu.request_count("pds") == 4
+
+
+def test_start_counters_and_the_fault_that_loses_the_answer(emu: Emulator) -> None:
+    from alibabacloud_datalake20200710.client import Client as DataLake
+    from alibabacloud_datalake20200710.models import DeleteDatabaseRequest
+    from alibabacloud_dataworks_public20240518.client import Client as DataWorks
+    from alibabacloud_dataworks_public20240518.models import ImportWorkflowDefinitionRequest
+    from darabonba.exceptions import UnretryableException
+
+    dataworks = DataWorks(sdk_config(emu))
+    request = ImportWorkflowDefinitionRequest(project_id=123456, spec="{}")
+    # drop_after_accept: the job is created, the client sees a dropped connection
+    emu.inject_fault("drop_after_accept", service="dataworks")
+    with pytest.raises(UnretryableException):
+        dataworks.import_workflow_definition_with_options(request, RuntimeOptions(autoretry=False))
+    assert len(emu.tasks("dataworks")) == 1
+    assert emu.fault_counts == {"drop_after_accept": 1}
+    dataworks.import_workflow_definition(request)
+    assert len(emu.tasks("dataworks")) == 2
+    code, _, _ = sdk_failure(
+        lambda: dataworks.import_workflow_definition(ImportWorkflowDefinitionRequest(project_id=1))
+    )
+    assert code == "MissingSpec"
+    # DLF rejects inside an HTTP 200 body: not accepted either
+    assert DataLake(sdk_config(emu)).delete_database(DeleteDatabaseRequest(async_=True)).body.success is False
+
+    assert emu.start_count() == 4
+    assert emu.start_count(accepted=True) == 2
+    assert emu.start_count("dataworks", "ImportWorkflowDefinition") == 3
+    assert emu.start_count("dataworks", accepted=True) == 2
+    assert (emu.start_count("dlf"), emu.start_count("dlf", accepted=True)) == (1, 0)
+    assert emu.start_count("pds") == emu.cancel_count() == 0
+    with pytest.raises(ValueError, match="no start operation"):
+        emu.start_count("dataworks", "GetJobStatus")
+    assert {
+        "service": "dataworks",
+        "action": "ImportWorkflowDefinition",
+        "requests": 3,
+        "accepted": 2,
+    } in emu.stats()["starts"]
+    # a fault rate draws drop_after_accept only when asked to
+    assert "drop_after_accept" not in FAULT_KINDS
+    assert (*FAULT_KINDS, "drop_after_accept") == ALL_FAULT_KINDS
 
 
 # ----------------------------------------------------------------------------- signature errors

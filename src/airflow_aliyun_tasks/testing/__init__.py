@@ -1,9 +1,9 @@
-"""A local Alibaba Cloud for tests: DLF, DataWorks, MaxCompute MMA, PDS and STS on one loopback port.
+"""A local Alibaba Cloud for tests: DLF, DataWorks, MaxCompute MMA, PDS, EMR Serverless Spark and STS.
 
-The emulator verifies signatures as the real gateways do, serves the four async-task status APIs
-(plus a few operations that start tasks, and STS), plays scripted task lifecycles and injects
-faults. Use it to test your own DAGs, sensors and hooks without an Alibaba Cloud account. It
-listens on loopback only and never talks to the network. It needs nothing beyond what Airflow
+The emulator verifies signatures as the real gateways do, serves the status APIs of the async
+tasks and job runs (plus operations that start and cancel them, and STS), plays scripted task
+lifecycles and injects faults. Use it to test your own DAGs, sensors and hooks without an Alibaba
+Cloud account. It listens on loopback only and never talks to the network. It needs nothing beyond what Airflow
 already installs (Starlette and uvicorn).
 
 Python API
@@ -46,18 +46,27 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
   ``result``/``errorMsg`` are the string ``"null"`` when absent; times end with ``"\\n"``)
 - ``emu.add_pds_task(async_task_id, states=("Running", "Succeed"), *, domain_id=None, total_process=None,
   consumed_process=None, failed_process=0, skipped_process=0, error_code=None, error_message=None)``
+- ``emu.add_emr_serverless_spark_job_run(workspace_id, job_run_id, states=("Running", "Success"), *,
+  state_change_reason_code=None, state_change_reason_message=None, fields=None)``
+  (``stateChangeReason`` once the run has ended; a ``Failed`` run without a reason gets a generic
+  one; ``fields`` adds to or overrides the ``jobRun`` object, camelCase keys)
 - ``emu.add_task(service, **spec)``: the same, by service name (``"dlf"``, ``"dataworks"``, ``"mma"``,
-  ``"pds"``).
-- ``emu.start_lifecycles[service] = (...)``: statuses of the tasks created by the start operations.
+  ``"pds"``, ``"emr_serverless_spark"``); ``statuses`` is accepted where the method says ``states``.
+- ``emu.start_lifecycles[service] = (...)`` or ``emu.set_start_lifecycle(service, statuses)``:
+  statuses of the tasks created by the start operations (:data:`DEFAULT_START_LIFECYCLES`).
+
+Service names: :data:`SERVICES` is the four async-task services (``dlf``, ``dataworks``, ``mma``,
+``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``. STS is ``"sts"``.
 
 Faults: ``emu.inject_fault(kind, count=1, *, service=None, task=None)`` makes the next ``count``
-requests to a status API or start operation (of ``service``, or any of the four) misbehave; with
-``task``, only the status polls of the task with that id (DLF ``TaskId``, DataWorks ``JobId``, MMA
-``asyncTaskId``, PDS ``async_task_id``). ``emu.set_fault_rate(rate, kinds=None, *, service=None,
-seed=None, exempt_tasks=())`` faults every further matching request with probability ``rate`` (kind
-drawn uniformly from ``kinds``, default all), after the queued faults; polls of ``exempt_tasks`` are
-never faulted at random; ``rate=0`` or ``reset()`` turns it off. STS and the control API are never
-faulted. Kinds:
+requests to an operation (status, start or cancel) of ``service``, or of any service but STS,
+misbehave; with ``task``, only the status polls of the task with that id (DLF ``TaskId``, DataWorks
+``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``, EMR Serverless Spark ``jobRunId``).
+``emu.set_fault_rate(rate, kinds=None, *, service=None, seed=None, exempt_tasks=())`` faults every
+further matching request with probability ``rate`` (kind drawn uniformly from ``kinds``, default
+:data:`FAULT_KINDS`), after the queued faults; polls of ``exempt_tasks`` are never faulted at
+random; ``rate=0`` or ``reset()`` turns it off. STS and the control API are never faulted. Kinds
+(:data:`ALL_FAULT_KINDS`; the first ten are :data:`FAULT_KINDS`):
 
 - ``"503"``: HTTP 503 ``ServiceUnavailable`` (error JSON in the service's shape)
 - ``"500"``: HTTP 500 ``InternalError``
@@ -70,18 +79,29 @@ faulted. Kinds:
 - ``"slow"``: waits ``emu.slow_seconds`` (default 3.0), then answers normally
 - ``"drop"``: closes the TCP connection without any response
 - ``"html"``: HTTP 502 ``text/html`` error page
+- ``"drop_after_accept"``: serves the request (a start creates its task, a poll moves the lifecycle
+  on), then closes the connection without the answer: the lost response of a start
 
-Observation: ``emu.request_count(service=None, **ids)`` (requests that reached a service's API,
-faulted and rejected ones included; ``None`` = the four services; ``"sts"`` counts STS; with ids, the
-status polls of that one task, e.g. ``request_count("dataworks", job_id="j1")``),
-``emu.poll_count(service, **ids)`` (polls answered normally, e.g. ``poll_count("mma", source_id=1,
-async_task_id=2)``), ``emu.fault_counts`` (faults served, by kind), ``emu.tasks()``, ``emu.stats()``.
+Observation:
+
+- ``emu.request_count(service=None, **ids)``: requests that reached a service's API, faulted and
+  rejected ones included; ``None`` = every service but STS; ``"sts"`` counts STS; with ids, the
+  status polls of that one task, e.g. ``request_count("dataworks", job_id="j1")``.
+- ``emu.poll_count(service, **ids)``: polls answered normally, e.g. ``poll_count("mma", source_id=1,
+  async_task_id=2)``.
+- ``emu.start_count(service=None, action=None, *, accepted=False)``: requests to start operations,
+  faulted and rejected ones included; with ``accepted=True``, only those the operation took (a task
+  started, or, for a client token already seen, the earlier task returned), whether or not the
+  client got the answer (``drop_after_accept``). A DLF error inside an HTTP 200 is not accepted.
+- ``emu.cancel_count(service=None, *, accepted=False, **ids)``: the same for cancel operations, by
+  task with ids, e.g. ``cancel_count("emr_serverless_spark", workspace_id="w", job_run_id="jr")``.
+- ``emu.fault_counts`` (faults served, by kind), ``emu.tasks(service=None)``, ``emu.stats()``.
 
 Credentials: ``emu.revoke_key(access_key_id)`` (then ``InvalidAccessKeyId.NotFound``, HTTP 404),
 ``emu.add_access_key(id, secret)``, ``emu.add_bearer_token(token)``,
 ``emu.issue_sts_credentials(role_arn=None, role_session_name=..., duration_seconds=None)``.
-``emu.reset()`` forgets tasks, faults, counters, nonces, minted STS keys and revocations, and
-restores the constructor's clock offset.
+``emu.reset()`` forgets tasks, client tokens, faults, counters, nonces, minted STS keys and
+revocations, and restores the constructor's clock offset and the default start lifecycles.
 
 What is served
 ==============
@@ -104,6 +124,19 @@ the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
   ``ArchiveFiles`` (POST ``/v2/file/archive_files``, alias ``/v2/file/archive``) returns HTTP 202
   ``{"async_task_id": ...}``. When a task has a ``domain_id`` and the request's Host is a name
   (``<domain>.api.aliyunpds.com``), the first label must match.
+- EMR Serverless Spark (``2023-08-08``, ROA; every operation may carry ``regionId`` in the query):
+  ``GetJobRun`` (GET ``/api/v1/workspaces/{workspaceId}/jobRuns/{jobRunId}``) answers ``requestId``
+  and the ``jobRun`` object (``jobRunId``, ``workspaceId``, ``name``, ``state``,
+  ``stateChangeReason {code, message}``, ``submitTime`` and ``endTime`` in epoch ms, ``codeType``,
+  ``webUI``, ``resourceQueueId``, ``log``, ``jobDriver``...). States ``Submitted``, ``Pending``,
+  ``Running`` and ``Cancelling`` (and ``Queued``, ``Scheduled``, ``Starting``, ``Stopping``) do not
+  end a run; any other state does (``endTime`` is then set). Unknown run: 404
+  ``InvalidJobRun.NotFound``. Start operation: ``StartJobRun`` (POST ``.../jobRuns``, JSON body)
+  answers ``{"requestId", "jobRunId"}``; a ``clientToken`` already seen in the workspace returns
+  the run it started and starts nothing. Cancel operation: ``CancelJobRun`` (DELETE
+  ``.../jobRuns/{jobRunId}``) answers ``{"requestId", "jobRunId"}``; a run that has not ended
+  reports ``Cancelling`` on the next poll, then ``Cancelled``; an ended run gives 400
+  ``InvalidJobRunState``. Errors have the POP shape.
 - STS (``2015-04-01``, RPC): ``GetCallerIdentity``, ``AssumeRole`` (keys live
   ``min(DurationSeconds, sts_ttl_seconds)``; then ``InvalidSecurityToken.Expired``) and the unsigned
   ``AssumeRoleWithOIDC``. Requests signed with an STS key must carry its token
@@ -134,7 +167,8 @@ Unsigned JSON endpoints on the same port, to script an emulator running in anoth
 - ``POST /_emulator/fault_rate``: ``{"rate": 0.2, "kinds": [...], "service": null, "seed": 1,
   "exempt_tasks": [...]}``; ``POST /_emulator/slow_seconds``: ``{"seconds": 2.0}``
 - ``GET /_emulator/stats``: request counts per service and per polled task (``requests_by_task``),
-  tasks with their polls, faults served and pending, the fault rate
+  start operations (``starts``: service, action, requests, accepted) and cancels by task
+  (``cancels``), tasks with their polls, faults served and pending, the fault rate
 - ``POST /_emulator/reset``, ``POST /_emulator/revoke`` ``{"access_key_id": ...}``,
   ``POST /_emulator/clock`` ``{"offset": 1200}``,
   ``POST /_emulator/start_lifecycle`` ``{"service": "pds", "statuses": ["Running", "Failed"]}``
@@ -163,8 +197,10 @@ here so that tests do not mistake them for facts): DataWorks unknown job (404
 ``endTime`` the string ``"null"`` while running, PDS signature mismatch status (403), PDS date skew
 (403 ``RequestTimeTooSkewed``), PDS throttling (400 ``Throttling.User``), ``ArchiveFiles`` answering
 202, missing POP credentials (400 ``MissingAuthorization``), the HTTP status of
-``SignatureNonceUsed`` and of the ``InvalidSecurityToken.*`` codes (400), and the STS key and token
-formats. Nonces are remembered per gateway (POP, PDS) and access key.
+``SignatureNonceUsed`` and of the ``InvalidSecurityToken.*`` codes (400), the STS key and token
+formats, and EMR Serverless Spark's product errors (404 ``InvalidJobRun.NotFound``, 400
+``InvalidJobRunState`` for cancelling an ended run, 400 ``InvalidParameter``; the POP error shape).
+Nonces are remembered per gateway (POP, PDS) and access key.
 
 Start operations, from the public API reference:
 
@@ -174,20 +210,36 @@ Start operations, from the public API reference:
 - MaxCompute CreateMmsJob: https://www.alibabacloud.com/help/en/maxcompute/user-guide/api-maxcompute-2022-01-04-createmmsjob
 - DLF DeleteDatabase (``Async=true`` returns ``TaskId``):
   https://www.alibabacloud.com/help/en/dlf/dlf-1-0/developer-reference/api-datalake-2020-07-10-deletedatabase
+- EMR Serverless Spark StartJobRun and CancelJobRun: the request and response models of the
+  official SDK ``alibabacloud-emr-serverless-spark20230808``; GetJobRun:
+  https://www.alibabacloud.com/help/en/emr/emr-serverless-spark/developer-reference/api-emr-serverless-spark-2023-08-08-getjobrun
+
+Source layout
+=============
+
+``_core`` (the :class:`Emulator`: lifecycle, routing, authentication, counters), ``_base`` (replies,
+scripted tasks, the ``Service``/``Op`` tables), one module per service (``_dlf``, ``_dataworks``,
+``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_sts``: its operation table, handlers, response
+bodies and ``add_*`` method), ``_faults``, ``_control`` (the control API) and ``_auth`` (signature
+verification, with a canonicalization of its own). A new service is one module and one line in
+``_core``.
 """
 
 from __future__ import annotations
 
-from airflow_aliyun_tasks.testing._emulator import (
+from airflow_aliyun_tasks.testing._core import (
+    ALL_SERVICES,
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     DEFAULT_START_LIFECYCLES,
-    FAULT_KINDS,
     SERVICES,
     Emulator,
 )
+from airflow_aliyun_tasks.testing._faults import ALL_FAULT_KINDS, FAULT_KINDS
 
 __all__ = [
+    "ALL_FAULT_KINDS",
+    "ALL_SERVICES",
     "DEFAULT_ACCESS_KEY_ID",
     "DEFAULT_ACCESS_KEY_SECRET",
     "DEFAULT_START_LIFECYCLES",

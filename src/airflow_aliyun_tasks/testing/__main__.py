@@ -11,18 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_aliyun_tasks.testing._emulator import (
-    DEFAULT_ACCESS_KEY_ID,
-    DEFAULT_ACCESS_KEY_SECRET,
-    Emulator,
-    is_loopback_host,
-)
+from airflow_aliyun_tasks.testing._base import is_loopback_host
+from airflow_aliyun_tasks.testing._core import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_aliyun_tasks.testing",
-        description="Local Alibaba Cloud emulator (DLF, DataWorks, MaxCompute MMA, PDS, STS) for tests.",
+        description=(
+            "Local Alibaba Cloud emulator (DLF, DataWorks, MaxCompute MMA, PDS, EMR Serverless Spark, STS) for tests."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the emulator on a loopback port")
