@@ -42,13 +42,12 @@ os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
 
 import pytest  # noqa: E402
 
+from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS  # noqa: E402
 from airflow_aliyun_tasks.testing import (  # noqa: E402
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     Emulator,
 )
-
-ENDPOINT_EXTRAS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -50,7 +50,7 @@ PG_PORT = 5432
 PG_USER = "postgres"
 
 #: Connection extras that name an endpoint: all of them point at the emulator.
-ENDPOINT_EXTRAS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
+from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS  # noqa: E402
 
 #: Environment variables of the parent that must not reach the components.
 _DROPPED_ENV_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "ALIBABA_CLOUD_", "_AIRFLOW")

@@ -21,7 +21,7 @@ import pytest
 
 from airflow_aliyun_tasks import credentials as credentials_module
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call
-from airflow_aliyun_tasks.config import ConnectionSettings, parse_connection, parse_endpoint
+from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS, ConnectionSettings, parse_connection, parse_endpoint
 from airflow_aliyun_tasks.credential_sources import (
     STS_VERSION,
     AssumeRoleSource,
@@ -59,7 +59,7 @@ def settings_for(url: str, **extra: Any) -> ConnectionSettings:
         "max_retries": 0,
         "timeout": 5,
     }
-    for key in ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint"):
+    for key in ENDPOINT_EXTRAS:
         base[key] = url
     base.update(extra)
     login = base.pop("login", AK)

@@ -41,7 +41,7 @@ POLLS = 16  # polls of a full wait: at least (POLLS - 1) * POLL = 7.5 s, close t
 SLOW_CALLBACK = 1.0  # seconds: a loop step this long is reported by asyncio's debug mode
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow-etl"
 OIDC_ARN = "acs:ram::1234567890123456:oidc-provider/ack-rrsa"
-ENDPOINTS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
+from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS as ENDPOINTS  # noqa: E402
 
 
 def oidc_token(subject: str) -> str:

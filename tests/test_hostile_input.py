@@ -53,7 +53,8 @@ from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
 pytestmark = pytest.mark.usefixtures("fresh_clients")
 
 AK, SK = DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
-ENDPOINTS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
+from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS as ENDPOINTS  # noqa: E402
+
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow"
 OIDC_ARN = "acs:ram::1234567890123456:oidc-provider/ack-rrsa"
 SERVICE_IDS: dict[str, dict[str, Any]] = {

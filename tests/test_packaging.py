@@ -163,6 +163,7 @@ _SMOKE = """
 import json, os, sys
 import airflow_aliyun_tasks
 from airflow_aliyun_tasks import hooks, sensors, triggers
+from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS
 from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 from airflow_aliyun_tasks.testing import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
 
@@ -170,7 +171,7 @@ assert airflow_aliyun_tasks.__file__.startswith(sys.prefix), airflow_aliyun_task
 with Emulator() as emu:
     emu.add_dataworks_job("job-1", ["Success"])
     extra = {"region_id": "cn-hangzhou"}
-    extra.update({f"{s}_endpoint": emu.url for s in ("dlf", "dataworks", "mma", "pds", "sts")})
+    extra.update(dict.fromkeys(ENDPOINT_EXTRAS, emu.url))
     os.environ["AIRFLOW_CONN_ALIYUN_DEFAULT"] = json.dumps(
         {"conn_type": "aliyun", "login": DEFAULT_ACCESS_KEY_ID,
          "password": DEFAULT_ACCESS_KEY_SECRET, "extra": extra}

@@ -46,7 +46,8 @@ UNKNOWN_BEARER = "hyg-unknown-bearer-" + secrets.token_hex(24)
 OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJoeWdpZW5lIn0." + secrets.token_urlsafe(48)
 ROLE_ARN = "acs:ram::1234567890123456:role/hygiene"
 OIDC_ARN = "acs:ram::1234567890123456:oidc-provider/hygiene"
-ENDPOINTS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
+from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS as ENDPOINTS  # noqa: E402
+
 PIECE = 12  # a secret's piece this long, found anywhere, is a leak
 KINDS = ("access_key", "wrong_secret", "sts", "ram_role_arn", "oidc_role_arn", "credentials_uri", "bearer")
 

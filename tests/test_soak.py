@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS
 from airflow_aliyun_tasks.errors import is_transient
 from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 from airflow_aliyun_tasks.testing import (
@@ -180,7 +181,7 @@ def connection_env(url: str, max_retries: int) -> str:
         "timeout": TIMEOUT,
         "max_retries": max_retries,
     }
-    for name in ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint"):
+    for name in ENDPOINT_EXTRAS:
         extra[name] = url
     return json.dumps(
         {
