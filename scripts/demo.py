@@ -65,6 +65,7 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="aliyun-tasks-demo-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS
     from airflow_aliyun_tasks.testing import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 
     env = dict(os.environ)
@@ -82,7 +83,7 @@ def main() -> int:
                     "extra": {
                         "region_id": "cn-hangzhou",
                         "pds_domain_id": "demo",
-                        **{f"{s}_endpoint": url for s in ("dlf", "dataworks", "mma", "pds", "sts")},
+                        **dict.fromkeys(ENDPOINT_EXTRAS, url),
                     },
                 }
             ),
@@ -153,7 +154,7 @@ def read_result(db: Path, dag_id: str, sensor: str) -> tuple[str, str]:
     if isinstance(status, str):  # stored twice-encoded by some Airflow versions
         status = json.loads(status)
     ids = status.get("ids", {})
-    task_id = "/".join(str(v) for k, v in ids.items() if k not in ("domain_id", "catalog_id"))
+    task_id = "/".join(str(v) for k, v in ids.items() if k not in ("domain_id", "catalog_id", "workspace_id"))
     return status.get("state", "?"), task_id
 
 
@@ -161,7 +162,11 @@ def count_polls(url: str, service: str, task_id: str) -> int:
     for task in get_json(f"{url}/_emulator/stats")["tasks"]:
         if task.get("service") != service:
             continue
-        ids = [str(v) for k, v in task.get("ids", {}).items() if k not in ("domain_id", "catalog_id")]
+        ids = [
+            str(v)
+            for k, v in task.get("ids", {}).items()
+            if k not in ("domain_id", "catalog_id", "workspace_id")
+        ]
         if "/".join(ids) == task_id or task_id in ids:
             return int(task.get("polls", 0))
     return 0
