@@ -1,4 +1,5 @@
-"""The Airflow hook: resolves the ``aliyun`` connection and exposes the four status calls.
+"""The Airflow hook: resolves the ``aliyun`` connection and exposes the status call of every
+service of the registry.
 
 Airflow glue only. Connections are resolved lazily (never in ``__init__``), with
 ``aget_connection`` on the async path so nothing blocks the event loop; endpoints come from the
