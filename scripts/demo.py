@@ -30,6 +30,7 @@ DAGS = [  # (dag id, service, sensor task id)
     ("example_aliyun_dataworks", "dataworks", "wait_for_import"),
     ("example_aliyun_mma", "mma", "wait_for_migration"),
     ("example_aliyun_pds", "pds", "wait_for_archive"),
+    ("example_aliyun_emr_serverless_spark", "emr_serverless_spark", "wait_for_spark"),
 ]
 
 

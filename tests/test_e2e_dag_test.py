@@ -46,6 +46,7 @@ def ids_for(service: str, n: int) -> dict[str, Any]:
         "dataworks": {"job_id": f"dw-job-{n}"},
         "mma": {"source_id": 2000028, "async_task_id": 1000 + n},
         "pds": {"async_task_id": f"pds-task-{n}"},
+        "emr_serverless_spark": {"workspace_id": "w-e2e", "job_run_id": f"jr-{n}"},
     }[service]
 
 
@@ -62,6 +63,8 @@ def add_task(
         emulator.add_dataworks_job(ids["job_id"], statuses, **options)
     elif service == "mma":
         emulator.add_mma_task(ids["source_id"], ids["async_task_id"], statuses, **options)
+    elif service == "emr_serverless_spark":
+        emulator.add_emr_serverless_spark_job_run(ids["workspace_id"], ids["job_run_id"], statuses, **options)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1", **options)
 
@@ -72,6 +75,11 @@ LIFECYCLES = {
     "dataworks": (["Running", "Running", "Success"], ["Running", "Fail"], ["Running", "Cancel"]),
     "mma": (["INIT", "DOING", "DONE"], ["DOING", "FAILED"], ["DOING", "STOPPED"]),
     "pds": (["Running", "Running", "Succeed"], ["Running", "Failed"], None),
+    "emr_serverless_spark": (
+        ["Submitted", "Running", "Success"],
+        ["Running", "Failed"],
+        ["Running", "Cancelling", "Cancelled"],
+    ),
 }
 FAILURE_OPTIONS = {
     "dlf": {"message": "database staging_tmp is locked by another task"},
@@ -80,6 +88,10 @@ FAILURE_OPTIONS = {
     "pds": {
         "error_code": "InternalError.ArchiveFailed",
         "error_message": "file 9520943DC264 is not readable",
+    },
+    "emr_serverless_spark": {
+        "state_change_reason_message": "Driver exited with code 1: NameError in wordcount.py",
+        "state_change_reason_code": "ERR-200001",
     },
 }
 

@@ -808,6 +808,13 @@ def _settings(**extra: Any) -> Any:
     )
 
 
+def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
+    settings = _settings(region_id="cn-qingdao")
+    assert service_endpoint(SERVICES["dataworks"], settings).host == "dataworks.aliyuncs.com"
+    vpc = _settings(region_id="cn-qingdao", use_vpc_endpoints="true")
+    assert service_endpoint(SERVICES["dataworks"], vpc).host == "dataworks-vpc.cn-qingdao.aliyuncs.com"
+
+
 @pytest.mark.parametrize(
     ("vpc", "expected"),
     [
@@ -818,6 +825,7 @@ def _settings(**extra: Any) -> Any:
                 "dataworks": "dataworks-vpc.cn-shanghai.aliyuncs.com",
                 "mma": "maxcompute-vpc.cn-shanghai.aliyuncs.com",
                 "pds": "bj1.api-vpc.aliyunpds.com",
+                "emr_serverless_spark": "emr-serverless-spark-vpc.cn-shanghai.aliyuncs.com",
                 "sts": "sts-vpc.cn-shanghai.aliyuncs.com",
             },
         ),
@@ -828,6 +836,7 @@ def _settings(**extra: Any) -> Any:
                 "dataworks": "dataworks.cn-shanghai.aliyuncs.com",
                 "mma": "maxcompute.cn-shanghai.aliyuncs.com",
                 "pds": "bj1.api.aliyunpds.com",
+                "emr_serverless_spark": "emr-serverless-spark.cn-shanghai.aliyuncs.com",
                 "sts": "sts.cn-shanghai.aliyuncs.com",
             },
         ),
@@ -865,3 +874,50 @@ def test_endpoint_overrides_win_over_vpc() -> None:
     )
     assert sts_endpoint(settings) == Endpoint("http", "127.0.0.1", 9)
     assert service_endpoint(SERVICES["mma"], settings).host == "maxcompute-vpc.cn-shanghai.aliyuncs.com"
+
+
+# ------------------------------------------------------------------------ EMR Serverless Spark
+
+
+def test_emr_serverless_spark_job_run_sync_and_async(emulator: Emulator, make_conn: MakeConn) -> None:
+    conn = make_conn()
+    emulator.add_emr_serverless_spark_job_run(
+        "w-hook", "jr-ok", ["Running", "Success"], fields={"webUI": "http://spark-ui/jr-ok"}
+    )
+    emulator.add_emr_serverless_spark_job_run(
+        "w-hook",
+        "jr-bad",
+        ["Failed"],
+        state_change_reason_code="ERR-200001",
+        state_change_reason_message="Driver exited with code 1",
+    )
+    hook = AlibabaCloudTasksHook(conn)
+    first = hook.get_task_status("emr_serverless_spark", workspace_id="w-hook", job_run_id="jr-ok")
+    assert (first.service, first.state, first.raw_status) == ("emr_serverless_spark", RUNNING, "Running")
+    assert first.ids == {"workspace_id": "w-hook", "job_run_id": "jr-ok"}
+
+    async def poll() -> Any:
+        try:
+            return await AlibabaCloudTasksHook(conn).aget_task_status(
+                "emr_serverless_spark", workspace_id="w-hook", job_run_id="jr-ok"
+            )
+        finally:
+            await aclose_shared_client()
+
+    second = asyncio.run(poll())
+    assert second.state == SUCCEEDED
+    assert second.raw["jobRun"]["webUI"] == "http://spark-ui/jr-ok"
+    failed = hook.get_task_status("emr_serverless_spark", workspace_id="w-hook", job_run_id="jr-bad")
+    assert (failed.state, failed.error_code, failed.message) == (
+        FAILED,
+        "ERR-200001",
+        "Driver exited with code 1",
+    )
+    assert emulator.poll_count("emr_serverless_spark", workspace_id="w-hook", job_run_id="jr-ok") == 2
+
+
+def test_emr_serverless_spark_unknown_run_is_not_found(emulator: Emulator, make_conn: MakeConn) -> None:
+    with pytest.raises(NotFoundError):
+        AlibabaCloudTasksHook(make_conn()).get_task_status(
+            "emr_serverless_spark", workspace_id="w-hook", job_run_id="jr-missing"
+        )

@@ -26,6 +26,8 @@ from airflow_aliyun_tasks.services import (
     DATAWORKS_STATES,
     DLF,
     DLF_STATES,
+    EMR_SERVERLESS_SPARK,
+    EMR_SERVERLESS_SPARK_STATES,
     MAX_ID_LENGTH,
     MMA,
     MMA_STATES,
@@ -533,6 +535,7 @@ def _body_with_status(spec: ServiceSpec, raw: Any) -> dict[str, Any]:
         "dataworks": {"JobStatus": {"Status": raw}},
         "mma": {"data": {"status": raw, "running": False}},
         "pds": {"state": raw},
+        "emr_serverless_spark": {"jobRun": {"state": raw}},
     }[spec.name]
 
 
@@ -772,6 +775,21 @@ _mma_inner = _object(
     ("status",),
 )
 
+_emr_inner = _object(
+    {
+        "state": _status_field(EMR_SERVERLESS_SPARK_STATES),
+        "stateChangeReason": _weighted(
+            (3, _object({"code": TEXT_FIELD, "message": TEXT_FIELD}, ())), (1, JSON)
+        ),
+        "jobRunId": TEXT_FIELD,
+        "workspaceId": TEXT_FIELD,
+        "submitTime": NUMBER_FIELD,
+        "endTime": NUMBER_FIELD,
+        "webUI": TEXT_FIELD,
+    },
+    ("state",),
+)
+
 BODIES: dict[str, Any] = {
     "dlf": _top(
         {
@@ -801,6 +819,10 @@ BODIES: dict[str, Any] = {
             "uncompress_file_list": JSON,
         },
         ("state",),
+    ),
+    "emr_serverless_spark": _top(
+        {"jobRun": _inner(_emr_inner), "requestId": TEXT_FIELD, "RequestId": TEXT_FIELD},
+        ("jobRun",),
     ),
 }
 
@@ -886,6 +908,7 @@ VALID_IDS: dict[str, dict[str, Any]] = {
     "dataworks": {"job_id": "C664CDE3-1234-5678-9ABC-DEF012345678"},
     "mma": {"source_id": "2000017", "async_task_id": "2523"},
     "pds": {"async_task_id": "4221bf6e6ab43e7ba3c34c0ac4a1d9ba6e4c0e03", "domain_id": "bj12345"},
+    "emr_serverless_spark": {"workspace_id": "w-d2d82aa09151abcd", "job_run_id": "jr-93d98d2f7061abcd"},
 }
 
 
@@ -932,8 +955,18 @@ VALID_IDS: dict[str, dict[str, Any]] = {
             "{domain_id}.api.aliyunpds.com",
             "{domain_id}.api-vpc.aliyunpds.com",
         ),
+        (
+            "emr_serverless_spark",
+            "GetJobRun",
+            "2023-08-08",
+            "ROA",
+            "GET",
+            "acs3",
+            "emr-serverless-spark.{region_id}.aliyuncs.com",
+            "emr-serverless-spark-vpc.{region_id}.aliyuncs.com",
+        ),
     ],
-    ids=["dlf", "dataworks", "mma", "pds"],
+    ids=["dlf", "dataworks", "mma", "pds", "emr_serverless_spark"],
 )
 def test_spec_metadata(
     name: str, action: str, version: str, style: str, method: str, signer: str, endpoint: str, vpc: str
@@ -1190,3 +1223,88 @@ def _without_dunder_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_dunder_keys(v) for v in value]
     return value
+
+
+# --------------------------------------------------------------------------- EMR Serverless Spark
+
+#: The API reference's GetJobRun sample (its ``****`` elisions replaced by letters).
+EMR_DOC_SAMPLE = """{"requestId":"DD6B1B2A-5837-5237-ABE4-FF0C8944****","jobRun":{
+   "workspaceId":"w-d2d82aa09155abcd","jobRunId":"jr-93d98d2f7061abcd","name":"jobName","state":"Running",
+   "stateChangeReason":{"code":"ERR-100000","message":"connection refused"},"submitTime":1684119314000,
+   "endTime":1684122914000,"codeType":"SQL","webUI":"http://spark-ui","executionTimeoutSeconds":3600,
+   "resourceOwnerId":"150978934701abcd","tags":[],"releaseVersion":"esr-3.3.1","resourceQueueId":"root_queue"}}"""
+
+
+def test_emr_doc_sample() -> None:
+    status = parse(EMR_SERVERLESS_SPARK, json.loads(EMR_DOC_SAMPLE), "header-id")
+    assert status.service == "emr_serverless_spark"
+    assert status.state == RUNNING
+    assert status.raw_status == "Running"
+    # A running run's state change reason is not an error.
+    assert status.message is None
+    assert status.error_code is None
+    assert status.request_id == "DD6B1B2A-5837-5237-ABE4-FF0C8944****"
+    assert status.raw["jobRun"]["webUI"] == "http://spark-ui"
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("Submitted", RUNNING),
+        ("Pending", RUNNING),
+        ("Running", RUNNING),
+        ("Cancelling", RUNNING),
+        ("Success", SUCCEEDED),
+        ("Failed", FAILED),
+        ("Cancelled", CANCELLED),
+        ("SUCCESS", SUCCEEDED),
+    ],
+)
+def test_emr_states(state: str, expected: str) -> None:
+    assert parse(EMR_SERVERLESS_SPARK, {"jobRun": {"state": state}}).state == expected
+
+
+@pytest.mark.parametrize(("state", "expected"), [("Failed", FAILED), ("Cancelled", CANCELLED)])
+def test_emr_failed_run_carries_the_state_change_reason(state: str, expected: str) -> None:
+    body = {
+        "requestId": "R-1",
+        "jobRun": {
+            "state": state,
+            "stateChangeReason": {"code": "ERR-200001", "message": "Driver exited 1\n"},
+        },
+    }
+    status = parse(EMR_SERVERLESS_SPARK, body)
+    assert status.state == expected
+    assert status.message == "Driver exited 1"
+    assert status.error_code == "ERR-200001"
+
+
+def test_emr_request_sends_the_region_in_the_query() -> None:
+    req = EMR_SERVERLESS_SPARK.build_request(
+        {"workspace_id": "w-1", "job_run_id": "jr-2"}, region_id="cn-shanghai"
+    )
+    assert req == ApiRequest(
+        method="GET",
+        path="/api/v1/workspaces/w-1/jobRuns/jr-2",
+        query={"regionId": "cn-shanghai"},
+        body=b"",
+        content_type=None,
+    )
+    with pytest.raises(ConfigurationError) as info:
+        EMR_SERVERLESS_SPARK.build_request({"workspace_id": "w-1", "job_run_id": "jr-2"})
+    assert info.value.field == "region_id"
+
+
+def test_registry_start_and_cancel_operations() -> None:
+    start = EMR_SERVERLESS_SPARK.start_operation("StartJobRun")
+    assert start is not None
+    assert start.idempotency_param == "clientToken"
+    assert start.task_ids == {"workspace_id": "request:workspaceId", "job_run_id": "jobRunId"}
+    assert EMR_SERVERLESS_SPARK.cancel is not None
+    assert EMR_SERVERLESS_SPARK.cancel.action == "CancelJobRun"
+    for spec in SERVICES.values():
+        for op in spec.start_operations:
+            # Every id of the status call is found in the start response or the request.
+            assert set(op.task_ids) >= {p.name for p in spec.ids if p.required}, (spec.name, op.action)
+        if spec.name != "emr_serverless_spark":
+            assert spec.cancel is None, spec.name

@@ -441,3 +441,20 @@ class PdsAsyncTaskSensor(AlibabaCloudTaskSensor):
     @property
     def partial_success_ok(self) -> bool:
         return self._partial_success_ok
+
+
+class EmrServerlessSparkJobRunSensor(AlibabaCloudTaskSensor):
+    """Wait for an EMR Serverless Spark job run (``GetJobRun``, API 2023-08-08).
+
+    :param workspace_id: the workspace (``w-...``). Templated.
+    :param job_run_id: the job run (``jr-...``), for example what ``StartJobRun`` returned. Templated.
+    """
+
+    service = "emr_serverless_spark"
+    template_fields: Sequence[str] = ("workspace_id", "job_run_id")
+    operator_extra_links = (console_link("emr_serverless_spark"),)
+
+    def __init__(self, *, workspace_id: str, job_run_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workspace_id = workspace_id
+        self.job_run_id = job_run_id

@@ -9,6 +9,7 @@ from airflow.sdk import DAG, task
 from airflow_aliyun_tasks.sensors import (
     DataWorksJobSensor,
     DlfAsyncTaskSensor,
+    EmrServerlessSparkJobRunSensor,
     MmaAsyncTaskSensor,
     PdsAsyncTaskSensor,
 )
@@ -18,6 +19,7 @@ SENSORS = {
     "dataworks": (DataWorksJobSensor, ("job_id",)),
     "mma": (MmaAsyncTaskSensor, ("source_id", "async_task_id")),
     "pds": (PdsAsyncTaskSensor, ("async_task_id",)),
+    "emr_serverless_spark": (EmrServerlessSparkJobRunSensor, ("workspace_id", "job_run_id")),
 }
 MODES = {
     "deferrable": {"deferrable": True},

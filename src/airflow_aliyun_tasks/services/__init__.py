@@ -28,6 +28,11 @@ from airflow_aliyun_tasks.services._spec import (
 )
 from airflow_aliyun_tasks.services.dataworks import DATAWORKS, DATAWORKS_STATES, parse_dataworks
 from airflow_aliyun_tasks.services.dlf import DLF, DLF_STATES, parse_dlf
+from airflow_aliyun_tasks.services.emr_serverless_spark import (
+    EMR_SERVERLESS_SPARK,
+    EMR_SERVERLESS_SPARK_STATES,
+    parse_emr_serverless_spark,
+)
 from airflow_aliyun_tasks.services.mma import MMA, MMA_STATES, parse_mma
 from airflow_aliyun_tasks.services.pds import PDS, PDS_STATES, parse_pds
 
@@ -36,6 +41,8 @@ __all__ = [
     "DATAWORKS_STATES",
     "DLF",
     "DLF_STATES",
+    "EMR_SERVERLESS_SPARK",
+    "EMR_SERVERLESS_SPARK_STATES",
     "HOST_LABEL_RE",
     "ID_NAMES",
     "MAX_ID_LENGTH",
@@ -55,13 +62,14 @@ __all__ = [
     "get_service",
     "parse_dataworks",
     "parse_dlf",
+    "parse_emr_serverless_spark",
     "parse_mma",
     "parse_pds",
     "validate_id",
 ]
 
 #: Every service, by name, in the order the docs list them.
-SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (DLF, DATAWORKS, MMA, PDS)}
+SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (DLF, DATAWORKS, MMA, PDS, EMR_SERVERLESS_SPARK)}
 
 #: Every id name of every service, in registry order, without repeats (the trigger's flat id
 #: keywords, and so the templated fields a sensor started in the triggerer may render).
