@@ -121,33 +121,22 @@ class _Plan:
         prepared: Any = self.prepared
         if prepared is not None and (self.creds is creds or self.creds == creds):
             return prepared
+        request: signing.SignedRequest = {
+            "method": call.method,
+            "host": self.host,
+            "pathname": call.path,
+            "query": call.query,
+            "action": call.action,
+            "version": call.version,
+            "content_type": call.content_type,
+            "access_key_id": creds.access_key_id or "",
+            "access_key_secret": creds.access_key_secret or "",
+            "security_token": creds.security_token,
+        }
         if call.signer == "pds":
-            prepared = signing.PreparedPdsSigner(
-                method=call.method,
-                host=self.host,
-                pathname=call.path,
-                query=call.query,
-                action=call.action,
-                version=call.version,
-                content_type=call.content_type,
-                access_key_id=creds.access_key_id or "",
-                access_key_secret=creds.access_key_secret or "",
-                security_token=creds.security_token,
-            )
+            prepared = signing.PreparedPdsSigner(**request)
         else:
-            prepared = signing.PreparedAcs3Signer(
-                method=call.method,
-                host=self.host,
-                pathname=call.path,
-                query=call.query,
-                action=call.action,
-                version=call.version,
-                body=call.body,
-                content_type=call.content_type,
-                access_key_id=creds.access_key_id or "",
-                access_key_secret=creds.access_key_secret or "",
-                security_token=creds.security_token,
-            )
+            prepared = signing.PreparedAcs3Signer(**request, body=call.body)
         self.creds, self.prepared = creds, prepared
         return prepared
 

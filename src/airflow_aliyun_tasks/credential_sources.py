@@ -21,7 +21,8 @@ import asyncio
 import calendar
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call
 from airflow_aliyun_tasks.credentials import Credentials, CredentialSource, StaticSource, _CachingSource
@@ -57,42 +58,65 @@ def parse_sts_credentials(body: Any) -> Credentials:
     )
 
 
-class AssumeRoleSource(_CachingSource):
-    """``ram_role_arn``: AssumeRole with a base AccessKey (or STS token), through this package's client."""
+class _StsSource(_CachingSource):
+    """Temporary credentials from an STS ``AssumeRole*`` call made with this package's client,
+    signed with ``base`` (anonymous for ``AssumeRoleWithOIDC``, which the OIDC token authorizes)."""
 
-    name = "ram_role_arn"
+    action: ClassVar[str]
+    signer: ClassVar[str] = "acs3"
 
-    def __init__(self, settings: ConnectionSettings, sts_endpoint: Endpoint) -> None:
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        sts_endpoint: Endpoint,
+        base: StaticSource,
+        query: Mapping[str, str | None],
+    ) -> None:
         super().__init__()
-        base = Credentials(
-            access_key_id=settings.access_key_id,
-            access_key_secret=settings.access_key_secret,
-            security_token=settings.security_token,
-        )
         self._client = AlibabaCloudClient(
-            StaticSource(base),
+            base,
             timeout=settings.timeout,
             max_retries=settings.max_retries,
             correct_clock_skew=settings.correct_clock_skew,
         )
         self._endpoint = sts_endpoint
-        query = {
-            "RoleArn": settings.role_arn,
-            "RoleSessionName": settings.role_session_name,
-            "DurationSeconds": str(settings.role_session_expiration),
-            "Policy": settings.policy,
-            "ExternalId": settings.external_id,
-        }
         self._query = {k: v for k, v in query.items() if v}
 
-    def _request(self) -> Call:
+    def _request(self, extra: Mapping[str, str] | None = None) -> Call:
         return Call(
             endpoint=self._endpoint,
-            action="AssumeRole",
+            action=self.action,
             version=STS_VERSION,
             method="POST",
             path="/",
-            query=self._query,
+            query={**self._query, **(extra or {})},
+            signer=self.signer,
+        )
+
+
+class AssumeRoleSource(_StsSource):
+    """``ram_role_arn``: AssumeRole with a base AccessKey (or STS token), through this package's client."""
+
+    name = "ram_role_arn"
+    action = "AssumeRole"
+
+    def __init__(self, settings: ConnectionSettings, sts_endpoint: Endpoint) -> None:
+        base = Credentials(
+            access_key_id=settings.access_key_id,
+            access_key_secret=settings.access_key_secret,
+            security_token=settings.security_token,
+        )
+        super().__init__(
+            settings,
+            sts_endpoint,
+            StaticSource(base),
+            {
+                "RoleArn": settings.role_arn,
+                "RoleSessionName": settings.role_session_name,
+                "DurationSeconds": str(settings.role_session_expiration),
+                "Policy": settings.policy,
+                "ExternalId": settings.external_id,
+            },
         )
 
     def _fetch(self) -> Credentials:
@@ -102,29 +126,27 @@ class AssumeRoleSource(_CachingSource):
         return parse_sts_credentials((await self._client.asend(self._request())).body)
 
 
-class OidcRoleSource(_CachingSource):
+class OidcRoleSource(_StsSource):
     """``oidc_role_arn``: AssumeRoleWithOIDC with the token file read afresh at every refresh."""
 
     name = "oidc_role_arn"
+    action = "AssumeRoleWithOIDC"
+    signer = "none"
 
     def __init__(self, settings: ConnectionSettings, sts_endpoint: Endpoint) -> None:
-        super().__init__()
-        self._client = AlibabaCloudClient(
+        super().__init__(
+            settings,
+            sts_endpoint,
             StaticSource(Credentials(), name="anonymous"),
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            correct_clock_skew=settings.correct_clock_skew,
+            {
+                "RoleArn": settings.role_arn,
+                "OIDCProviderArn": settings.oidc_provider_arn,
+                "RoleSessionName": settings.role_session_name,
+                "DurationSeconds": str(settings.role_session_expiration),
+                "Policy": settings.policy,
+            },
         )
-        self._endpoint = sts_endpoint
         self._token_file = settings.oidc_token_file_path or ""
-        query = {
-            "RoleArn": settings.role_arn,
-            "OIDCProviderArn": settings.oidc_provider_arn,
-            "RoleSessionName": settings.role_session_name,
-            "DurationSeconds": str(settings.role_session_expiration),
-            "Policy": settings.policy,
-        }
-        self._query = {k: v for k, v in query.items() if v}
 
     def _token(self) -> str:
         try:
@@ -138,23 +160,12 @@ class OidcRoleSource(_CachingSource):
             raise ConfigurationError("oidc_token_file_path", "the OIDC token file is empty")
         return token
 
-    def _request(self, token: str) -> Call:
-        return Call(
-            endpoint=self._endpoint,
-            action="AssumeRoleWithOIDC",
-            version=STS_VERSION,
-            method="POST",
-            path="/",
-            query={**self._query, "OIDCToken": token},
-            signer="none",
-        )
-
     def _fetch(self) -> Credentials:
-        return parse_sts_credentials(self._client.send(self._request(self._token())).body)
+        return parse_sts_credentials(self._client.send(self._request({"OIDCToken": self._token()})).body)
 
     async def _afetch(self) -> Credentials:
         token = await asyncio.to_thread(self._token)
-        return parse_sts_credentials((await self._client.asend(self._request(token))).body)
+        return parse_sts_credentials((await self._client.asend(self._request({"OIDCToken": token}))).body)
 
 
 def import_credentials_library() -> Any:

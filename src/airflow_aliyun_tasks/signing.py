@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 ACS3_ALGORITHM = "ACS3-HMAC-SHA256"
@@ -316,6 +316,34 @@ def _split_marks(text: str) -> tuple[str, str, str] | None:
     return head, sys.intern(mid), sys.intern(tail)
 
 
+class SignedRequest(TypedDict):
+    """What a prepared signer is made for: one request and one key."""
+
+    method: str
+    host: str
+    pathname: str
+    query: Mapping[str, str | None] | None
+    action: str
+    version: str
+    content_type: str | None
+    access_key_id: str
+    access_key_secret: str
+    security_token: str | None
+
+
+class Acs3Request(SignedRequest):
+    """ACS3 signs the body too."""
+
+    body: bytes
+
+
+def _request_kwargs(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The signer's arguments, the query copied (the prepared signer keeps them)."""
+    kwargs = dict(request)
+    kwargs["query"] = dict(request["query"]) if request["query"] is not None else None
+    return kwargs
+
+
 class _PreparedSigner:
     """What both prepared signers keep: the headers signed with placeholders for the date and
     the nonce (the template), the text to sign cut around those placeholders, the HMAC key
@@ -348,44 +376,18 @@ class PreparedAcs3Signer(_PreparedSigner):
 
     __slots__ = ()
 
-    def __init__(
-        self,
-        *,
-        method: str,
-        host: str,
-        pathname: str,
-        query: Mapping[str, str | None] | None,
-        action: str,
-        version: str,
-        body: bytes,
-        content_type: str | None,
-        access_key_id: str,
-        access_key_secret: str,
-        security_token: str | None,
-    ) -> None:
-        kwargs: dict[str, Any] = {
-            "method": method,
-            "host": host,
-            "pathname": pathname,
-            "query": dict(query) if query is not None else None,
-            "action": action,
-            "version": version,
-            "body": body,
-            "content_type": content_type,
-            "access_key_id": access_key_id,
-            "access_key_secret": access_key_secret,
-            "security_token": security_token,
-        }
+    def __init__(self, **request: Unpack[Acs3Request]) -> None:
+        kwargs = _request_kwargs(request)
         marked = acs3_headers(**kwargs, date=_DATE_MARK, nonce=_NONCE_MARK)
         del marked["authorization"]
         sig = sign_acs3(
-            method=method,
-            pathname=pathname,
-            query=query,
+            method=kwargs["method"],
+            pathname=kwargs["pathname"],
+            query=kwargs["query"],
             headers=marked,
             payload_hash=marked["x-acs-content-sha256"],
-            access_key_id=access_key_id,
-            access_key_secret=access_key_secret,
+            access_key_id=kwargs["access_key_id"],
+            access_key_secret=kwargs["access_key_secret"],
         )
         self._prepare(
             "acs3",
@@ -393,7 +395,7 @@ class PreparedAcs3Signer(_PreparedSigner):
             marked,
             sig.canonical_request,
             "sha256",
-            f"{ACS3_ALGORITHM} Credential={access_key_id},SignedHeaders={sig.signed_headers},Signature=",
+            f"{ACS3_ALGORITHM} Credential={kwargs['access_key_id']},SignedHeaders={sig.signed_headers},Signature=",
         )
 
     def headers(self, date: str, nonce: str) -> dict[str, str]:
@@ -418,36 +420,14 @@ class PreparedPdsSigner(_PreparedSigner):
 
     __slots__ = ()
 
-    def __init__(
-        self,
-        *,
-        method: str,
-        host: str,
-        pathname: str,
-        query: Mapping[str, str | None] | None,
-        action: str,
-        version: str,
-        content_type: str | None,
-        access_key_id: str,
-        access_key_secret: str,
-        security_token: str | None,
-    ) -> None:
-        kwargs: dict[str, Any] = {
-            "method": method,
-            "host": host,
-            "pathname": pathname,
-            "query": dict(query) if query is not None else None,
-            "action": action,
-            "version": version,
-            "content_type": content_type,
-            "access_key_id": access_key_id,
-            "access_key_secret": access_key_secret,
-            "security_token": security_token,
-        }
+    def __init__(self, **request: Unpack[SignedRequest]) -> None:
+        kwargs = _request_kwargs(request)
         marked = pds_headers(**kwargs, date=_DATE_MARK, nonce=_NONCE_MARK)
         del marked["authorization"]
-        string_to_sign = pds_string_to_sign(method=method, pathname=pathname, query=query, headers=marked)
-        self._prepare("pds", kwargs, marked, string_to_sign, "sha1", f"acs {access_key_id}:")
+        string_to_sign = pds_string_to_sign(
+            method=kwargs["method"], pathname=kwargs["pathname"], query=kwargs["query"], headers=marked
+        )
+        self._prepare("pds", kwargs, marked, string_to_sign, "sha1", f"acs {kwargs['access_key_id']}:")
 
     def headers(self, date: str, nonce: str) -> dict[str, str]:
         """The headers :func:`pds_headers` returns for this request with ``date`` and ``nonce``
