@@ -370,10 +370,22 @@ def variants(ports: Mapping[str, int], concurrency: tuple[int, ...]) -> list[Var
     return out
 
 
-def run(ports: Mapping[str, int], *, reps: int, polls: int, concurrency: tuple[int, ...]) -> dict[str, Any]:
+def run(
+    ports: Mapping[str, int],
+    *,
+    reps: int,
+    polls: int,
+    concurrency: tuple[int, ...],
+    kinds: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    todo = [(v, c) for v in variants(ports, concurrency) for c in v.concurrency]
+    todo = [
+        (v, c)
+        for v in variants(ports, concurrency)
+        if kinds is None or v.kind in kinds
+        for c in v.concurrency
+    ]
     cpu: dict[str, list[float]] = {}
     wall: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
@@ -433,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--polls", type=int, default=500)
     parser.add_argument("--concurrency", default="1,100")
     parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument("--kinds", default=None, help="only these variant kinds (comma-separated)")
     args = parser.parse_args(argv)
     pinned = pin(args.cpu) if args.cpu is not None else None
     result = run(
@@ -440,6 +453,7 @@ def main(argv: list[str] | None = None) -> None:
         reps=args.reps,
         polls=args.polls,
         concurrency=tuple(int(c) for c in args.concurrency.split(",")),
+        kinds=tuple(args.kinds.split(",")) if args.kinds else None,
     )
     result["cpu"] = pinned
     result["pid"] = os.getpid()
