@@ -29,6 +29,10 @@ from airflow_aliyun_tasks.services import SERVICES, ServiceSpec, get_service, va
 from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
 from airflow_aliyun_tasks.status import TaskStatus
 
+# Cache: one client (and so one credential source) per connection per process. Keyed on the
+# connection id and ConnectionSettings.fingerprint() (credentials, STS endpoint, region, retry
+# and clock settings): a changed connection gets a new entry. Never dropped: a process uses few
+# connections, and the STS-backed sources keep their temporary credentials in it.
 _clients: dict[tuple[str, tuple[Any, ...]], AlibabaCloudClient] = {}
 _clients_lock = threading.Lock()
 
@@ -36,6 +40,9 @@ _clients_lock = threading.Lock()
 #: :meth:`AlibabaCloudTasksHook.asettings`). Airflow's own ``[secrets] use_cache`` does the same
 #: for longer (15 min by default) when enabled.
 CONNECTION_SHARE_SECONDS = 10.0
+# Cache: connection lookups in flight or just done, per event loop (weakly: dropped with the
+# loop), keyed on the connection id; an entry serves for CONNECTION_SHARE_SECONDS, a failed one
+# is removed at once.
 _lookups: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, dict[str, tuple[float, asyncio.Future[ConnectionSettings]]]
 ] = weakref.WeakKeyDictionary()
@@ -115,9 +122,12 @@ class AlibabaCloudTasksHook(BaseHook):
     def __init__(self, aliyun_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.aliyun_conn_id = aliyun_conn_id
+        # Cache: the validated connection, fetched once per hook (a hook lives as long as one
+        # trigger or one task run; a changed connection is seen by the next hook).
         self._settings: ConnectionSettings | None = None
-        # The hot path of a trigger polling one task: the client (credential source included)
-        # and the validated, built status call, each made once per hook, not per poll.
+        # Cache, the hot path of a trigger polling one task: the client of self._settings, and
+        # the last status call built (keyed on the settings object and the service and ids;
+        # replaced when either changes). Made once per hook, not per poll.
         self._client: AlibabaCloudClient | None = None
         self._last_settings: ConnectionSettings | None = None
         self._last_key: tuple[Any, ...] = ()  # (service, id name, id value, ...)
