@@ -76,6 +76,9 @@ class _CachingSource(CredentialSource):
     """Caches temporary credentials; refreshes them once near expiry (single flight)."""
 
     def __init__(self) -> None:
+        # Cache: the last temporary credentials (one set per source, so per connection per
+        # process); replaced once within the refresh margin of their expiry, dropped by
+        # invalidate() when the server refuses them.
         self._cached: Credentials | None = None
         self._fetched_at = 0.0
         self._lock = threading.Lock()
