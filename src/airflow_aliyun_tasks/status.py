@@ -37,7 +37,7 @@ _FIELDS = (
 class TaskStatus:
     """Status of one Alibaba Cloud async task, normalized across services.
 
-    :param service: ``dlf``, ``dataworks``, ``mma`` or ``pds``.
+    :param service: the service's name in :data:`~airflow_aliyun_tasks.services.SERVICES`.
     :param ids: the ids that identify the task, as strings (e.g. ``{"job_id": "..."}``).
     :param state: one of :data:`STATES`.
     :param raw_status: the service's own status value, verbatim (``None`` if absent).

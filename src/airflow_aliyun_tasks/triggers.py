@@ -288,7 +288,7 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
     deterministic: plain strings, numbers and sorted lists, no timestamps, no secrets (credentials
     come from the connection ``aliyun_conn_id``, resolved in the triggerer).
 
-    :param service: ``dlf``, ``dataworks``, ``mma`` or ``pds``.
+    :param service: a service of :data:`~airflow_aliyun_tasks.services.SERVICES`.
     :param ids: the task's ids, as the hook's ``get_task_status`` takes them.
     :param aliyun_conn_id: the ``aliyun`` connection.
     :param poll_interval: seconds between polls (default 60).
