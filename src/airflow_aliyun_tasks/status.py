@@ -29,6 +29,7 @@ _FIELDS = (
     "message",
     "error_code",
     "request_id",
+    "result",
     "raw",
 )
 
@@ -37,7 +38,8 @@ _FIELDS = (
 class TaskStatus:
     """Status of one Alibaba Cloud async task, normalized across services.
 
-    :param service: ``dlf``, ``dataworks``, ``mma`` or ``pds``.
+    :param service: a service of the registry (``dlf``, ``dataworks``, ``mma``, ``pds``,
+        ``emr_serverless_spark``).
     :param ids: the ids that identify the task, as strings (e.g. ``{"job_id": "..."}``).
     :param state: one of :data:`STATES`.
     :param raw_status: the service's own status value, verbatim (``None`` if absent).
@@ -45,6 +47,9 @@ class TaskStatus:
     :param message: the service's human message or error message, if any.
     :param error_code: the service's error code, if any.
     :param request_id: the request id of the response that produced this status.
+    :param result: what the task produced, where the API reports it in the status response
+        (``None`` otherwise): PDS's ``url`` (the download address of an ``ArchiveFiles``
+        archive), MaxCompute MMA's ``result``. A string; also inside ``raw``.
     :param raw: the response body (JSON object) as received.
     """
 
@@ -57,6 +62,7 @@ class TaskStatus:
     error_code: str | None = None
     request_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    result: str | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
