@@ -361,7 +361,7 @@ def test_trigger_on_kill_cancels_once(emulator: Emulator, conn: str) -> None:
             "pds",
             "ArchiveFiles",
             {"path": "/v2/file/archive_files", "body": {"drive_id": "1", "file_ids": ["f"], "name": "a.zip"}},
-            None,
+            "https://download.emulator.invalid/archive/",
         ),
     ],
 )
@@ -375,6 +375,8 @@ def test_every_emulated_start_operation(
     status = op.execute(ctx(FakeStore()))
     assert status["state"] == "succeeded", status
     assert emulator.start_count(service, action) == 1
+    if result is not None:  # the task's result as a documented field (PDS: the archive's url)
+        assert status["result"].startswith(result)
 
 
 def test_pds_result_url_is_a_documented_field(emulator: Emulator, conn: str) -> None:

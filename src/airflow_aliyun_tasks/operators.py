@@ -41,6 +41,8 @@ except ImportError:  # Airflow < 3.2
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
 #: Task state store key under which the operator records the task it started (Airflow 3.3+):
 #: ``{"service", "ids", "generation"}``. Renaming it would break retries in flight.
 STATE_KEY = "airflow_aliyun_tasks.task"
@@ -193,10 +195,22 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         self._partial_success_ok = partial_success_ok
         self.max_consecutive_failures = max_consecutive_failures
         self._task_ids: dict[str, str] = {}  # the ids of the task being waited on
+        self._killed = False
+        self._hook: AlibabaCloudTasksHook | None = None
 
     @property
     def partial_success_ok(self) -> bool:
         return self._partial_success_ok
+
+    @property
+    def hook(self) -> AlibabaCloudTasksHook:
+        """One hook per task run: its connection, read once, is still there when :meth:`on_kill`
+        runs in a signal handler (no round trip to the task's supervisor then)."""
+        if self._hook is None:
+            from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+            self._hook = AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
+        return self._hook
 
     def _ids(self) -> dict[str, str]:
         return dict(self._task_ids)
@@ -403,6 +417,8 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         warned: set[str | None] = set()
         last: TaskStatus | None = None
         while True:
+            if self._killed:
+                raise AirflowException("The task was killed while waiting")
             try:
                 status = self.hook.get_task_status(self.service, **self._task_ids)
             except Exception as exc:
@@ -475,6 +491,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
     def on_kill(self) -> None:
         """The worker is killing this task (marked failed, timed out, SIGTERM): cancel the
         remote task where the service can, else log that it keeps running."""
+        self._killed = True
         if not self._task_ids:
             return
         from airflow_aliyun_tasks._cancel import cancel_remote_task

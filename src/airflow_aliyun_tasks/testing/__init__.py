@@ -55,6 +55,10 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
 - ``emu.start_lifecycles[service] = (...)`` or ``emu.set_start_lifecycle(service, statuses)``:
   statuses of the tasks created by the start operations (:data:`DEFAULT_START_LIFECYCLES`).
 
+:data:`START_OPERATIONS` and :data:`CANCEL_OPERATIONS` list the start and cancel operations
+served, as ``(service, action)``: a subset of those the service registry knows (the docs page
+of the operator says which).
+
 Service names: :data:`SERVICES` is the four async-task services (``dlf``, ``dataworks``, ``mma``,
 ``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``. STS is ``"sts"``.
 
@@ -229,10 +233,12 @@ from __future__ import annotations
 
 from airflow_aliyun_tasks.testing._core import (
     ALL_SERVICES,
+    CANCEL_OPERATIONS,
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     DEFAULT_START_LIFECYCLES,
     SERVICES,
+    START_OPERATIONS,
     Emulator,
 )
 from airflow_aliyun_tasks.testing._faults import ALL_FAULT_KINDS, FAULT_KINDS
@@ -240,10 +246,12 @@ from airflow_aliyun_tasks.testing._faults import ALL_FAULT_KINDS, FAULT_KINDS
 __all__ = [
     "ALL_FAULT_KINDS",
     "ALL_SERVICES",
+    "CANCEL_OPERATIONS",
     "DEFAULT_ACCESS_KEY_ID",
     "DEFAULT_ACCESS_KEY_SECRET",
     "DEFAULT_START_LIFECYCLES",
     "FAULT_KINDS",
     "SERVICES",
+    "START_OPERATIONS",
     "Emulator",
 ]

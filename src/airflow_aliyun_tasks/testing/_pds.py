@@ -8,7 +8,8 @@ Errors are ``{"Code", "Message", "RequestId"}`` with header ``x-ca-request-id``.
   When a task has a ``domain_id`` and the request's Host is a name (``<domain>.api.aliyunpds.com``),
   the first label must match.
 - ``ArchiveFiles`` (POST ``/v2/file/archive_files``, alias ``/v2/file/archive``) returns HTTP 202
-  ``{"async_task_id": ...}`` (the status is UNVERIFIED).
+  ``{"async_task_id": ...}`` (the status is UNVERIFIED); once the task has succeeded, its
+  status carries the archive's download ``url``.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def async_task_body(task: Task, index: int) -> dict[str, Any]:
             body["message"] = message  # deprecated twin of error_message
     if opts.get("url"):
         body["url"] = opts["url"]
+    elif opts.get("url_on_success") and state in ("Succeed", "PartialSucceed"):
+        body["url"] = opts["url_on_success"]
     return body
 
 
@@ -154,7 +157,12 @@ def _archive(emu: Emulator, call: Call) -> Reply:
     )
     task = emu._task((NAME, task_id))
     assert task is not None
-    task.options.update(category="archive_files", task_type="ArchiveFiles")
+    task.options.update(
+        category="archive_files",
+        task_type="ArchiveFiles",
+        # The archive's download address, reported once the task has succeeded (UNVERIFIED host).
+        url_on_success=f"https://download.emulator.invalid/archive/{task_id}/{body['name']}",
+    )
     # UNVERIFIED: 202 Accepted, as PDS answers other asynchronous file operations.
     return Reply(202, {"async_task_id": task_id}, content_type=PDS_JSON)
 
