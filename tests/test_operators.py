@@ -332,51 +332,72 @@ def test_trigger_on_kill_cancels_once(emulator: Emulator, conn: str) -> None:
     assert emulator.cancel_count("emr_serverless_spark", workspace_id=WS, job_run_id="jr-kill") == 1
 
 
+#: what each emulated start operation needs in its request, beyond its method and path
+EXTRA_REQUEST: dict[tuple[str, str], dict[str, Any]] = {
+    ("dataworks", "ImportWorkflowDefinition"): {"query": {"ProjectId": "1", "Spec": "{}"}},
+    ("dlf", "DeleteDatabase"): {"query": {"Name": "s", "Async": "true"}},
+    ("mma", "CreateMmsJob"): {"body": {"dstDbName": "x"}},
+    ("pds", "ArchiveFiles"): {"body": {"drive_id": "1", "file_ids": ["f"], "name": "a.zip"}},
+    ("emr_serverless_spark", "StartJobRun"): {"body": {"name": "n"}},
+}
+REGISTRY_START_OPERATIONS = [
+    (name, op.action, op.method, op.path) for name, spec in SERVICES.items() for op in spec.start_operations
+]
+
+
+def test_the_emulator_serves_every_start_operation_of_the_registry() -> None:
+    from airflow_aliyun_tasks.testing import CANCEL_OPERATIONS, START_OPERATIONS
+
+    assert sorted(START_OPERATIONS) == sorted((s, a) for s, a, _, _ in REGISTRY_START_OPERATIONS)
+    assert sorted(CANCEL_OPERATIONS) == sorted(
+        (name, spec.cancel.action) for name, spec in SERVICES.items() if spec.cancel
+    )
+
+
 @pytest.mark.parametrize(
-    ("service", "action", "kwargs", "result"),
-    [
-        (
-            "dataworks",
-            "ImportWorkflowDefinition",
-            {"query": {"ProjectId": "1", "Spec": "{}"}},
-            None,
-        ),
-        (
-            "dlf",
-            "DeleteDatabase",
-            {
-                "method": "DELETE",
-                "path": "/api/metastore/catalogs/databases",
-                "query": {"Name": "s", "Async": "true"},
-            },
-            None,
-        ),
-        (
-            "mma",
-            "CreateMmsJob",
-            {"path": "/api/v1/mms/datasources/77/jobs", "body": {"dstDbName": "x"}},
-            None,
-        ),
-        (
-            "pds",
-            "ArchiveFiles",
-            {"path": "/v2/file/archive_files", "body": {"drive_id": "1", "file_ids": ["f"], "name": "a.zip"}},
-            "https://download.emulator.invalid/archive/",
-        ),
-    ],
+    ("service", "action", "method", "path"),
+    REGISTRY_START_OPERATIONS,
+    ids=[f"{s}-{a}" for s, a, _, _ in REGISTRY_START_OPERATIONS],
 )
-def test_every_emulated_start_operation(
-    emulator: Emulator, conn: str, service: str, action: str, kwargs: dict[str, Any], result: Any
+def test_every_start_operation_of_the_registry(
+    emulator: Emulator, conn: str, service: str, action: str, method: str, path: str
 ) -> None:
-    assert SERVICES[service].start_operation(action) is not None
     op = AlibabaCloudAsyncTaskOperator(
-        task_id="t", service=service, action=action, poll_interval=0.01, deferrable=False, **kwargs
+        task_id="t",
+        service=service,
+        action=action,
+        method=method,
+        path=path.format(sourceId=77, workspaceId="w-all"),
+        poll_interval=0.01,
+        deferrable=False,
+        **EXTRA_REQUEST.get((service, action), {"body": {}} if method in ("POST", "PUT") else {}),
     )
     status = op.execute(ctx(FakeStore()))
     assert status["state"] == "succeeded", status
+    assert status["ids"], status
     assert emulator.start_count(service, action) == 1
-    if result is not None:  # the task's result as a documented field (PDS: the archive's url)
-        assert status["result"].startswith(result)
+    if (service, action) == ("pds", "ArchiveFiles"):  # the task's result: the archive's url
+        assert status["result"].startswith("https://download.emulator.invalid/archive/")
+
+
+def test_an_operation_that_finished_at_once(emulator: Emulator, conn: str) -> None:
+    # DLF DeleteDatabase without Async=true drops the database before answering: no TaskId,
+    # nothing to wait for, nothing recorded.
+    store = FakeStore()
+    op = AlibabaCloudAsyncTaskOperator(
+        task_id="t",
+        service="dlf",
+        action="DeleteDatabase",
+        method="DELETE",
+        path="/api/metastore/catalogs/databases",
+        query={"Name": "s"},
+        deferrable=True,
+    )
+    status = op.execute(ctx(store))
+    assert status["state"] == "succeeded"
+    assert status["ids"] == {}
+    assert store.data == {}
+    assert emulator.tasks("dlf") == []
 
 
 def test_pds_result_url_is_a_documented_field(emulator: Emulator, conn: str) -> None:

@@ -115,19 +115,22 @@ the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
 
 - DLF ``GetAsyncTaskStatus`` (GET ``/api/metastore/catalogs/tasks``, ``TaskId``, ``CatalogId``). An
   unknown task gives HTTP 200 with ``{"Success": false, "Code": "NoSuchObject", ...}``, DLF's
-  body-level error style. Start operation: ``DeleteDatabase`` with ``Async=true`` returns ``TaskId``.
+  body-level error style. Start operations: ``DeleteDatabase`` with ``Async=true`` returns ``TaskId``;
+  ``BatchUpdateTables``, ``DeleteCatalog``, ``RenameTable`` and ``UpdateTable`` always do.
 - DataWorks ``GetJobStatus`` (RPC, GET or form POST ``/``, ``JobId``). Unknown job: HTTP 404
   ``InvalidJob.NotFound``. Start operation: ``ImportWorkflowDefinition`` returns ``AsyncJob.Id``.
 - MaxCompute ``GetMmsAsyncTask`` (GET ``/api/v1/mms/datasources/{sourceId}/asyncTasks/{asyncTaskId}``).
   Product errors are camelCase ``{"requestId", "code", "message"}`` (unknown task: 404 ``NotFound``).
-  Start operation: ``CreateMmsJob`` (POST ``/api/v1/mms/datasources/{sourceId}/jobs``) returns
-  ``data.asyncTaskId``.
+  Start operations: ``CreateMmsJob`` (POST ``/api/v1/mms/datasources/{sourceId}/jobs``) and
+  ``UpdateMmsDataSource`` (PUT ``/api/v1/mms/datasources/{sourceId}``) return ``data.asyncTaskId``.
 - PDS ``GetAsyncTask`` (POST ``/v2/async_task/get``, ``{"async_task_id": ...}``), signed
   ``Authorization: acs AK:signature`` or ``Bearer <token>``. Errors are ``{"Code", "Message", "RequestId"}``
-  with header ``x-ca-request-id``; unknown task: 404 ``NotFound.AsyncTask``. Start operation:
+  with header ``x-ca-request-id``; unknown task: 404 ``NotFound.AsyncTask``. Start operations:
   ``ArchiveFiles`` (POST ``/v2/file/archive_files``, alias ``/v2/file/archive``) returns HTTP 202
-  ``{"async_task_id": ...}``. When a task has a ``domain_id`` and the request's Host is a name
-  (``<domain>.api.aliyunpds.com``), the first label must match.
+  ``{"async_task_id": ...}`` (the task's status has the archive's ``url`` once it succeeded);
+  ``AuditLogExport``, ``ClearRecyclebin``, ``CopyFile``, ``DeleteFile``, ``MoveFile``,
+  ``RestoreFile`` and ``TrashFile`` too, always as for a folder. When a task has a ``domain_id``
+  and the request's Host is a name (``<domain>.api.aliyunpds.com``), the first label must match.
 - EMR Serverless Spark (``2023-08-08``, ROA; every operation may carry ``regionId`` in the query):
   ``GetJobRun`` (GET ``/api/v1/workspaces/{workspaceId}/jobRuns/{jobRunId}``) answers ``requestId``
   and the ``jobRun`` object (``jobRunId``, ``workspaceId``, ``name``, ``state``,
