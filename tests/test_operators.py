@@ -408,3 +408,25 @@ def test_pds_result_url_is_a_documented_field(emulator: Emulator, conn: str) -> 
     status = AlibabaCloudTasksHook().get_task_status("pds", async_task_id="arch-1")
     assert status.result == "https://download.example.invalid/a.zip"
     assert status.to_dict()["result"] == status.result
+
+
+def test_a_failed_write_to_the_state_store_does_not_fail_the_task(
+    emulator: Emulator, conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class BrokenStore(FakeStore):
+        def set(self, key: str, value: Any, **kwargs: Any) -> None:
+            raise RuntimeError("state store unavailable")
+
+    assert emr().execute(ctx(BrokenStore()))["state"] == "succeeded"
+    assert "Could not record the task" in capsys.readouterr().out
+    assert emulator.start_count("emr_serverless_spark") == 1
+
+
+def test_wait_for_completion_false_returns_the_ids_also_when_reconnecting(
+    emulator: Emulator, conn: str
+) -> None:
+    store = FakeStore()
+    first = emr().execute(ctx(store))
+    again = emr(wait_for_completion=False).execute(ctx(store, try_number=2))
+    assert again == {"service": "emr_serverless_spark", "ids": first["ids"]}
+    assert emulator.start_count("emr_serverless_spark") == 1

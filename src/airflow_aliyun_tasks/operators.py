@@ -332,9 +332,15 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             return TaskStatus(service=spec.name, ids={}, state=SUCCEEDED, raw={}).to_dict()
         self._task_ids = ids_or_none
         if store is not None:
-            store.set(
-                STATE_KEY, {"service": spec.name, "ids": dict(self._task_ids), "generation": generation}
-            )
+            record: Any = {"service": spec.name, "ids": dict(self._task_ids), "generation": generation}
+            try:
+                store.set(STATE_KEY, record)
+            except Exception as exc:  # the task runs: wait for it rather than fail and start another
+                self.log.warning(
+                    "Could not record the task in the task state store (a retry of this try will "
+                    "not find it): %s",
+                    exc,
+                )
         self._announce(context)
         if not self.wait_for_completion:
             return {"service": spec.name, "ids": dict(self._task_ids)}
@@ -373,6 +379,8 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                 describe(status),
             )
             self._announce(context)
+            if not self.wait_for_completion:
+                return {"service": self.service, "ids": dict(ids)}
             return status.to_dict()
         self.log.warning(
             "The task an earlier try started ended %s; submitting afresh: %s", outcome, describe(status)
