@@ -19,7 +19,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferralTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+try:
+    from airflow.sdk.exceptions import TaskDeferralTimeout
+except ImportError:  # older task SDKs keep it in core
+    from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef]
 
 from airflow_aliyun_tasks._wait import MIN_POLL_INTERVAL, TaskWaitMixin
 from airflow_aliyun_tasks.links import AlibabaCloudTaskConsoleLink
