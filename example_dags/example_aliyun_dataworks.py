@@ -1,7 +1,9 @@
 """Import a DataWorks workflow and wait for the import job without holding a worker slot.
 
 ``ImportWorkflowDefinition`` (DataWorks API 2024-05-18) is asynchronous: it returns an
-``AsyncJob`` whose ``Id`` is polled with ``GetJobStatus``. RAM actions needed:
+``AsyncJob`` whose ``Id`` is polled with ``GetJobStatus``. It takes no client token: the
+operator records the job in the task state store (Airflow 3.3+) right after the start, so a
+retry waits on the same job instead of importing twice. RAM actions needed:
 ``dataworks:ImportWorkflowDefinition`` and ``dataworks:GetJobStatus``.
 """
 
@@ -10,10 +12,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG
 
-from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
-from airflow_aliyun_tasks.sensors import DataWorksJobSensor
+from airflow_aliyun_tasks.operators import AlibabaCloudAsyncTaskOperator
 
 WORKFLOW_SPEC = {
     "version": "1.1.0",
@@ -29,25 +30,13 @@ with DAG(
     params={"project_id": 10000},
     tags=["example", "aliyun"],
 ) as dag:
-
-    @task
-    def start_import(params: dict | None = None) -> str:
-        body = AlibabaCloudTasksHook().call_api(
-            "ImportWorkflowDefinition",
-            "2024-05-18",
-            service="dataworks",
-            query={"ProjectId": params["project_id"], "Spec": json.dumps(WORKFLOW_SPEC)},
-        )
-        return body["AsyncJob"]["Id"]
-
-    job_id = start_import()
-
-    wait_for_import = DataWorksJobSensor(
-        task_id="wait_for_import",
-        job_id="{{ ti.xcom_pull(task_ids='start_import') }}",
+    import_workflow = AlibabaCloudAsyncTaskOperator(
+        task_id="import_workflow",
+        service="dataworks",
+        action="ImportWorkflowDefinition",
+        query={"ProjectId": "{{ params.project_id }}", "Spec": json.dumps(WORKFLOW_SPEC)},
         deferrable=True,
-        poke_interval=timedelta(seconds=5),
+        poll_interval=5,
         timeout=timedelta(minutes=30),
+        retries=2,
     )
-
-    job_id >> wait_for_import

@@ -1,7 +1,7 @@
-"""Drop a Data Lake Formation database asynchronously and wait for the drop to finish.
+"""Drop a Data Lake Formation database asynchronously and wait for the drop to finish, in one task.
 
-DLF ``DeleteDatabase`` with ``Async=true`` returns a ``TaskId`` that
-``GetAsyncTaskStatus`` reports on. RAM actions needed: ``dlf:DeleteDatabase`` and
+DLF ``DeleteDatabase`` with ``Async=true`` returns a ``TaskId`` that ``GetAsyncTaskStatus``
+reports on; the operator knows where the id is. RAM actions needed: ``dlf:DeleteDatabase`` and
 ``dlf:GetAsyncTaskStatus``.
 """
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG
 
-from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
-from airflow_aliyun_tasks.sensors import DlfAsyncTaskSensor
+from airflow_aliyun_tasks.operators import AlibabaCloudAsyncTaskOperator
 
 with DAG(
     dag_id="example_aliyun_dlf",
@@ -22,29 +21,20 @@ with DAG(
     params={"catalog_id": "1344371", "database": "staging_tmp"},
     tags=["example", "aliyun"],
 ) as dag:
-
-    @task
-    def drop_database(params: dict | None = None) -> str:
-        body = AlibabaCloudTasksHook().call_api(
-            "DeleteDatabase",
-            "2020-07-10",
-            service="dlf",
-            method="DELETE",
-            path="/api/metastore/catalogs/databases",
-            query={
-                "CatalogId": params["catalog_id"],
-                "Name": params["database"],
-                "Cascade": True,
-                "Async": True,
-            },
-        )
-        return body["TaskId"]
-
-    wait_for_drop = DlfAsyncTaskSensor(
-        task_id="wait_for_drop",
-        async_task_id=drop_database(),
-        catalog_id="{{ params.catalog_id }}",
+    drop_database = AlibabaCloudAsyncTaskOperator(
+        task_id="drop_database",
+        service="dlf",
+        action="DeleteDatabase",
+        method="DELETE",
+        path="/api/metastore/catalogs/databases",
+        query={
+            "CatalogId": "{{ params.catalog_id }}",
+            "Name": "{{ params.database }}",
+            "Cascade": True,
+            "Async": True,
+        },
         deferrable=True,
-        poke_interval=timedelta(seconds=5),
+        poll_interval=5,
         timeout=timedelta(minutes=30),
+        retries=2,
     )

@@ -1,4 +1,6 @@
-"""Start a MaxCompute Migration Assist job and wait for its async task.
+"""Wait for a MaxCompute Migration Assist async task with a sensor: the two-task pattern, for
+tasks started elsewhere (the other examples start and wait in one task with
+``AlibabaCloudAsyncTaskOperator``).
 
 ``CreateMmsJob`` returns the ``asyncTaskId`` of the job creation, which ``GetMmsAsyncTask``
 reports on (with a progress percentage). RAM actions needed: ``odps:CreateMmsJob`` and

@@ -25,12 +25,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "example_dags"
-DAGS = [  # (dag id, service, sensor task id)
-    ("example_aliyun_dlf", "dlf", "wait_for_drop"),
-    ("example_aliyun_dataworks", "dataworks", "wait_for_import"),
+DAGS = [  # (dag id, service, id of the task that waits: an operator, or the sensor of mma's two tasks)
+    ("example_aliyun_dlf", "dlf", "drop_database"),
+    ("example_aliyun_dataworks", "dataworks", "import_workflow"),
     ("example_aliyun_mma", "mma", "wait_for_migration"),
-    ("example_aliyun_pds", "pds", "wait_for_archive"),
-    ("example_aliyun_emr_serverless_spark", "emr_serverless_spark", "wait_for_spark"),
+    ("example_aliyun_pds", "pds", "archive_files"),
+    ("example_aliyun_emr_serverless_spark", "emr_serverless_spark", "spark_job"),
 ]
 
 
@@ -138,7 +138,8 @@ def main() -> int:
 
 
 def read_result(db: Path, dag_id: str, sensor: str) -> tuple[str, str]:
-    """The sensor's final TaskStatus (its XCom return value) from the SQLite metadata DB."""
+    """The final TaskStatus (the XCom return value of the task that waits) from the SQLite
+    metadata DB."""
     with sqlite3.connect(db) as con:
         row = con.execute(
             "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value' "

@@ -78,12 +78,47 @@ def endpoints_table() -> str:
     return "\n".join(rows)
 
 
+def start_operations_table() -> str:
+    from airflow_aliyun_tasks.testing import CANCEL_OPERATIONS, START_OPERATIONS
+
+    rows = [
+        "| service | start operation | the task's ids in its answer | client token | cancel on kill "
+        "| RAM actions | in the emulator |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, spec in SERVICES.items():
+        prefix = spec.ram_action.split(":", 1)[0]
+        for op in spec.start_operations:
+            ids = ", ".join(
+                f"`{n}` ← "
+                + (f"request `{w.removeprefix('request:')}`" if w.startswith("request:") else f"`{w}`")
+                for n, w in op.task_ids.items()
+            )
+            if op.may_finish_at_once:
+                ids += " (absent when it finished at once)"
+            token = (
+                f"`{op.idempotency_param}` ({op.idempotency_location})" if op.idempotency_param else "none"
+            )
+            cancel = f"`{spec.cancel.action}`" if spec.cancel else "none: keeps running"
+            actions = [op.action, spec.action, *([spec.cancel.action] if spec.cancel else [])]
+            ram = ", ".join(f"`{prefix}:{a}`" for a in actions)
+            emulated = "yes" if (name, op.action) in START_OPERATIONS else "no"
+            if spec.cancel and (name, spec.cancel.action) in CANCEL_OPERATIONS:
+                emulated += " (and the cancel)"
+            rows.append(
+                f"| `{name}` | `{op.action}` ({op.method} `{op.path}`) | {ids} | {token} | {cancel} | {ram} "
+                f"| {emulated} |"
+            )
+    return "\n".join(rows)
+
+
 #: (file, table name, maker)
 TABLES: tuple[tuple[str, str, Callable[[], str]], ...] = (
     ("README.md", "services", services_table),
     ("README.md", "endpoints", endpoints_table),
     ("docs/sensors/README.md", "sensors", sensors_table),
     ("docs/connection.md", "endpoints", endpoints_table),
+    ("docs/operators.md", "start_operations", start_operations_table),
 )
 
 

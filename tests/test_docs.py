@@ -52,6 +52,7 @@ def test_every_page_is_found() -> None:
         "docs/quickstart.md",
         "docs/connection.md",
         "docs/hook.md",
+        "docs/operators.md",
         "docs/testing.md",
         "docs/troubleshooting.md",
         "docs/changelog.md",

@@ -180,3 +180,15 @@ def test_ids_templated_from_upstream_xcom(airflow_db: str, emulator: Emulator, m
     state, states = run_dag("e2e_xcom_ids", {"job_id": "dw-from-xcom"})
     assert (state, states) == ("success", {"produce": "success", "wait": "success"})
     assert emulator.poll_count("dataworks", job_id="dw-from-xcom") == 2
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "worker"])
+def test_operator_starts_and_waits(mode: str, airflow_db: str, emulator: Emulator, make_conn: Any) -> None:
+    make_conn()
+    state, states = run_dag(f"e2e_operator_{mode}", {"workspace": f"w-e2e-{mode}"})
+    assert state == "success", states
+    assert states == {"spark_job": "success", "check": "success"}
+    assert emulator.start_count("emr_serverless_spark", "StartJobRun") == 1
+    (run,) = emulator.tasks("emr_serverless_spark")
+    assert run["ids"]["workspace_id"] == f"w-e2e-{mode}"
+    assert run["history"][-1] == "Success"

@@ -155,7 +155,10 @@ def test_links_are_operator_links_with_distinct_names() -> None:
 def test_provider_info_registers_every_link() -> None:
     registered = get_provider_info()["extra-links"]
     assert sorted(registered) == sorted(
-        f"airflow_aliyun_tasks.links.{c.__name__}" for c in CONSOLE_LINKS.values()
+        [
+            *(f"airflow_aliyun_tasks.links.{c.__name__}" for c in CONSOLE_LINKS.values()),
+            "airflow_aliyun_tasks.links.AlibabaCloudTaskConsoleLink",  # the operator's
+        ]
     )
     for path in registered:
         module, _, name = path.rpartition(".")
@@ -430,3 +433,15 @@ def test_link_is_there_when_the_remote_task_failed(
     assert links["extra_links"] == {
         "DataWorks console": "https://dataworks.console.aliyun.com/overview?regionId=cn-beijing"
     }
+
+
+def test_the_operators_link_follows_the_stored_service() -> None:
+    from airflow_aliyun_tasks.links import AlibabaCloudTaskConsoleLink, link_params
+
+    link = AlibabaCloudTaskConsoleLink()
+    for name, cls in CONSOLE_LINKS.items():
+        params = link_params(name, "cn-hangzhou", {})
+        assert link.url_for(params) == cls().url_for(params)
+        assert link.url_for(params).startswith("https://")
+    assert link.url_for({"service": "nope", "region_id": "cn-hangzhou", "ids": {}}) == ""
+    assert link.url_for(None) == ""

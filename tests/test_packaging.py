@@ -135,6 +135,26 @@ def test_provider_info_matches_airflows_runtime_schema() -> None:
     _validate(get_provider_info(), _airflow_schema("provider_info.schema.json"))
 
 
+def test_provider_info_lists_the_operators() -> None:
+    """The ``operators`` entry validates against the stricter provider.yaml schema too, and
+    names a module that has the operator."""
+    import importlib
+
+    info = get_provider_info()
+    schema = _airflow_schema("provider.yaml.schema.json")
+    _validate(
+        info["operators"],
+        {
+            "$schema": schema["$schema"],
+            "definitions": schema.get("definitions", {}),
+            **schema["properties"]["operators"],
+        },
+    )
+    (entry,) = info["operators"]
+    (module,) = entry["python-modules"]
+    assert hasattr(importlib.import_module(module), "AlibabaCloudAsyncTaskOperator")
+
+
 def test_connection_form_matches_airflows_provider_yaml_schema() -> None:
     """The stricter provider.yaml schema: every ``conn-fields`` entry and ``ui-field-behaviour``."""
     schema = _airflow_schema("provider.yaml.schema.json")

@@ -205,6 +205,7 @@ def test_pds_full_sample(state: str, expected: str, message: str, error_code: st
         error_code=error_code,
         request_id="x-ca-request-id-1",  # PDS bodies carry no request id
         raw=body,
+        result=body["url"],  # the archive's download address, a documented field
     )
 
 
@@ -1308,3 +1309,72 @@ def test_registry_start_and_cancel_operations() -> None:
             assert set(op.task_ids) >= {p.name for p in spec.ids if p.required}, (spec.name, op.action)
         if spec.name != "emr_serverless_spark":
             assert spec.cancel is None, spec.name
+
+
+# --------------------------------------------------------------------------- start and cancel operations
+
+
+def test_mma_result_is_a_documented_field_on_success() -> None:
+    from airflow_aliyun_tasks.services import parse_mma
+
+    body = {"requestId": "r", "data": {"status": "DONE", "result": "table t1 migrated\n", "errorMsg": "null"}}
+    status = parse_mma(body, {"source_id": "1", "async_task_id": "2"}, None)
+    assert status.state == SUCCEEDED
+    assert status.result == "table t1 migrated"
+    assert status.message is None
+    empty = parse_mma({"data": {"status": "DONE", "result": "null"}}, {}, None)
+    assert empty.result is None
+
+
+def test_request_values_and_ids_from_a_start_response() -> None:
+    from airflow_aliyun_tasks.services import (
+        EMR_SERVERLESS_SPARK,
+        MMA,
+        ids_from_response,
+        lookup,
+        request_values,
+    )
+
+    op = EMR_SERVERLESS_SPARK.start_operation("StartJobRun")
+    assert op is not None
+    assert op.idempotency_param == "clientToken"
+    assert op.idempotency_location == "body"
+    values = op.request_values("/api/v1/workspaces/w%2D1/jobRuns", {"regionId": "cn"}, {"name": "n"})
+    assert values == {"name": "n", "regionId": "cn", "workspaceId": "w-1"}
+    assert ids_from_response(op.task_ids, {"jobRunId": "jr-1"}, values) == (
+        {"workspace_id": "w-1", "job_run_id": "jr-1"},
+        [],
+    )
+    assert ids_from_response(op.task_ids, {"jobRunId": ""}, {}) == ({}, ["workspace_id", "job_run_id"])
+    mma = MMA.start_operation("CreateMmsJob")
+    assert mma is not None
+    found, missing = ids_from_response(
+        mma.task_ids, {"data": {"asyncTaskId": 12}}, mma.request_values("/api/v1/mms/datasources/7/jobs")
+    )
+    assert (found, missing) == ({"source_id": "7", "async_task_id": "12"}, [])
+    assert lookup({"a": {"b": True}}, "a.b") is True
+    assert lookup({"a": 1}, "a.b") is None
+    assert request_values("/x/{id}", "/y/1") == {}
+
+
+def test_every_start_operation_names_ids_of_its_service() -> None:
+    for spec in SERVICES.values():
+        for op in spec.start_operations:
+            assert set(op.task_ids) <= set(spec.id_names), (spec.name, op.action)
+            assert {p.name for p in spec.ids if p.required} <= set(op.task_ids), (spec.name, op.action)
+            assert op.idempotency_location in ("body", "query")
+
+
+def test_cancel_request() -> None:
+    from airflow_aliyun_tasks.errors import ConfigurationError
+    from airflow_aliyun_tasks.services import DATAWORKS, EMR_SERVERLESS_SPARK
+
+    req = EMR_SERVERLESS_SPARK.build_cancel_request({"workspace_id": "w", "job_run_id": "jr"}, "cn-hangzhou")
+    assert (req.method, req.path, req.query, req.body) == (
+        "DELETE",
+        "/api/v1/workspaces/w/jobRuns/jr",
+        {"regionId": "cn-hangzhou"},
+        b"",
+    )
+    with pytest.raises(ConfigurationError, match="no operation that cancels"):
+        DATAWORKS.build_cancel_request({"job_id": "j"})

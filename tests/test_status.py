@@ -39,6 +39,16 @@ MINIMAL = TaskStatus(service="dlf", ids={"async_task_id": "t-1"}, state=RUNNING)
 EXAMPLES = [
     pytest.param(FULL, id="full"),
     pytest.param(MINIMAL, id="minimal"),
+    pytest.param(
+        TaskStatus(
+            service="pds",
+            ids={"async_task_id": "a"},
+            state="succeeded",
+            result="https://download.example/a.zip",
+            raw={"state": "Succeed", "url": "https://download.example/a.zip"},
+        ),
+        id="with-result",
+    ),
     *(
         pytest.param(
             TaskStatus(service="pds", ids={"async_task_id": "a"}, state=s, progress=p), id=f"{s}-{p}"
@@ -128,9 +138,13 @@ def test_to_dict_shape() -> None:
         "message": "disk full",
         "error_code": "E42",
         "request_id": "688003E1-XXXX",
+        "result": None,
         "raw": FULL.raw,
         "is_terminal": True,
     }
+    # A status made before ``result`` existed (an old XCom, an old trigger event) still loads.
+    old = {k: v for k, v in d.items() if k != "result"}
+    assert TaskStatus.from_dict(old) == FULL
     # ids is a copy: mutating the dict does not touch the (frozen) status.
     d["ids"]["source_id"] = "other"
     assert FULL.ids["source_id"] == "2000017"

@@ -620,3 +620,16 @@ async def test_cancel_during_initial_delay(use_hook) -> None:
     assert hook.calls == []
     await gen.aclose()
     await _assert_no_other_tasks()
+
+
+def test_cancel_on_kill_round_trips_and_is_serialized_only_when_set() -> None:
+    plain = AlibabaCloudTaskTrigger(
+        service="emr_serverless_spark", ids={"workspace_id": "w", "job_run_id": "jr"}
+    )
+    assert "cancel_on_kill" not in plain.serialize()[1]  # a sensor's trigger row is unchanged
+    trigger = AlibabaCloudTaskTrigger(
+        service="emr_serverless_spark", ids={"workspace_id": "w", "job_run_id": "jr"}, cancel_on_kill=True
+    )
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["cancel_on_kill"] is True
+    assert AlibabaCloudTaskTrigger(**kwargs).serialize() == (classpath, kwargs)

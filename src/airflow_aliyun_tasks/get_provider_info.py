@@ -105,7 +105,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-aliyun-tasks",
         "name": "Alibaba Cloud async tasks",
-        "description": "Deferrable sensors, async triggers (asset watchers included) and a hook for "
+        "description": "Operators that start and wait, deferrable sensors, async triggers (asset watchers included) and a hook for "
         "Alibaba Cloud async tasks: "
         "Data Lake Formation, DataWorks, MaxCompute Migration Assist and Drive and Photo Service.",
         "integrations": [
@@ -127,6 +127,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_aliyun_tasks.sensors"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "Alibaba Cloud async tasks",
+                "python-modules": ["airflow_aliyun_tasks.operators"],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": "Alibaba Cloud async tasks",
@@ -134,7 +140,8 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": [
-            f"airflow_aliyun_tasks.links.{spec.console.class_name}" for spec in SERVICES.values()
+            *(f"airflow_aliyun_tasks.links.{spec.console.class_name}" for spec in SERVICES.values()),
+            "airflow_aliyun_tasks.links.AlibabaCloudTaskConsoleLink",
         ],
         "connection-types": [
             {

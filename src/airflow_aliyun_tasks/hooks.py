@@ -266,6 +266,36 @@ class AlibabaCloudTasksHook(BaseHook):
         response = await self._client_of(settings).asend(call)
         return self._parse_status(spec, response, dict(clean))
 
+    def _cancel_call(self, settings: ConnectionSettings, service: str, ids: Mapping[str, Any]) -> Call:
+        spec = get_service(service)
+        if spec.cancel is None:
+            raise ConfigurationError("service", f"{spec.label} has no operation that cancels a task")
+        clean = spec.validate_ids(ids)
+        req = spec.build_cancel_request(clean, settings.region_id)
+        return Call(
+            endpoint=service_endpoint(spec, settings, clean),
+            action=spec.cancel.action,
+            version=spec.version,
+            method=req.method,
+            path=req.path,
+            query=req.query,
+            body=req.body,
+            content_type=req.content_type,
+            signer=spec.signer,
+        )
+
+    def cancel_task(self, service: str, **ids: Any) -> dict[str, Any]:
+        """Cancel one task of ``service`` with the service's cancel operation (EMR Serverless
+        Spark ``CancelJobRun``); returns the response body. A service without one raises
+        :class:`~airflow_aliyun_tasks.errors.ConfigurationError` (see ``ServiceSpec.cancel``)."""
+        settings = self.settings
+        return self._client_of(settings).send(self._cancel_call(settings, service, ids)).body
+
+    async def acancel_task(self, service: str, **ids: Any) -> dict[str, Any]:
+        """Async :meth:`cancel_task`."""
+        settings = await self.asettings()
+        return (await self._client_of(settings).asend(self._cancel_call(settings, service, ids))).body
+
     def get_dlf_async_task_status(self, async_task_id: str, catalog_id: str | None = None) -> TaskStatus:
         """DLF ``GetAsyncTaskStatus`` (RAM action ``dlf:GetAsyncTaskStatus``)."""
         return self.get_task_status("dlf", async_task_id=async_task_id, catalog_id=catalog_id)
@@ -367,6 +397,7 @@ class AlibabaCloudTasksHook(BaseHook):
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         domain_id: str | None = None,
+        retries: bool = True,
     ) -> dict[str, Any]:
         """Make any signed call and return the JSON response body.
 
@@ -377,6 +408,10 @@ class AlibabaCloudTasksHook(BaseHook):
         ``domain_id`` is the domain of a service whose host names one (PDS).
 
         Non-string query values are sent as JSON (lists, dicts) or their string form.
+
+        ``retries=False`` sends the call once, without the client's retries (throttling, 5xx,
+        a dropped connection): for a call that must not be repeated, such as starting a task
+        without a client token (a lost answer cannot be told from a request never received).
         """
         settings = self.settings
         call = self._generic_call(
@@ -391,7 +426,7 @@ class AlibabaCloudTasksHook(BaseHook):
             body=body,
             domain_id=domain_id,
         )
-        return client_for(self.aliyun_conn_id, settings).send(call).body
+        return self._generic_client(settings, retries).send(call).body
 
     async def acall_api(
         self,
@@ -405,6 +440,7 @@ class AlibabaCloudTasksHook(BaseHook):
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         domain_id: str | None = None,
+        retries: bool = True,
     ) -> dict[str, Any]:
         """Async :meth:`call_api`."""
         settings = await self.asettings()
@@ -420,7 +456,21 @@ class AlibabaCloudTasksHook(BaseHook):
             body=body,
             domain_id=domain_id,
         )
-        return (await client_for(self.aliyun_conn_id, settings).asend(call)).body
+        return (await self._generic_client(settings, retries).asend(call)).body
+
+    def _generic_client(self, settings: ConnectionSettings, retries: bool) -> AlibabaCloudClient:
+        shared = client_for(self.aliyun_conn_id, settings)
+        if retries:
+            return shared
+        # The connection's credentials (cached STS keys included) and corrected clock, no retries.
+        once = AlibabaCloudClient(
+            shared.credentials,
+            timeout=settings.timeout,
+            max_retries=0,
+            correct_clock_skew=settings.correct_clock_skew,
+        )
+        once.clock_offset = shared.clock_offset
+        return once
 
     # ---- connection test
 

@@ -103,6 +103,18 @@ CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
 globals().update({cls.__name__: cls for cls in CONSOLE_LINKS.values()})
 
 
+class AlibabaCloudTaskConsoleLink(AlibabaCloudConsoleLink):
+    """The console of whichever service the stored parameters name: the link of the generic
+    operator, whose service is a (templated) argument rather than its class's."""
+
+    name: ClassVar[str] = "Alibaba Cloud console"
+
+    def url_for(self, params: Any) -> str:
+        service = params.get("service") if isinstance(params, Mapping) else None
+        link = CONSOLE_LINKS.get(service) if isinstance(service, str) else None
+        return link().url_for(params) if link is not None else ""
+
+
 def console_link(service: str) -> AlibabaCloudConsoleLink:
     """An instance of the console link of ``service``."""
     return CONSOLE_LINKS[service]()

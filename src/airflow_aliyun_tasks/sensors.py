@@ -8,7 +8,7 @@ Airflow's ``StartTriggerArgs`` only by a sensor built with ``start_from_trigger=
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -20,16 +20,15 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
-from airflow_aliyun_tasks.links import CONSOLE_LINK_XCOM_KEY, console_link, link_params
+from airflow_aliyun_tasks._wait import MIN_POLL_INTERVAL, TRIGGER_CLASSPATH, TaskWaitMixin
+from airflow_aliyun_tasks.links import console_link
 from airflow_aliyun_tasks.services import get_service
 from airflow_aliyun_tasks.status import (
     OUTCOME_CANCELLED,
     OUTCOME_FAILED,
     OUTCOME_SUCCESS,
     UNKNOWN,
-    TaskStatus,
     describe,
-    outcome_of,
 )
 
 try:
@@ -41,15 +40,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import StartTriggerArgs
 
-    from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
-
-
-#: Deferrable mode polls at least this far apart, whatever ``poke_interval`` says.
-MIN_POLL_INTERVAL = 0.1
-
-
-#: Class path of the trigger the sensors wait in.
-TRIGGER_CLASSPATH = "airflow_aliyun_tasks.triggers.AlibabaCloudTaskTrigger"
 
 _OVERRIDE = "_start_trigger_args_override"
 _UNSET: Any = object()
@@ -84,7 +74,7 @@ class _SensorStartTriggerArgs:
         obj.__dict__[_OVERRIDE] = value
 
 
-class AlibabaCloudTaskSensor(BaseSensorOperator):
+class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
     """Base class: wait until an Alibaba Cloud async task of :attr:`service` ends.
 
     Subclasses name the service (a name of :data:`~airflow_aliyun_tasks.services.SERVICES`) and
@@ -165,12 +155,6 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
 
     # ---- shared machinery
 
-    @property
-    def hook(self) -> AlibabaCloudTasksHook:
-        from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
-
-        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
-
     def _ids(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.task_ids().items() if v is not None and v != ""}
 
@@ -225,27 +209,6 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
             next_method="execute_complete",
             next_kwargs=None,
             timeout=timedelta(seconds=float(self.timeout)),
-        )
-
-    def _store_console_link(self, context: Context) -> None:
-        """Store the console link's parameters (region and ids, no secret) in XCom; a missing
-        link never fails the task."""
-        ti = context.get("ti") if isinstance(context, Mapping) else None
-        if ti is None:
-            return
-        try:
-            settings = self.hook.settings
-            ids = get_service(self.service).with_defaults(self._ids(), settings.id_defaults)
-            ti.xcom_push(key=CONSOLE_LINK_XCOM_KEY, value=link_params(self.service, settings.region_id, ids))
-        except Exception as exc:
-            self.log.warning("No console link for this task: %s", exc)
-
-    def _outcome(self, status: TaskStatus) -> str | None:
-        return outcome_of(
-            status,
-            success_states=self.success_states,
-            failure_states=self.failure_states,
-            partial_success_ok=self.partial_success_ok,
         )
 
     def _raise_for(self, outcome: str, message: str) -> None:
@@ -335,33 +298,6 @@ class AlibabaCloudTaskSensor(BaseSensorOperator):
         if self.start_from_trigger:
             self._store_console_link(context)  # execute() never ran on a worker
         return super().resume_execution(next_method, next_kwargs, context)
-
-    @staticmethod
-    def _validate_event(event: Any) -> tuple[str, str]:
-        from airflow_aliyun_tasks.triggers import EVENT_STATUSES
-
-        if event is None:
-            raise AirflowException(
-                "Resumed without a trigger event: the event crosses the triggerer/worker boundary "
-                "and must not be missing"
-            )
-        if not isinstance(event, dict):
-            raise AirflowException(f"Malformed trigger event: expected a dict, got {type(event).__name__}")
-        status = event.get("status")
-        if status not in EVENT_STATUSES:
-            raise AirflowException(f"Malformed trigger event: unknown status {status!r}")
-        message = event.get("message")
-        if not isinstance(message, str):
-            raise AirflowException("Malformed trigger event: no message")
-        task_status = event.get("task_status")
-        if status == OUTCOME_SUCCESS:
-            if not isinstance(task_status, dict):
-                raise AirflowException("Malformed trigger event: success without a task status")
-            try:
-                TaskStatus.from_dict(task_status)
-            except (TypeError, ValueError) as exc:
-                raise AirflowException(f"Malformed trigger event: bad task status: {exc}") from None
-        return status, message
 
 
 class DlfAsyncTaskSensor(AlibabaCloudTaskSensor):

@@ -29,6 +29,7 @@ _FIELDS = (
     "message",
     "error_code",
     "request_id",
+    "result",
     "raw",
 )
 
@@ -45,6 +46,9 @@ class TaskStatus:
     :param message: the service's human message or error message, if any.
     :param error_code: the service's error code, if any.
     :param request_id: the request id of the response that produced this status.
+    :param result: what the task produced, where the API reports it in the status response
+        (``None`` otherwise): PDS's ``url`` (the download address of an ``ArchiveFiles``
+        archive), MaxCompute MMA's ``result``. A string; also inside ``raw``.
     :param raw: the response body (JSON object) as received.
     """
 
@@ -57,6 +61,7 @@ class TaskStatus:
     error_code: str | None = None
     request_id: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    result: str | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

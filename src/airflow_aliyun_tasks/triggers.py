@@ -96,6 +96,11 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
     :param initial_delay: seconds before the first poll (the sensor has just poked itself).
     :param success_states / failure_states: extra raw status values that end the wait.
     :param partial_success_ok: PDS ``PartialSucceed`` counts as success.
+    :param cancel_on_kill: when a user marks the waiting task failed or success, or clears it
+        (Airflow 3.3+ calls :meth:`on_kill` then), cancel the remote task with the service's
+        cancel operation; a service without one gets a log line saying the remote task keeps
+        running. Serialized only when true. The operator sets it; sensors do not (they did not
+        start the task).
     :param flat_ids: ids given one by one, by the names in :data:`ID_FIELDS` (they override the
         same names in ``ids``). A sensor that starts in the triggerer passes
         its templated ids this way: Airflow renders a template in the triggerer only for a
@@ -120,10 +125,12 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         success_states: Iterable[str] = (),
         failure_states: Iterable[str] = (),
         partial_success_ok: bool = False,
+        cancel_on_kill: bool = False,
         **flat_ids: Any,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.service = get_service(service).name
+        self.cancel_on_kill = bool(cancel_on_kill)
         self.ids = _plain_ids({} if ids is None else ids)
         self.aliyun_conn_id = str(aliyun_conn_id)
         self.poll_interval = float(poll_interval)
@@ -163,6 +170,8 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
             "failure_states": list(self.failure_states),
             "partial_success_ok": self.partial_success_ok,
         }
+        if self.cancel_on_kill:
+            kwargs["cancel_on_kill"] = True
         for name in ID_FIELDS:
             value = getattr(self, name)
             if value is not None:
@@ -200,6 +209,16 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
     def _remaining(self) -> float:
         """Seconds to the deadline (infinite without one)."""
         return math.inf if self.end_time is None else max(self.end_time - time.time(), 0.0)
+
+    async def on_kill(self) -> None:
+        """A user acted on the waiting task (marked it failed or success, or cleared it): with
+        ``cancel_on_kill``, cancel the remote task where the service can (Airflow 3.3+ calls
+        this; never on a triggerer restart, a timeout or a normal end)."""
+        if not self.cancel_on_kill:
+            return
+        from airflow_aliyun_tasks._cancel import cancel_remote_task_async
+
+        await cancel_remote_task_async(self._hook(), self.service, self.task_ids(), self.log)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()

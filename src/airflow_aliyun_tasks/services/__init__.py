@@ -24,6 +24,9 @@ from airflow_aliyun_tasks.services._spec import (
     Parser,
     ServiceSpec,
     StartOperation,
+    ids_from_response,
+    lookup,
+    request_values,
     validate_id,
 )
 from airflow_aliyun_tasks.services.dataworks import DATAWORKS, DATAWORKS_STATES, parse_dataworks
@@ -60,11 +63,14 @@ __all__ = [
     "StartOperation",
     "connection_defaults",
     "get_service",
+    "ids_from_response",
+    "lookup",
     "parse_dataworks",
     "parse_dlf",
     "parse_emr_serverless_spark",
     "parse_mma",
     "parse_pds",
+    "request_values",
     "validate_id",
 ]
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from airflow_aliyun_tasks.errors import ConfigurationError
 from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
@@ -106,7 +106,10 @@ class StartOperation:
     path into the JSON body, such as ``AsyncJob.Id``), or to ``"request:<name>"`` when the id is
     one the caller passed in (a path parameter such as MMA's ``sourceId``).
     ``idempotency_param`` is the request parameter (a client token) that makes a repeated start idempotent, ``None``
-    when the API has none. ``note`` says where the facts come from.
+    when the API has none; ``idempotency_location`` says where it goes (``"body"``: a key of
+    the JSON body, ``"query"``). ``may_finish_at_once``: the operation may do its work before
+    answering and then return no task id (PDS file operations on a single file). ``note`` says
+    where the facts come from.
     """
 
     action: str
@@ -114,17 +117,80 @@ class StartOperation:
     path: str
     task_ids: Mapping[str, str]
     idempotency_param: str | None = None
+    idempotency_location: str = "body"
+    may_finish_at_once: bool = False
     note: str = ""
+
+    def request_values(
+        self, path: str, query: Mapping[str, Any] | None = None, body: Any = None
+    ) -> dict[str, str]:
+        """The parameters of a request to this operation that ``"request:<name>"`` ids may name:
+        the path parameters (``path`` matched against the operation's template), then the query,
+        then the top-level keys of a JSON object body."""
+        return request_values(self.path, path, query, body)
+
+
+def request_values(
+    template: str, path: str, query: Mapping[str, Any] | None = None, body: Any = None
+) -> dict[str, str]:
+    """See :meth:`StartOperation.request_values`; ``template`` is a path with ``{name}`` parts."""
+    out: dict[str, str] = {}
+    if isinstance(body, Mapping):
+        out.update(
+            {str(k): str(v) for k, v in body.items() if isinstance(v, str | int) and not isinstance(v, bool)}
+        )
+    out.update({str(k): str(v) for k, v in (query or {}).items() if isinstance(v, str | int)})
+    pattern = "".join(
+        f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part)
+        for part in re.split(r"(\{[A-Za-z_][A-Za-z0-9_]*\})", template)
+    )
+    match = re.fullmatch(pattern + "/?", path)
+    if match:
+        out.update({k: unquote(v) for k, v in match.groupdict().items()})
+    return out
+
+
+def lookup(body: Any, dotted: str) -> Any:
+    """The value at a dotted path (``AsyncJob.Id``, ``data.asyncTaskId``) of a JSON body, or
+    ``None``."""
+    value = body
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def ids_from_response(
+    task_ids: Mapping[str, str], response: Any, request: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The task's ids per ``task_ids`` (see :class:`StartOperation`): from ``response`` (dotted
+    paths) or from ``request`` (``"request:<name>"``, as :func:`request_values` gives them).
+    Returns the ids found and the names of those not found."""
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for name, where in task_ids.items():
+        if where.startswith("request:"):
+            value: Any = request.get(where.removeprefix("request:"))
+        else:
+            value = lookup(response, where)
+        if value is None or isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
+            missing.append(name)
+        else:
+            found[name] = str(value)
+    return found, missing
 
 
 @dataclass(frozen=True)
 class CancelOperation:
     """The operation that cancels a running task: ``path`` is a template of the status call's
-    wire names, and the ids go where the status call puts them."""
+    wire names, and the ids go where the status call puts them. ``note`` says where the facts
+    come from."""
 
     action: str
     method: str
     path: str
+    note: str = ""
 
 
 Parser = Callable[[Mapping[str, Any], dict[str, str], str | None], TaskStatus]
@@ -249,6 +315,23 @@ class ServiceSpec:
             method=self.method,
             path=self.path.format(**path_values),
             query=query,
+            body=body,
+            content_type=JSON_CONTENT_TYPE if body else None,
+        )
+
+    def build_cancel_request(self, ids: Mapping[str, object], region_id: str | None = None) -> ApiRequest:
+        """The request of :attr:`cancel` for ``ids`` (validated here); the ids go where the status
+        call puts them, the path is the cancel operation's."""
+        if self.cancel is None:
+            raise ConfigurationError("service", f"{self.label} has no operation that cancels a task")
+        status = self.build_request(ids, region_id)
+        clean = self.validate_ids(ids)
+        path_values = {p.wire: clean[p.name] for p in self.ids if p.location == "path"}
+        body = status.body if self.cancel.method in ("POST", "PUT", "PATCH") else b""
+        return ApiRequest(
+            method=self.cancel.method,
+            path=self.cancel.path.format(**path_values),
+            query=status.query,
             body=body,
             content_type=JSON_CONTENT_TYPE if body else None,
         )

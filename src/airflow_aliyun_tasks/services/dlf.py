@@ -61,7 +61,9 @@ def _metastore_op(action: str, method: str, path: str) -> StartOperation:
         method=method,
         path=path,
         task_ids={"async_task_id": "TaskId"},
-        note="alibabacloud-datalake20200710: the response model's TaskId",
+        may_finish_at_once=True,
+        note="alibabacloud-datalake20200710: the response model's TaskId (absent when the change ran "
+        "synchronously, as DeleteDatabase without Async=true); no client token",
     )
 
 

@@ -94,6 +94,7 @@ EMR_SERVERLESS_SPARK = ServiceSpec(
             path="/api/v1/workspaces/{workspaceId}/jobRuns",
             task_ids={"workspace_id": "request:workspaceId", "job_run_id": "jobRunId"},
             idempotency_param="clientToken",
+            idempotency_location="body",
             note="alibabacloud-emr-serverless-spark20230808: StartJobRunResponseBody.jobRunId; "
             "clientToken in the JSON body is the idempotence token",
         ),
@@ -102,6 +103,7 @@ EMR_SERVERLESS_SPARK = ServiceSpec(
         action="CancelJobRun",
         method="DELETE",
         path="/api/v1/workspaces/{workspaceId}/jobRuns/{jobRunId}",
+        note="alibabacloud-emr-serverless-spark20230808: CancelJobRun, DELETE on the job run",
     ),
     docs_page="docs/sensors/emr_serverless_spark.md",
 )

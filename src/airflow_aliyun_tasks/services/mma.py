@@ -55,6 +55,7 @@ def parse_mma(body: Mapping[str, Any], ids: dict[str, str], request_id: str | No
         message=error or (p.text(data.get("result")) if state != SUCCEEDED else None),
         request_id=p.text(body.get("requestId")) or p.text(body.get("RequestId")) or request_id,
         raw=p.raw(body),
+        result=p.text(data.get("result")) if isinstance(data.get("result"), str) else None,
     )
 
 

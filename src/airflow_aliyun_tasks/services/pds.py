@@ -50,6 +50,8 @@ def parse_pds(body: Mapping[str, Any], ids: dict[str, str], request_id: str | No
         or (p.text(body.get("err_code")) if body.get("err_code") else None),
         request_id=request_id,
         raw=p.raw(body),
+        # The archive's download address (ArchiveFiles), once the task has one.
+        result=p.text(body.get("url")) if isinstance(body.get("url"), str) else None,
     )
 
 
@@ -59,6 +61,7 @@ def _file_op(action: str, path: str) -> StartOperation:
         method="POST",
         path=path,
         task_ids={"async_task_id": "async_task_id"},
+        may_finish_at_once=True,
         note="alibabacloud-pds20220301: the response model's async_task_id (present only when the "
         "operation runs asynchronously, e.g. on a folder); no client token",
     )

@@ -55,6 +55,10 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
 - ``emu.start_lifecycles[service] = (...)`` or ``emu.set_start_lifecycle(service, statuses)``:
   statuses of the tasks created by the start operations (:data:`DEFAULT_START_LIFECYCLES`).
 
+:data:`START_OPERATIONS` and :data:`CANCEL_OPERATIONS` list the start and cancel operations
+served, as ``(service, action)``: a subset of those the service registry knows (the docs page
+of the operator says which).
+
 Service names: :data:`SERVICES` is the four async-task services (``dlf``, ``dataworks``, ``mma``,
 ``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``. STS is ``"sts"``.
 
@@ -111,19 +115,22 @@ the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
 
 - DLF ``GetAsyncTaskStatus`` (GET ``/api/metastore/catalogs/tasks``, ``TaskId``, ``CatalogId``). An
   unknown task gives HTTP 200 with ``{"Success": false, "Code": "NoSuchObject", ...}``, DLF's
-  body-level error style. Start operation: ``DeleteDatabase`` with ``Async=true`` returns ``TaskId``.
+  body-level error style. Start operations: ``DeleteDatabase`` with ``Async=true`` returns ``TaskId``;
+  ``BatchUpdateTables``, ``DeleteCatalog``, ``RenameTable`` and ``UpdateTable`` always do.
 - DataWorks ``GetJobStatus`` (RPC, GET or form POST ``/``, ``JobId``). Unknown job: HTTP 404
   ``InvalidJob.NotFound``. Start operation: ``ImportWorkflowDefinition`` returns ``AsyncJob.Id``.
 - MaxCompute ``GetMmsAsyncTask`` (GET ``/api/v1/mms/datasources/{sourceId}/asyncTasks/{asyncTaskId}``).
   Product errors are camelCase ``{"requestId", "code", "message"}`` (unknown task: 404 ``NotFound``).
-  Start operation: ``CreateMmsJob`` (POST ``/api/v1/mms/datasources/{sourceId}/jobs``) returns
-  ``data.asyncTaskId``.
+  Start operations: ``CreateMmsJob`` (POST ``/api/v1/mms/datasources/{sourceId}/jobs``) and
+  ``UpdateMmsDataSource`` (PUT ``/api/v1/mms/datasources/{sourceId}``) return ``data.asyncTaskId``.
 - PDS ``GetAsyncTask`` (POST ``/v2/async_task/get``, ``{"async_task_id": ...}``), signed
   ``Authorization: acs AK:signature`` or ``Bearer <token>``. Errors are ``{"Code", "Message", "RequestId"}``
-  with header ``x-ca-request-id``; unknown task: 404 ``NotFound.AsyncTask``. Start operation:
+  with header ``x-ca-request-id``; unknown task: 404 ``NotFound.AsyncTask``. Start operations:
   ``ArchiveFiles`` (POST ``/v2/file/archive_files``, alias ``/v2/file/archive``) returns HTTP 202
-  ``{"async_task_id": ...}``. When a task has a ``domain_id`` and the request's Host is a name
-  (``<domain>.api.aliyunpds.com``), the first label must match.
+  ``{"async_task_id": ...}`` (the task's status has the archive's ``url`` once it succeeded);
+  ``AuditLogExport``, ``ClearRecyclebin``, ``CopyFile``, ``DeleteFile``, ``MoveFile``,
+  ``RestoreFile`` and ``TrashFile`` too, always as for a folder. When a task has a ``domain_id``
+  and the request's Host is a name (``<domain>.api.aliyunpds.com``), the first label must match.
 - EMR Serverless Spark (``2023-08-08``, ROA; every operation may carry ``regionId`` in the query):
   ``GetJobRun`` (GET ``/api/v1/workspaces/{workspaceId}/jobRuns/{jobRunId}``) answers ``requestId``
   and the ``jobRun`` object (``jobRunId``, ``workspaceId``, ``name``, ``state``,
@@ -229,10 +236,12 @@ from __future__ import annotations
 
 from airflow_aliyun_tasks.testing._core import (
     ALL_SERVICES,
+    CANCEL_OPERATIONS,
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
     DEFAULT_START_LIFECYCLES,
     SERVICES,
+    START_OPERATIONS,
     Emulator,
 )
 from airflow_aliyun_tasks.testing._faults import ALL_FAULT_KINDS, FAULT_KINDS
@@ -240,10 +249,12 @@ from airflow_aliyun_tasks.testing._faults import ALL_FAULT_KINDS, FAULT_KINDS
 __all__ = [
     "ALL_FAULT_KINDS",
     "ALL_SERVICES",
+    "CANCEL_OPERATIONS",
     "DEFAULT_ACCESS_KEY_ID",
     "DEFAULT_ACCESS_KEY_SECRET",
     "DEFAULT_START_LIFECYCLES",
     "FAULT_KINDS",
     "SERVICES",
+    "START_OPERATIONS",
     "Emulator",
 ]

@@ -104,6 +104,12 @@ _POP_OPS, _PATH_OPS = _route_tables()
 _PATH_SERVICES = {s.path_prefix: s for s in _SERVICES if s.path_prefix is not None}
 #: every start operation, as (service, action)
 _START_OPS = tuple(dict.fromkeys((s.name, op.action) for s in _SERVICES for op in s.ops_of_kind("start")))
+#: the start operations the emulator serves, as ``(service, action)``
+START_OPERATIONS: tuple[tuple[str, str], ...] = _START_OPS
+#: the cancel operations the emulator serves, as ``(service, action)``
+CANCEL_OPERATIONS: tuple[tuple[str, str], ...] = tuple(
+    dict.fromkeys((s.name, op.action) for s in _SERVICES for op in s.ops_of_kind("cancel"))
+)
 
 
 class Emulator(

@@ -4,6 +4,8 @@
   Product errors come inside an HTTP 200 body with ``Success: false`` (unknown task: ``NoSuchObject``).
 - ``DeleteDatabase`` (DELETE ``/api/metastore/catalogs/databases``): with ``Async=true`` it
   returns the ``TaskId`` of the deletion.
+- ``BatchUpdateTables``, ``DeleteCatalog``, ``RenameTable``, ``UpdateTable``: each returns the
+  ``TaskId`` of an async task (the request body is not checked).
 """
 
 from __future__ import annotations
@@ -69,6 +71,25 @@ def _delete_database(emu: Emulator, call: Call) -> Reply:
     return Reply(200, body)
 
 
+def _metastore_task(emu: Emulator, call: Call) -> Reply:
+    """BatchUpdateTables, DeleteCatalog, RenameTable, UpdateTable: the change runs as an async
+    task whose ``TaskId`` the answer carries (UNVERIFIED: whether each always answers one)."""
+    task_id = uuid.uuid4().hex
+    emu.add_dlf_task(
+        task_id, emu.start_lifecycles[NAME], catalog_id=call.params.get("CatalogId") or emu.account_id
+    )
+    return Reply(
+        200, {"Code": "OK", "Message": ".", "RequestId": call.rid, "Success": True, "TaskId": task_id}
+    )
+
+
+_METASTORE_OPS = (
+    ("BatchUpdateTables", "POST", "/api/metastore/catalogs/databases/tables/batchupdate"),
+    ("DeleteCatalog", "DELETE", "/api/metastore/catalogs"),
+    ("RenameTable", "PUT", "/api/metastore/catalogs/databases/tables/rename"),
+    ("UpdateTable", "PUT", "/api/metastore/catalogs/databases/tables"),
+)
+
 SERVICE = Service(
     name=NAME,
     product="DataLake",
@@ -93,6 +114,10 @@ SERVICE = Service(
             "DELETE",
             "/api/metastore/catalogs/databases",
             kind="start",
+        ),
+        *(
+            Op(NAME, action, VERSION, "ROA", _metastore_task, method, path, kind="start")
+            for action, method, path in _METASTORE_OPS
         ),
     ),
     id_names=("task_id",),

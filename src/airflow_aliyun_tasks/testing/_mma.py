@@ -4,6 +4,7 @@
   camelCase, ``"null"`` strings, times ending in a newline. Product errors are camelCase
   ``{"requestId", "code", "message"}`` (unknown task: 404 ``NotFound``, UNVERIFIED).
 - ``CreateMmsJob`` (POST ``/api/v1/mms/datasources/{sourceId}/jobs``) returns ``data.asyncTaskId``.
+- ``UpdateMmsDataSource`` (PUT ``/api/v1/mms/datasources/{sourceId}``) returns ``data.asyncTaskId``.
 """
 
 from __future__ import annotations
@@ -116,12 +117,26 @@ def _create_job(emu: Emulator, call: Call) -> Reply:
     return Reply(200, {"requestId": call.rid, "data": {"asyncTaskId": task_id}})
 
 
+_SOURCE_PATH = re.compile(r"^/api/v1/mms/datasources/(?P<source>[^/]+)/?$")
+
+
+def _update_source(emu: Emulator, call: Call) -> Reply:
+    """UpdateMmsDataSource: the update runs as an async task (the body is not checked)."""
+    match = call.path_match()
+    assert match is not None
+    source_id = unquote(match["source"])
+    task_id = next(_started_ids)
+    emu.add_mma_task(source_id, task_id, emu.start_lifecycles[NAME])
+    return Reply(200, {"requestId": call.rid, "data": {"asyncTaskId": task_id}})
+
+
 SERVICE = Service(
     name=NAME,
     product="MaxCompute",
     ops=(
         Op(NAME, "GetMmsAsyncTask", VERSION, "ROA", _status, "GET", _TASK_PATH, "status", _task_key),
         Op(NAME, "CreateMmsJob", VERSION, "ROA", _create_job, "POST", _JOBS_PATH, "start"),
+        Op(NAME, "UpdateMmsDataSource", VERSION, "ROA", _update_source, "PUT", _SOURCE_PATH, "start"),
     ),
     id_names=("source_id", "async_task_id"),
     adder="add_mma_task",

@@ -8,7 +8,11 @@ Errors are ``{"Code", "Message", "RequestId"}`` with header ``x-ca-request-id``.
   When a task has a ``domain_id`` and the request's Host is a name (``<domain>.api.aliyunpds.com``),
   the first label must match.
 - ``ArchiveFiles`` (POST ``/v2/file/archive_files``, alias ``/v2/file/archive``) returns HTTP 202
-  ``{"async_task_id": ...}`` (the status is UNVERIFIED).
+  ``{"async_task_id": ...}`` (the status is UNVERIFIED); once the task has succeeded, its
+  status carries the archive's download ``url``.
+- ``AuditLogExport``, ``ClearRecyclebin``, ``CopyFile``, ``DeleteFile``, ``MoveFile``,
+  ``RestoreFile``, ``TrashFile``: each answers HTTP 202 with the ``async_task_id`` of an async
+  task, as for a folder (a single file would finish at once, without one).
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ def async_task_body(task: Task, index: int) -> dict[str, Any]:
             body["message"] = message  # deprecated twin of error_message
     if opts.get("url"):
         body["url"] = opts["url"]
+    elif opts.get("url_on_success") and state in ("Succeed", "PartialSucceed"):
+        body["url"] = opts["url_on_success"]
     return body
 
 
@@ -154,10 +160,42 @@ def _archive(emu: Emulator, call: Call) -> Reply:
     )
     task = emu._task((NAME, task_id))
     assert task is not None
-    task.options.update(category="archive_files", task_type="ArchiveFiles")
+    task.options.update(
+        category="archive_files",
+        task_type="ArchiveFiles",
+        # The archive's download address, reported once the task has succeeded (UNVERIFIED host).
+        url_on_success=f"https://download.emulator.invalid/archive/{task_id}/{body['name']}",
+    )
     # UNVERIFIED: 202 Accepted, as PDS answers other asynchronous file operations.
     return Reply(202, {"async_task_id": task_id}, content_type=PDS_JSON)
 
+
+def _file_task(emu: Emulator, call: Call) -> Reply:
+    """AuditLogExport, ClearRecyclebin, CopyFile, DeleteFile, MoveFile, RestoreFile, TrashFile:
+    always answered as if the work ran asynchronously (a folder), HTTP 202 ``async_task_id``
+    (UNVERIFIED status code; the request body must be a JSON object, its fields are not checked)."""
+    body = json_object(call.req.body)
+    if body is None:
+        return _bad_json(call)
+    task_id = str(uuid.uuid4())
+    emu.add_pds_task(task_id, emu.start_lifecycles[NAME], domain_id=_host_domain(call.host))
+    task = emu._task((NAME, task_id))
+    assert task is not None
+    task.options.update(task_type=call.op.action)
+    return Reply(
+        202, {"async_task_id": task_id, "domain_id": _host_domain(call.host) or ""}, content_type=PDS_JSON
+    )
+
+
+_FILE_OPS = (
+    ("AuditLogExport", "/v2/audit_log/export"),
+    ("ClearRecyclebin", "/v2/recyclebin/clear"),
+    ("CopyFile", "/v2/file/copy"),
+    ("DeleteFile", "/v2/file/delete"),
+    ("MoveFile", "/v2/file/move"),
+    ("RestoreFile", "/v2/recyclebin/restore"),
+    ("TrashFile", "/v2/recyclebin/trash"),
+)
 
 _GET = "/v2/async_task/get"
 SERVICE = Service(
@@ -168,6 +206,7 @@ SERVICE = Service(
         Op(NAME, "ArchiveFiles", VERSION, "PDS", _archive, "POST", "/v2/file/archive_files", "start"),
         # Alias of the path above, under which the operation is also known.
         Op(NAME, "ArchiveFiles", VERSION, "PDS", _archive, "POST", "/v2/file/archive", "start"),
+        *(Op(NAME, action, VERSION, "PDS", _file_task, "POST", path, "start") for action, path in _FILE_OPS),
     ),
     id_names=("async_task_id",),
     adder="add_pds_task",

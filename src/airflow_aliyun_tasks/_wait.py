@@ -1,0 +1,103 @@
+"""What the sensors and the operator share about waiting for a task: the hook, the outcome of
+a status, the console link's parameters, and the validation of the trigger's event.
+
+A mixin for Airflow operators (the sensor base and the operator); Airflow glue only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_aliyun_tasks.links import CONSOLE_LINK_XCOM_KEY, link_params
+from airflow_aliyun_tasks.services import get_service
+from airflow_aliyun_tasks.status import OUTCOME_SUCCESS, TaskStatus, outcome_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+#: Deferrable mode polls at least this far apart, whatever the poll interval says.
+MIN_POLL_INTERVAL = 0.1
+
+#: Class path of the trigger the sensors and the operator wait in.
+TRIGGER_CLASSPATH = "airflow_aliyun_tasks.triggers.AlibabaCloudTaskTrigger"
+
+
+class TaskWaitMixin:
+    """Shared by :class:`~airflow_aliyun_tasks.sensors.AlibabaCloudTaskSensor` and
+    :class:`~airflow_aliyun_tasks.operators.AlibabaCloudAsyncTaskOperator`.
+
+    The class using it has ``service``, ``aliyun_conn_id``, ``success_states``,
+    ``failure_states``, ``partial_success_ok``, ``log`` and ``_ids()`` (the task's ids).
+    """
+
+    aliyun_conn_id: str
+    success_states: list[str]
+    failure_states: list[str]
+    if TYPE_CHECKING:
+        log: Any
+
+        @property
+        def partial_success_ok(self) -> bool: ...
+
+        def _ids(self) -> dict[str, str]: ...
+
+    @property
+    def hook(self) -> AlibabaCloudTasksHook:
+        from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
+
+    def _outcome(self, status: TaskStatus) -> str | None:
+        return outcome_of(
+            status,
+            success_states=self.success_states,
+            failure_states=self.failure_states,
+            partial_success_ok=self.partial_success_ok,
+        )
+
+    def _store_console_link(self, context: Context) -> None:
+        """Store the console link's parameters (region and ids, no secret) in XCom; a missing
+        link never fails the task."""
+        ti = context.get("ti") if isinstance(context, Mapping) else None
+        if ti is None:
+            return
+        try:
+            settings = self.hook.settings
+            service = str(getattr(self, "service"))  # noqa: B009  (a class or an instance attribute)
+            ids = get_service(service).with_defaults(self._ids(), settings.id_defaults)
+            ti.xcom_push(key=CONSOLE_LINK_XCOM_KEY, value=link_params(service, settings.region_id, ids))
+        except Exception as exc:
+            self.log.warning("No console link for this task: %s", exc)
+
+    @staticmethod
+    def _validate_event(event: Any) -> tuple[str, str]:
+        """The event's ``status`` and ``message``; anything malformed fails loudly."""
+        from airflow_aliyun_tasks.triggers import EVENT_STATUSES
+
+        if event is None:
+            raise AirflowException(
+                "Resumed without a trigger event: the event crosses the triggerer/worker boundary "
+                "and must not be missing"
+            )
+        if not isinstance(event, dict):
+            raise AirflowException(f"Malformed trigger event: expected a dict, got {type(event).__name__}")
+        status = event.get("status")
+        if status not in EVENT_STATUSES:
+            raise AirflowException(f"Malformed trigger event: unknown status {status!r}")
+        message = event.get("message")
+        if not isinstance(message, str):
+            raise AirflowException("Malformed trigger event: no message")
+        task_status = event.get("task_status")
+        if status == OUTCOME_SUCCESS:
+            if not isinstance(task_status, dict):
+                raise AirflowException("Malformed trigger event: success without a task status")
+            try:
+                TaskStatus.from_dict(task_status)
+            except (TypeError, ValueError) as exc:
+                raise AirflowException(f"Malformed trigger event: bad task status: {exc}") from None
+        return status, message

@@ -1,0 +1,38 @@
+"""DAGs of the operator's ``dag.test()`` runs: start an EMR Serverless Spark job run and wait,
+deferred (the trigger runs inline) or on the worker; a downstream task reads the XComs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from airflow_aliyun_tasks.operators import AlibabaCloudAsyncTaskOperator
+
+for _mode, _deferrable in (("deferrable", True), ("worker", False)):
+    with DAG(
+        dag_id=f"e2e_operator_{_mode}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"workspace": "w-e2e"},
+    ):
+        spark = AlibabaCloudAsyncTaskOperator(
+            task_id="spark_job",
+            service="emr_serverless_spark",
+            action="StartJobRun",
+            path="/api/v1/workspaces/{{ params.workspace }}/jobRuns",
+            body={"name": "e2e", "codeType": "JAR"},
+            deferrable=_deferrable,
+            poll_interval=0.2,
+        )
+
+        @task
+        def check(status: dict[str, Any], ti: Any = None) -> None:
+            started = ti.xcom_pull(task_ids="spark_job", key="aliyun_task_ids")
+            assert status["state"] == "succeeded", status
+            assert status["ids"] == started["ids"], (status, started)
+            assert started["service"] == "emr_serverless_spark"
+
+        check(spark.output)

@@ -1,0 +1,61 @@
+"""DAGs of the operator's real-Airflow proofs (``tests/test_operator_airflow.py``).
+
+Each run names its own EMR Serverless Spark workspace (``conf["workspace"]``), so that a test
+can tell its job runs apart in the emulator.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG
+
+from airflow_aliyun_tasks.operators import AlibabaCloudAsyncTaskOperator
+
+DEFAULTS: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=4)}
+
+
+def spark_job(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    return AlibabaCloudAsyncTaskOperator(
+        task_id="spark_job",
+        service="emr_serverless_spark",
+        action="StartJobRun",
+        method="POST",
+        path="/api/v1/workspaces/{{ params.workspace }}/jobRuns",
+        body={"name": "nightly-etl", "codeType": "JAR", "resourceQueueId": "root_queue"},
+        poll_interval=1,
+        **kwargs,
+    )
+
+
+def dag(dag_id: str) -> DAG:
+    return DAG(
+        dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"workspace": "w-default"},
+        default_args=DEFAULTS,
+    )
+
+
+with dag("op_worker"):
+    spark_job(deferrable=False)
+
+with dag("op_worker_once"):
+    # A connection without the client's own retries: a lost answer fails the try.
+    spark_job(deferrable=False, aliyun_conn_id="aliyun_once")
+
+with dag("op_deferred"):
+    spark_job(deferrable=True)
+
+with dag("op_dataworks_deferred"):
+    AlibabaCloudAsyncTaskOperator(
+        task_id="import_workflow",
+        service="dataworks",
+        action="ImportWorkflowDefinition",
+        query={"ProjectId": "1001", "Spec": '{"version": "1.1.0", "kind": "CycleWorkflow"}'},
+        poll_interval=1,
+        deferrable=True,
+    )
