@@ -19,38 +19,48 @@ def _describe(service: str, ids: Mapping[str, str]) -> str:
     return f"{service} " + " ".join(f"{k}={v}" for k, v in ids.items())
 
 
+def _cancel_action(service: str, ids: Mapping[str, str], log: Any) -> str | None:
+    """The service's cancel action; ``None``, with the log line saying the remote task keeps
+    running, when it has none."""
+    spec = get_service(service)
+    if spec.cancel is None:
+        log.warning(
+            "%s has no operation that cancels a task: the remote task keeps running (%s)",
+            spec.label,
+            _describe(service, ids),
+        )
+        return None
+    return f"{spec.label} {spec.cancel.action}"
+
+
+def _report(action: str, service: str, ids: Mapping[str, str], log: Any, exc: Exception | None) -> bool:
+    if exc is not None:
+        log.warning("%s failed for %s: %s", action, _describe(service, ids), exc)
+        return False
+    log.info("Cancelled the remote task with %s: %s", action, _describe(service, ids))
+    return True
+
+
 def cancel_remote_task(hook: Any, service: str, ids: Mapping[str, str], log: Any) -> bool:
     """Cancel the task (``hook.cancel_task``); ``True`` when the service accepted the cancel.
     Never raises: on_kill must not fail."""
-    spec = get_service(service)
-    what = _describe(service, ids)
-    if spec.cancel is None:
-        log.warning(
-            "%s has no operation that cancels a task: the remote task keeps running (%s)", spec.label, what
-        )
+    action = _cancel_action(service, ids, log)
+    if action is None:
         return False
     try:
         hook.cancel_task(service, **ids)
     except Exception as exc:
-        log.warning("%s %s failed for %s: %s", spec.label, spec.cancel.action, what, exc)
-        return False
-    log.info("Cancelled the remote task with %s %s: %s", spec.label, spec.cancel.action, what)
-    return True
+        return _report(action, service, ids, log, exc)
+    return _report(action, service, ids, log, None)
 
 
 async def cancel_remote_task_async(hook: Any, service: str, ids: Mapping[str, str], log: Any) -> bool:
     """Async :func:`cancel_remote_task` (``hook.acancel_task``, bounded by :data:`CANCEL_TIMEOUT`)."""
-    spec = get_service(service)
-    what = _describe(service, ids)
-    if spec.cancel is None:
-        log.warning(
-            "%s has no operation that cancels a task: the remote task keeps running (%s)", spec.label, what
-        )
+    action = _cancel_action(service, ids, log)
+    if action is None:
         return False
     try:
         await asyncio.wait_for(hook.acancel_task(service, **ids), CANCEL_TIMEOUT)
     except Exception as exc:
-        log.warning("%s %s failed for %s: %s", spec.label, spec.cancel.action, what, exc)
-        return False
-    log.info("Cancelled the remote task with %s %s: %s", spec.label, spec.cancel.action, what)
-    return True
+        return _report(action, service, ids, log, exc)
+    return _report(action, service, ids, log, None)

@@ -25,7 +25,7 @@ from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response
 from airflow_aliyun_tasks.config import ConnectionSettings, Endpoint, parse_connection, parse_endpoint
 from airflow_aliyun_tasks.credential_sources import STS_VERSION, build_credential_source
 from airflow_aliyun_tasks.errors import AlibabaCloudError, ConfigurationError, NotFoundError
-from airflow_aliyun_tasks.services import SERVICES, ServiceSpec, get_service, validate_id
+from airflow_aliyun_tasks.services import SERVICES, ApiRequest, ServiceSpec, get_service, validate_id
 from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
 from airflow_aliyun_tasks.status import TaskStatus
 
@@ -100,6 +100,23 @@ def service_endpoint(
         vpc=settings.use_vpc_endpoints,
     )
     return parse_endpoint(spec.endpoint_extra, host)
+
+
+def _spec_call(
+    spec: ServiceSpec, settings: ConnectionSettings, ids: Mapping[str, str], action: str, req: ApiRequest
+) -> Call:
+    """The signed call of one of ``spec``'s operations, built by the spec as ``req``."""
+    return Call(
+        endpoint=service_endpoint(spec, settings, ids),
+        action=action,
+        version=spec.version,
+        method=req.method,
+        path=req.path,
+        query=req.query,
+        body=req.body,
+        content_type=req.content_type,
+        signer=spec.signer,
+    )
 
 
 class AlibabaCloudTasksHook(BaseHook):
@@ -234,18 +251,7 @@ class AlibabaCloudTasksHook(BaseHook):
         spec = get_service(service)
         clean = spec.validate_ids(ids)
         req = spec.build_request(clean, settings.region_id)
-        call = Call(
-            endpoint=service_endpoint(spec, settings, clean),
-            action=spec.action,
-            version=spec.version,
-            method=req.method,
-            path=req.path,
-            query=req.query,
-            body=req.body,
-            content_type=req.content_type,
-            signer=spec.signer,
-        )
-        return spec, call, clean
+        return spec, _spec_call(spec, settings, clean, spec.action, req), clean
 
     @staticmethod
     def _parse_status(spec: ServiceSpec, response: Response, ids: dict[str, str]) -> TaskStatus:
@@ -272,17 +278,7 @@ class AlibabaCloudTasksHook(BaseHook):
             raise ConfigurationError("service", f"{spec.label} has no operation that cancels a task")
         clean = spec.validate_ids(ids)
         req = spec.build_cancel_request(clean, settings.region_id)
-        return Call(
-            endpoint=service_endpoint(spec, settings, clean),
-            action=spec.cancel.action,
-            version=spec.version,
-            method=req.method,
-            path=req.path,
-            query=req.query,
-            body=req.body,
-            content_type=req.content_type,
-            signer=spec.signer,
-        )
+        return _spec_call(spec, settings, clean, spec.cancel.action, req)
 
     def cancel_task(self, service: str, **ids: Any) -> dict[str, Any]:
         """Cancel one task of ``service`` with the service's cancel operation (EMR Serverless
