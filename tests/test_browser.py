@@ -70,7 +70,7 @@ OUR_FIELDS = (
     "pds_domain_id",
     *ENDPOINT_FIELDS,
 )
-SECRET_FIELDS = ("security_token", "bearer_token")
+SECRET_FIELDS = ("security_token", "bearer_token", "https_proxy", "http_proxy")
 CONN_ID = "aliyun_browser"
 WRONG_SECRET = "NotTheSecret000000000000000000"
 

@@ -76,8 +76,11 @@ class _StsSource(_CachingSource):
         self._client = AlibabaCloudClient(
             base,
             timeout=settings.timeout,
+            connect_timeout=settings.connect_timeout,
             max_retries=settings.max_retries,
             correct_clock_skew=settings.correct_clock_skew,
+            user_agent=settings.user_agent,
+            network=settings.network,
         )
         self._endpoint = sts_endpoint
         self._query = {k: v for k, v in query.items() if v}
@@ -200,6 +203,7 @@ class LibrarySource(CredentialSource):
         from alibabacloud_credentials.models import Config
 
         timeout_ms = int(settings.timeout * 1000)
+        connect_ms = int((settings.connect_timeout or settings.timeout) * 1000)
         if settings.auth_type == "default":
             return cred_client.Client()
         if settings.auth_type == "ecs_ram_role":
@@ -212,7 +216,10 @@ class LibrarySource(CredentialSource):
                     type="credentials_uri",
                     credentials_uri=settings.credentials_uri,
                     timeout=timeout_ms,
-                    connect_timeout=timeout_ms,
+                    connect_timeout=connect_ms,
+                    # The connection's proxy for the URI, as far as the library takes one (it
+                    # reads the environment's HTTPS_PROXY / HTTP_PROXY itself otherwise).
+                    proxy=_library_proxy(settings),
                 )
             )
         raise ConfigurationError(  # pragma: no cover - guarded by build_credential_source
@@ -260,6 +267,19 @@ class LibrarySource(CredentialSource):
             return self._unchanged(self._convert(await self._client.get_credential_async()))
         except Exception as exc:
             raise _library_error(self.name, exc) from None
+
+
+def _library_proxy(settings: ConnectionSettings) -> str | None:
+    """The proxy URL of the connection's ``credentials_uri``, or None (no proxy, or bypassed)."""
+    from urllib.parse import urlsplit
+
+    from airflow_aliyun_tasks.config import Endpoint
+    from airflow_aliyun_tasks.network import Router
+
+    parts = urlsplit(settings.credentials_uri or "")
+    router = Router(settings.network)
+    route = router.route(Endpoint(parts.scheme, parts.hostname or "", parts.port))
+    return route.proxy.url if route is not None and route.proxy is not None else None
 
 
 def _library_error(name: str, exc: Exception) -> AuthenticationError:

@@ -25,11 +25,12 @@ from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response
 from airflow_aliyun_tasks.config import ConnectionSettings, Endpoint, parse_connection, parse_endpoint
 from airflow_aliyun_tasks.credential_sources import STS_VERSION, build_credential_source
 from airflow_aliyun_tasks.errors import AlibabaCloudError, ConfigurationError, NotFoundError
+from airflow_aliyun_tasks.network import environment_key
 from airflow_aliyun_tasks.services import SERVICES, ServiceSpec, get_service, validate_id
 from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
 from airflow_aliyun_tasks.status import TaskStatus
 
-_clients: dict[tuple[str, tuple[Any, ...]], AlibabaCloudClient] = {}
+_clients: dict[tuple[Any, ...], AlibabaCloudClient] = {}
 _clients_lock = threading.Lock()
 
 #: Seconds during which hooks of one event loop share one lookup of the same connection (see
@@ -54,20 +55,27 @@ def client_for(conn_id: str, settings: ConnectionSettings) -> AlibabaCloudClient
     """The process-wide client of a connection: its credential source is built once and reused
     (temporary credentials are cached and refreshed near expiry). A changed connection gets a
     new client."""
-    key = (conn_id, settings.fingerprint())
+    key = (conn_id, settings.fingerprint(), environment_key(settings.network))
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
             client = _clients.get(key)
             if client is None:
                 source = build_credential_source(settings, sts_endpoint(settings))
-                client = _clients[key] = AlibabaCloudClient(
-                    source,
-                    timeout=settings.timeout,
-                    max_retries=settings.max_retries,
-                    correct_clock_skew=settings.correct_clock_skew,
-                )
+                client = _clients[key] = AlibabaCloudClient(source, **client_options(settings))
     return client
+
+
+def client_options(settings: ConnectionSettings) -> dict[str, Any]:
+    """The :class:`AlibabaCloudClient` keywords of a connection (timeouts, retries, network)."""
+    return {
+        "timeout": settings.timeout,
+        "connect_timeout": settings.connect_timeout,
+        "max_retries": settings.max_retries,
+        "correct_clock_skew": settings.correct_clock_skew,
+        "user_agent": settings.user_agent,
+        "network": settings.network,
+    }
 
 
 def sts_endpoint(settings: ConnectionSettings) -> Endpoint:
@@ -185,7 +193,9 @@ class AlibabaCloudTasksHook(BaseHook):
     def _parse(self, login: str | None, password: str | None, extra: Any) -> ConnectionSettings:
         if not isinstance(extra, Mapping):
             raise ConfigurationError("extra", "must be a JSON object")
-        return parse_connection(login=login, password=password, extra=extra)
+        settings = parse_connection(login=login, password=password, extra=extra)
+        _mask_proxy_passwords(settings)
+        return settings
 
     @property
     def client(self) -> AlibabaCloudClient:
@@ -427,9 +437,7 @@ class AlibabaCloudTasksHook(BaseHook):
             # Corrective retries (fresh STS credentials, the server's clock) still happen once.
             client = AlibabaCloudClient(
                 shared.credentials,
-                timeout=min(settings.timeout, 10.0),
-                max_retries=0,
-                correct_clock_skew=settings.correct_clock_skew,
+                **{**client_options(settings), "timeout": min(settings.timeout, 10.0), "max_retries": 0},
             )
             client.clock_offset = shared.clock_offset
             if settings.auth_type == "bearer":
@@ -452,6 +460,17 @@ class AlibabaCloudTasksHook(BaseHook):
         account = body.get("AccountId", "?")
         kind = body.get("IdentityType", "")
         return True, f"Authenticated as {arn} (account {account}{', ' + kind if kind else ''})"
+
+
+def _mask_proxy_passwords(settings: ConnectionSettings) -> None:
+    """Register the passwords of the connection's proxy URLs (and the URLs) with Airflow's secrets
+    masker: Airflow masks the extras it deems sensitive by name, and a proxy URL is not one."""
+    from airflow.sdk.log import mask_secret
+
+    for proxy in (settings.network.https_proxy, settings.network.http_proxy):
+        if proxy is not None and proxy.password:
+            mask_secret(proxy.password)
+            mask_secret(proxy.url)
 
 
 def _query_value(name: Any, value: Any) -> str:
