@@ -109,6 +109,8 @@ class AlibabaCloudTasksHook(BaseHook):
     Serverless Spark).
 
     :param aliyun_conn_id: the ``aliyun`` connection to use.
+    :param region_id: the region to call, instead of the connection's ``region_id`` (one
+        connection can then serve several regions).
 
     Every status call has a sync form (``get_...``) and an async form (``aget_...``) and returns
     a :class:`~airflow_aliyun_tasks.status.TaskStatus`. :meth:`call_api` makes any other signed
@@ -120,9 +122,12 @@ class AlibabaCloudTasksHook(BaseHook):
     conn_type = "aliyun"
     hook_name = "Alibaba Cloud"
 
-    def __init__(self, aliyun_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, aliyun_conn_id: str = default_conn_name, region_id: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.aliyun_conn_id = aliyun_conn_id
+        self.region_id = region_id or None
         self._settings: ConnectionSettings | None = None
         # The hot path of a trigger polling one task: the client (credential source included)
         # and the validated, built status call, each made once per hook, not per poll.
@@ -132,16 +137,18 @@ class AlibabaCloudTasksHook(BaseHook):
         self._last_call: tuple[ServiceSpec, Call, dict[str, str]] | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(aliyun_conn_id={self.aliyun_conn_id!r})"
+        region = f", region_id={self.region_id!r}" if self.region_id else ""
+        return f"{type(self).__name__}(aliyun_conn_id={self.aliyun_conn_id!r}{region})"
 
     # ---- connection
 
     @property
     def settings(self) -> ConnectionSettings:
-        """The validated connection (fetched once per hook, synchronously)."""
+        """The validated connection (fetched once per hook, synchronously), in the hook's region."""
         if self._settings is None:
             conn = self.get_connection(self.aliyun_conn_id)
-            self._settings = self._parse(conn.login, conn.password, conn.extra_dejson)
+            parsed = self._parse(conn.login, conn.password, conn.extra_dejson)
+            self._settings = parsed.with_region(self.region_id)
         return self._settings
 
     async def asettings(self) -> ConnectionSettings:
@@ -153,7 +160,7 @@ class AlibabaCloudTasksHook(BaseHook):
         A failed lookup is not shared.
         """
         if self._settings is None:
-            self._settings = await self._shared_settings()
+            self._settings = (await self._shared_settings()).with_region(self.region_id)
         return self._settings
 
     async def _shared_settings(self) -> ConnectionSettings:
