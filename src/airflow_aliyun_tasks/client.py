@@ -103,7 +103,9 @@ class Call:
     query: Mapping[str, str] | None = None
     body: bytes = b""
     content_type: str | None = None
-    signer: str = "acs3"  # "acs3", "pds" or "none"
+    signer: str = (
+        "acs3"  # "acs3", "pds", "none" (ROA-style headers, unsigned) or "rpc" (unsigned RPC: query only)
+    )
 
     @cached_property
     def _plan(self) -> _Plan:
@@ -207,9 +209,30 @@ def _loads(raw: bytes) -> Any:
         return None
 
 
+def _xml_error(raw: bytes) -> dict[str, str] | None:
+    """The fields of an XML error body (``<Error><Code>..</Code><Message>..</Message>...``), as
+    the official SDK reads one; None if it is not one. No DTDs (no entity expansion)."""
+    text = raw.lstrip()
+    if not text.startswith(b"<") or b"<!DOCTYPE" in text[:4096].upper() or b"<!ENTITY" in text.upper():
+        return None
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)  # noqa: S314 - no DTD or entity (refused above), at most 1 MiB
+    except (ET.ParseError, ValueError):
+        return None
+    node = root if root.tag == "Error" else root.find("Error")
+    if node is None:
+        node = root
+    fields = {child.tag: (child.text or "").strip() for child in node if len(child) == 0}
+    return fields if any(k in fields for k in ("Code", "Message", "RequestId")) else None
+
+
 def _decode(status: int, headers: httpx.Headers, raw: bytes, *, now: float) -> Response:
     parsed = _loads(raw)
     obj = parsed if isinstance(parsed, dict) else None
+    if obj is None and status >= 400 and "xml" in headers.get("content-type", "").lower():
+        obj = _xml_error(raw)
     if status >= 400:
         text = "" if obj is not None else raw.decode("utf-8", errors="replace")
         raise map_error(status, headers, obj, text, now=now)
@@ -482,6 +505,9 @@ class AlibabaCloudClient:
                 self._require_keys(creds, call)
                 # == signing.pds_headers(...) for this call, precomputed (see PreparedPdsSigner)
                 headers = plan.signer(call, creds).headers(signing.dates(now)[1], nonce)
+        elif call.signer == "rpc":
+            # An unsigned RPC-style call (STS AssumeRoleWithOIDC): everything is in the query.
+            headers = {"host": host, "accept": "application/json"}
         elif call.signer == "none":
             headers = {
                 "host": host,

@@ -376,6 +376,19 @@ def check_region(name: str, region_id: Any) -> str:
     return region_id.strip()
 
 
+def sts_host(region_id: str, *, vpc: bool, environ: Mapping[str, str] | None = None) -> str:
+    """STS's host as the credentials library picks it, for a connection in ``region_id``:
+    ``sts[-vpc].<region>.aliyuncs.com``, the region being ``ALIBABA_CLOUD_STS_REGION`` when set
+    (else the connection's), VPC when the connection says so or
+    ``ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED`` is ``true``."""
+    env = os.environ if environ is None else environ
+    region = (env.get("ALIBABA_CLOUD_STS_REGION") or "").strip()
+    if not region or not _REGION_RE.match(region):
+        region = region_id
+    vpc = vpc or (env.get("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED") or "").strip().lower() == "true"
+    return f"{'sts-vpc' if vpc else 'sts'}.{region}.aliyuncs.com"
+
+
 def _network(extra: Mapping[str, Any]) -> NetworkSettings:
     proxies = {
         key: parse_proxy(key, value) for key in ("https_proxy", "http_proxy") if (value := _str(extra, key))

@@ -130,11 +130,16 @@ class AssumeRoleSource(_StsSource):
 
 
 class OidcRoleSource(_StsSource):
-    """``oidc_role_arn``: AssumeRoleWithOIDC with the token file read afresh at every refresh."""
+    """``oidc_role_arn``: AssumeRoleWithOIDC with the token file read afresh at every refresh.
+
+    Sent as the credentials library sends it: an unsigned RPC-style ``GET`` whose query holds
+    ``Action``, ``Format=JSON``, ``Version``, ``DurationSeconds``, ``RoleArn``,
+    ``OIDCProviderArn``, ``OIDCToken``, ``RoleSessionName``, ``Timestamp`` (and ``Policy``).
+    """
 
     name = "oidc_role_arn"
     action = "AssumeRoleWithOIDC"
-    signer = "none"
+    signer = "rpc"
 
     def __init__(self, settings: ConnectionSettings, sts_endpoint: Endpoint) -> None:
         super().__init__(
@@ -163,12 +168,31 @@ class OidcRoleSource(_StsSource):
             raise ConfigurationError("oidc_token_file_path", "the OIDC token file is empty")
         return token
 
+    def _rpc_request(self, token: str) -> Call:
+        query = {
+            "Action": self.action,
+            "Format": "JSON",
+            "Version": STS_VERSION,
+            **self._query,
+            "OIDCToken": token,
+            "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        return Call(
+            endpoint=self._endpoint,
+            action=self.action,
+            version=STS_VERSION,
+            method="GET",
+            path="/",
+            query=query,
+            signer=self.signer,
+        )
+
     def _fetch(self) -> Credentials:
-        return parse_sts_credentials(self._client.send(self._request({"OIDCToken": self._token()})).body)
+        return parse_sts_credentials(self._client.send(self._rpc_request(self._token())).body)
 
     async def _afetch(self) -> Credentials:
         token = await asyncio.to_thread(self._token)
-        return parse_sts_credentials((await self._client.asend(self._request({"OIDCToken": token}))).body)
+        return parse_sts_credentials((await self._client.asend(self._rpc_request(token))).body)
 
 
 def import_credentials_library() -> Any:

@@ -22,7 +22,13 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response
-from airflow_aliyun_tasks.config import ConnectionSettings, Endpoint, parse_connection, parse_endpoint
+from airflow_aliyun_tasks.config import (
+    ConnectionSettings,
+    Endpoint,
+    parse_connection,
+    parse_endpoint,
+    sts_host,
+)
 from airflow_aliyun_tasks.credential_sources import STS_VERSION, build_credential_source
 from airflow_aliyun_tasks.errors import AlibabaCloudError, ConfigurationError, NotFoundError
 from airflow_aliyun_tasks.network import environment_key
@@ -82,8 +88,7 @@ def sts_endpoint(settings: ConnectionSettings) -> Endpoint:
     override = settings.endpoints.get("sts_endpoint")
     if override:
         return override
-    prefix = "sts-vpc" if settings.use_vpc_endpoints else "sts"
-    return Endpoint("https", f"{prefix}.{settings.region_id}.aliyuncs.com")
+    return Endpoint("https", sts_host(settings.region_id, vpc=settings.use_vpc_endpoints))
 
 
 def service_endpoint(
