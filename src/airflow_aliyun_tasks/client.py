@@ -271,10 +271,10 @@ _POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, ke
 _sync_client: httpx.Client | None = None
 _sync_lock = threading.Lock()
 #: Cache: each event loop's client, and the async generator that closes it when the loop shuts
-#: down. Keyed on the loop, weakly; but a client that has sent a request refers to its loop (its
-#: transport keeps the loop's read watch), so its entry stays until
-#: :func:`aclose_shared_client` drops it. A client closed otherwise (the loop shut down, or a
-#: caller closed it) is replaced on the loop's next use.
+#: down. Keyed on the loop, weakly (but a client that has sent a request refers to its loop: its
+#: transport keeps the loop's read watch); the entry is dropped when the loop shuts down its
+#: async generators (``asyncio.run`` does) or by :func:`aclose_shared_client`. A client closed
+#: otherwise (a caller closed it) is replaced on the loop's next use.
 _loop_clients: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
 ] = weakref.WeakKeyDictionary()

@@ -251,12 +251,14 @@ class LibrarySource(CredentialSource):
         )
 
     def invalidate(self) -> None:
-        """The server refused the library's cached credentials: a new library client fetches
-        them afresh on the next call (the library has no way to drop its cache)."""
-        try:
-            self._client = self._build()
-        except Exception as exc:
-            raise _library_error(self.name, exc) from None
+        """The server refused the library's cached credentials: the next call fetches them afresh.
+
+        The library client is kept (a new one would start new threads: the ECS provider starts a
+        scheduler thread per instance, which nothing stops): the cached values of its refreshing
+        suppliers are dropped instead. A client with no such supplier (static credentials) has
+        nothing to refresh."""
+        self._last = None
+        _drop_cached_values(self._client)
 
     @property
     def refreshable(self) -> bool:
@@ -291,6 +293,26 @@ class LibrarySource(CredentialSource):
             return self._unchanged(self._convert(await self._client.get_credential_async()))
         except Exception as exc:
             raise _library_error(self.name, exc) from None
+
+
+def _drop_cached_values(root: Any, depth: int = 0, seen: set[int] | None = None) -> int:
+    """Forget the cached value of every ``RefreshCachedSupplier`` reachable from ``root`` (the
+    library client, its provider, the default chain's providers); returns how many."""
+    seen = set() if seen is None else seen
+    if depth > 4 or id(root) in seen or isinstance(root, str | bytes | int | float | bool | type(None)):
+        return 0
+    seen.add(id(root))
+    if hasattr(root, "_cached_value") and hasattr(root, "_refresh_callable"):
+        root._cached_value = None
+        return 1
+    if isinstance(root, list | tuple):
+        children: list[Any] = list(root)
+    else:
+        try:
+            children = list(vars(root).values())
+        except TypeError:
+            return 0
+    return sum(_drop_cached_values(child, depth + 1, seen) for child in children)
 
 
 def _library_proxy(settings: ConnectionSettings) -> str | None:
