@@ -168,7 +168,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "connection-type": "aliyun",
                 "hook-class-name": "airflow_aliyun_tasks.hooks.AlibabaCloudTasksHook",
-                "hook-name": "Alibaba Cloud",
+                "hook-name": "Alibaba Cloud async tasks",
                 "ui-field-behaviour": {
                     "hidden-fields": ["host", "port", "schema"],
                     "relabeling": {"login": "AccessKey ID", "password": "AccessKey Secret"},

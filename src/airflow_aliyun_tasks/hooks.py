@@ -125,7 +125,7 @@ class AlibabaCloudTasksHook(BaseHook):
     conn_name_attr = "aliyun_conn_id"
     default_conn_name = "aliyun_default"
     conn_type = "aliyun"
-    hook_name = "Alibaba Cloud"
+    hook_name = "Alibaba Cloud async tasks"
 
     def __init__(
         self, aliyun_conn_id: str = default_conn_name, region_id: str | None = None, **kwargs: Any
