@@ -10,6 +10,9 @@ An error answer becomes the package's exception in :func:`airflow_aliyun_tasks.e
   ``bench/``: per poll, httpx's client layer alone costs more than a whole lean poll. A
   client built on any other transport (a test's ``httpx.MockTransport``) goes through httpx.
   The loop's client is closed when the loop shuts down its async generators (``asyncio.run``).
+- A connection with a proxy or custom CAs (:mod:`airflow_aliyun_tasks.network`) sends the
+  endpoints they apply to through httpx's own transports (``CONNECT`` tunnels, proxy auth, the
+  route's TLS context), one shared client per route; everything else stays on the lean path.
 - Every attempt is signed afresh (new date and nonce); what does not change between polls of
   the same call (URL, canonical request around date and nonce, HMAC key) is computed once.
 - Retries (tenacity, capped exponential backoff with jitter, honouring ``x-acs-retry-after``):
