@@ -110,3 +110,16 @@ def test_a_closed_loops_clients_are_dropped_after_a_request(emulator: Any) -> No
     for _ in range(3):
         asyncio.run(poll())
     assert len(client_module._loop_clients) == before
+
+
+def test_library_sources_warn_when_http_proxy_would_carry_metadata_requests(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://user:Pr0xyPassw0rd@127.0.0.1:9")
+    settings = parse_connection(
+        login=None, password=None, extra={"region_id": "cn-hangzhou", "auth_type": "default"}
+    )
+    with caplog.at_level("WARNING", logger="airflow_aliyun_tasks.credential_sources"):
+        LibrarySource(settings)
+    assert "100.100.100.200" in caplog.text
+    assert "Pr0xyPassw0rd" not in caplog.text

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -228,6 +229,8 @@ class LibrarySource(CredentialSource):
 
         timeout_ms = int(settings.timeout * 1000)
         connect_ms = int((settings.connect_timeout or settings.timeout) * 1000)
+        if settings.auth_type in ("ecs_ram_role", "default"):
+            _warn_metadata_proxy(settings.auth_type)
         if settings.auth_type == "default":
             return cred_client.Client()
         if settings.auth_type == "ecs_ram_role":
@@ -293,6 +296,19 @@ class LibrarySource(CredentialSource):
             return self._unchanged(self._convert(await self._client.get_credential_async()))
         except Exception as exc:
             raise _library_error(self.name, exc) from None
+
+
+def _warn_metadata_proxy(auth_type: str) -> None:
+    """The library sends its ECS metadata requests (``http://100.100.100.200``) through
+    ``HTTP_PROXY`` / ``http_proxy`` when the environment sets one, whatever ``NO_PROXY`` says:
+    say so (the URL is not logged: it may hold a password)."""
+    if os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy"):
+        log.warning(
+            "auth_type %s: HTTP_PROXY is set, and alibabacloud-credentials sends its ECS metadata "
+            "requests (100.100.100.200) through it, ignoring NO_PROXY. Unset HTTP_PROXY for this "
+            "process and give the connection an https_proxy extra instead.",
+            auth_type,
+        )
 
 
 def _drop_cached_values(root: Any, depth: int = 0, seen: set[int] | None = None) -> int:
