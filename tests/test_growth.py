@@ -123,3 +123,24 @@ def test_library_sources_warn_when_http_proxy_would_carry_metadata_requests(
         LibrarySource(settings)
     assert "100.100.100.200" in caplog.text
     assert "Pr0xyPassw0rd" not in caplog.text
+
+
+def test_credentials_uri_gets_the_connections_proxy() -> None:
+    from airflow_aliyun_tasks.credential_sources import _library_proxy
+
+    def settings(**extra: Any) -> Any:
+        return parse_connection(
+            login=None,
+            password=None,
+            extra={
+                "region_id": "cn-hangzhou",
+                "auth_type": "credentials_uri",
+                "credentials_uri": "https://creds.example/latest",
+                "trust_env": False,
+                **extra,
+            },
+        )
+
+    assert _library_proxy(settings()) is None
+    assert _library_proxy(settings(https_proxy="http://u:p@proxy:3128")) == "http://u:p@proxy:3128"
+    assert _library_proxy(settings(https_proxy="http://proxy:3128", no_proxy=".example")) is None
