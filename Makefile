@@ -17,6 +17,7 @@ install: $(STAMP)
 ## Run the whole test suite (unit, real HTTP against the emulator, real Airflow).
 test: $(STAMP)
 	sh scripts/ensure_chromium.sh
+	PYTHON=$(PYTHON) sh scripts/ensure_proxies.sh
 	$(BIN)/python -m pytest
 
 ## ruff and mypy, as configured in pyproject.toml.
@@ -39,4 +40,4 @@ fuzz: $(STAMP)
 	ALIYUN_FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/test_services.py -k fuzz -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist .demo
+	rm -rf $(VENV) .venv-mitmproxy .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist .demo

@@ -29,6 +29,11 @@ for _var in (
     "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
 ):
     os.environ.pop(_var, None)
+# Connections trust the environment's proxy and CA variables by default: the tests set them
+# themselves where they mean to.
+for _var in ("https_proxy", "http_proxy", "all_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+    os.environ.pop(_var, None)
+    os.environ.pop(_var.upper(), None)
 os.environ.setdefault("ALIBABA_CLOUD_CREDENTIALS_FILE", os.devnull)
 os.environ.setdefault("ALIBABA_CLOUD_CONFIG_FILE", os.devnull)
 

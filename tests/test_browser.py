@@ -3,7 +3,8 @@
 A real ``airflow api-server`` (SQLite, a throwaway ``AIRFLOW_HOME``, the simple auth manager with
 one user, ``[core] test_connection = Enabled``) serves the Airflow UI on 127.0.0.1; Debian's
 Chromium, driven headless by Playwright (never a downloaded browser), logs in, opens
-Admin -> Connections -> Add Connection, picks "Alibaba Cloud", fills the form with every endpoint
+Admin -> Connections -> Add Connection, picks "Alibaba Cloud async tasks" (told apart from the ASF
+Alibaba provider's "Alibaba Cloud", installed beside it by the dev extras), fills the form with every endpoint
 pointed at the emulator, saves, and presses Test: once with good keys, once after the secret was
 edited to a wrong one. Screenshots of the form and of both results are written to ``docs/img/``
 (or to ``$ALIYUN_SCREENSHOT_DIR``).
@@ -70,7 +71,7 @@ OUR_FIELDS = (
     "pds_domain_id",
     *ENDPOINT_FIELDS,
 )
-SECRET_FIELDS = ("security_token", "bearer_token")
+SECRET_FIELDS = ("security_token", "bearer_token", "https_proxy", "http_proxy")
 CONN_ID = "aliyun_browser"
 WRONG_SECRET = "NotTheSecret000000000000000000"
 
@@ -284,7 +285,12 @@ def test_hook_meta_has_the_aliyun_form(api_server: ApiServer) -> None:
     """What the UI receives for the form: our labels, hidden fields, extra fields and secrets."""
     meta = {m["connection_type"]: m for m in api_server.get_json("/ui/connections/hook_meta")}
     aliyun = meta["aliyun"]
-    assert aliyun["hook_name"] == "Alibaba Cloud"
+    assert aliyun["hook_name"] == "Alibaba Cloud async tasks"
+    # Beside the ASF Alibaba provider, every connection type has a display name of its own.
+    names = [m["hook_name"] for m in meta.values() if m.get("hook_name")]
+    assert len(names) == len(set(names)), sorted(names)
+    if "alibaba_cloud" in meta:
+        assert meta["alibaba_cloud"]["hook_name"] != aliyun["hook_name"]
     std = aliyun["standard_fields"]
     assert std["login"]["title"] == "AccessKey ID"
     assert std["password"]["title"] == "AccessKey Secret"
@@ -314,7 +320,12 @@ def test_connection_form_and_test_button(page: Any, api_server: ApiServer, emula
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Connection ID").fill(CONN_ID)
     dialog.get_by_role("combobox", name="Connection Type").fill("Alibaba")
-    page.get_by_role("option", name="Alibaba Cloud", exact=True).click()
+    options = page.get_by_role("option")
+    options.first.wait_for()
+    offered = options.all_inner_texts()
+    assert "Alibaba Cloud async tasks" in offered, offered
+    assert len(offered) == len(set(offered)), offered  # the two providers' types told apart
+    page.get_by_role("option", name="Alibaba Cloud async tasks", exact=True).click()
 
     # Standard fields: relabelled, host/port/schema hidden, the secret masked.
     access_key_id = dialog.get_by_label("AccessKey ID", exact=True)

@@ -219,7 +219,7 @@ def test_client_headers_are_the_public_signers_headers(monkeypatch: pytest.Monke
             date=signing.format_acs_date(1764172615.25),
             nonce=headers["x-acs-signature-nonce"],
         )
-        expected.update({"accept": "application/json", "user-agent": client_module.USER_AGENT})
+        expected.update({"accept": "application/json", "user-agent": client_module.default_user_agent()})
         assert headers == expected
     assert first["x-acs-signature-nonce"] != second["x-acs-signature-nonce"]
 

@@ -921,3 +921,39 @@ def test_emr_serverless_spark_unknown_run_is_not_found(emulator: Emulator, make_
         AlibabaCloudTasksHook(make_conn()).get_task_status(
             "emr_serverless_spark", workspace_id="w-hook", job_run_id="jr-missing"
         )
+
+
+# --------------------------------------------------------------------------- network settings
+
+
+def test_client_cache_key_includes_network_settings_and_environment(
+    emulator: Emulator, make_conn: MakeConn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_aliyun_tasks.hooks import client_for
+
+    base = parse_connection(login="a", password="b", extra={"region_id": "cn-hangzhou"})
+    proxied = parse_connection(
+        login="a", password="b", extra={"region_id": "cn-hangzhou", "https_proxy": "http://127.0.0.1:9"}
+    )
+    first = client_for("c", base)
+    assert client_for("c", base) is first
+    assert client_for("c", proxied) is not first
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert client_for("c", base) is not first  # the environment it trusts changed
+    ignoring = parse_connection(
+        login="a", password="b", extra={"region_id": "cn-hangzhou", "trust_env": False}
+    )
+    assert client_for("c", ignoring)._router is None
+
+
+def test_proxy_password_is_registered_with_the_secrets_masker(
+    emulator: Emulator, make_conn: MakeConn
+) -> None:
+    from airflow.sdk.log import redact
+
+    password = "Pr0xyPassw0rdXYZ"
+    make_conn(https_proxy=f"http://alice:{password}@127.0.0.1:9")
+    hook = AlibabaCloudTasksHook()
+    assert hook.settings.network.https_proxy is not None
+    assert password not in str(redact(f"proxy said no to {password}"))
+    assert password not in repr(hook.settings)

@@ -250,10 +250,28 @@ def test_wheel_in_a_fresh_venv_with_only_airflow(dists: dict[str, Path], tmp_pat
     hooks = {h["connection_type"]: h for h in airflow("providers", "hooks")}
     assert hooks["aliyun"]["class"] == "airflow_aliyun_tasks.hooks.AlibabaCloudTasksHook"
     assert hooks["aliyun"]["package_name"] == DIST_NAME
-    assert hooks["aliyun"]["hook_name"] == "Alibaba Cloud"
+    assert hooks["aliyun"]["hook_name"] == "Alibaba Cloud async tasks"
 
     smoke = subprocess.run([py, "-c", _SMOKE], capture_output=True, text=True, env=env, timeout=300)
     assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
     result = json.loads(smoke.stdout.strip().splitlines()[-1])
     assert result["state"] == "succeeded"
     assert result["test"][0] is True, result
+
+
+def test_display_name_differs_from_the_asf_alibaba_providers() -> None:
+    """Installed beside apache-airflow-providers-alibaba, the connection type list tells the two
+    apart: no display name of ours is one of theirs."""
+    from airflow_aliyun_tasks.get_provider_info import get_provider_info
+
+    ours = {c["hook-name"] for c in get_provider_info()["connection-types"]}
+    # The ASF provider's names (3.5): fixed here so the check holds where it is not installed.
+    theirs = {"Alibaba Cloud", "OSS", "AnalyticDB Spark", "MaxCompute"}
+    try:
+        from airflow.providers.alibaba.get_provider_info import get_provider_info as asf_info
+    except ImportError:
+        pass
+    else:
+        theirs |= {c["hook-name"] for c in asf_info()["connection-types"]}
+    assert ours == {"Alibaba Cloud async tasks"}
+    assert not ours & theirs

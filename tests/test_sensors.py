@@ -68,25 +68,25 @@ SENSORS: dict[str, dict[str, Any]] = {
         "cls": DlfAsyncTaskSensor,
         "kwargs": {"async_task_id": "t-1", "catalog_id": "1234567890"},
         "ids": {"async_task_id": "t-1", "catalog_id": "1234567890"},
-        "template_fields": ("async_task_id", "catalog_id"),
+        "template_fields": ("async_task_id", "catalog_id", "region_id"),
     },
     "dataworks": {
         "cls": DataWorksJobSensor,
         "kwargs": {"job_id": "job-9"},
         "ids": {"job_id": "job-9"},
-        "template_fields": ("job_id",),
+        "template_fields": ("job_id", "region_id"),
     },
     "mma": {
         "cls": MmaAsyncTaskSensor,
         "kwargs": {"source_id": 2000017, "async_task_id": "2523"},
         "ids": {"source_id": "2000017", "async_task_id": "2523"},
-        "template_fields": ("source_id", "async_task_id"),
+        "template_fields": ("source_id", "async_task_id", "region_id"),
     },
     "pds": {
         "cls": PdsAsyncTaskSensor,
         "kwargs": {"async_task_id": "at-1", "domain_id": "bj1"},
         "ids": {"async_task_id": "at-1", "domain_id": "bj1"},
-        "template_fields": ("async_task_id", "domain_id"),
+        "template_fields": ("async_task_id", "domain_id", "region_id"),
     },
 }
 SERVICES = list(SENSORS)
@@ -159,7 +159,7 @@ def test_sensor_construction(service: str) -> None:
     assert sensor.timeout == 300
     assert sensor.deferrable is True
     for name in spec["template_fields"]:
-        assert getattr(sensor, name) == spec["kwargs"][name]
+        assert getattr(sensor, name) == spec["kwargs"].get(name)
 
 
 @pytest.mark.parametrize("service", SERVICES)

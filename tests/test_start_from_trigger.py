@@ -87,6 +87,7 @@ def test_start_trigger_args(service: str) -> None:
         "success_states": ["Done"],
         "failure_states": ["Broken"],
         "partial_success_ok": False,
+        "region_id": None,  # the connection's region
         **ids,  # flat, unrendered: the triggerer renders them
     }
     json.dumps(kwargs)
@@ -110,7 +111,7 @@ def test_every_templated_field_is_a_trigger_kwarg_and_attribute(service: str) ->
 def test_id_fields_cover_every_service() -> None:
     assert set(ID_FIELDS) == {name for spec in SERVICES.values() for name in spec.id_names}
     for cls, _ in SENSORS.values():
-        assert set(cls.template_fields) <= set(ID_FIELDS)
+        assert set(cls.template_fields) <= {*ID_FIELDS, "region_id"}
 
 
 def test_not_started_from_trigger_by_default() -> None:
@@ -200,7 +201,7 @@ def test_serialized_dag_round_trip_and_render_like_the_triggerer() -> None:
             self.task = task
 
     trigger.task_instance = RuntimeTI(task)  # type: ignore[assignment]
-    assert set(trigger.template_fields) == {"source_id", "async_task_id"}
+    assert set(trigger.template_fields) == {"source_id", "async_task_id", "region_id"}
     trigger.render_template_fields(context={"params": {"sid": 5}})  # type: ignore[arg-type]
     assert trigger.task_ids() == {"source_id": "5", "async_task_id": "6"}
 

@@ -179,6 +179,7 @@ FULL_KWARGS: dict[str, Any] = {
     "success_states": ["Done"],
     "failure_states": ["Broken", "Lost"],
     "partial_success_ok": True,
+    "region_id": "cn-shanghai",
 }
 
 

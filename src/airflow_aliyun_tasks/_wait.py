@@ -31,11 +31,12 @@ class TaskWaitMixin:
     """Shared by :class:`~airflow_aliyun_tasks.sensors.AlibabaCloudTaskSensor` and
     :class:`~airflow_aliyun_tasks.operators.AlibabaCloudAsyncTaskOperator`.
 
-    The class using it has ``service``, ``aliyun_conn_id``, ``success_states``,
+    The class using it has ``service``, ``aliyun_conn_id``, ``region_id``, ``success_states``,
     ``failure_states``, ``partial_success_ok``, ``log`` and ``_ids()`` (the task's ids).
     """
 
     aliyun_conn_id: str
+    region_id: str | None
     success_states: list[str]
     failure_states: list[str]
     if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class TaskWaitMixin:
     def hook(self) -> AlibabaCloudTasksHook:
         from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 
-        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
+        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id, region_id=self.region_id or None)
 
     def _outcome(self, status: TaskStatus) -> str | None:
         return outcome_of(

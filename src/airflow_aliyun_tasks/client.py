@@ -10,6 +10,9 @@ An error answer becomes the package's exception in :func:`airflow_aliyun_tasks.e
   ``bench/``: per poll, httpx's client layer alone costs more than a whole lean poll. A
   client built on any other transport (a test's ``httpx.MockTransport``) goes through httpx.
   The loop's client is closed when the loop shuts down its async generators (``asyncio.run``).
+- A connection with a proxy or custom CAs (:mod:`airflow_aliyun_tasks.network`) sends the
+  endpoints they apply to through httpx's own transports (``CONNECT`` tunnels, proxy auth, the
+  route's TLS context), one shared client per route; everything else stays on the lean path.
 - Every attempt is signed afresh (new date and nonce); what does not change between polls of
   the same call (URL, canonical request around date and nonce, HMAC key) is computed once.
 - Retries (tenacity, capped exponential backoff with jitter, honouring ``x-acs-retry-after``):
@@ -23,9 +26,11 @@ An error answer becomes the package's exception in :func:`airflow_aliyun_tasks.e
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
+import ssl
 import sys
 import threading
 import time
@@ -46,7 +51,7 @@ from airflow_aliyun_tasks._transport import (
     LeanSyncTransport,
     RawResponse,
 )
-from airflow_aliyun_tasks.config import Endpoint
+from airflow_aliyun_tasks.config import Endpoint, NetworkSettings
 from airflow_aliyun_tasks.credentials import Credentials, CredentialSource
 from airflow_aliyun_tasks.errors import (
     SKEW_CODES,
@@ -63,11 +68,30 @@ from airflow_aliyun_tasks.errors import (
     header_request_id,
     map_error,
 )
+from airflow_aliyun_tasks.network import Route, Router, async_transport, sync_transport
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a status body is a few hundred bytes
-USER_AGENT = "airflow-aliyun-tasks"
+
+
+def _version(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@functools.cache
+def default_user_agent() -> str:
+    """``airflow-aliyun-tasks/<version> apache-airflow/<version> Python/<version>``."""
+    python = ".".join(map(str, sys.version_info[:3]))
+    return (
+        f"airflow-aliyun-tasks/{_version('airflow-aliyun-tasks')} "
+        f"apache-airflow/{_version('apache-airflow')} Python/{python}"
+    )
 
 
 @dataclass(frozen=True)
@@ -82,7 +106,9 @@ class Call:
     query: Mapping[str, str] | None = None
     body: bytes = b""
     content_type: str | None = None
-    signer: str = "acs3"  # "acs3", "pds" or "none"
+    signer: str = (
+        "acs3"  # "acs3", "pds", "none" (ROA-style headers, unsigned) or "rpc" (unsigned RPC: query only)
+    )
 
     @cached_property
     def _plan(self) -> _Plan:
@@ -186,9 +212,30 @@ def _loads(raw: bytes) -> Any:
         return None
 
 
+def _xml_error(raw: bytes) -> dict[str, str] | None:
+    """The fields of an XML error body (``<Error><Code>..</Code><Message>..</Message>...``), as
+    the official SDK reads one; None if it is not one. No DTDs (no entity expansion)."""
+    text = raw.lstrip()
+    if not text.startswith(b"<") or b"<!DOCTYPE" in text[:4096].upper() or b"<!ENTITY" in text.upper():
+        return None
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)  # noqa: S314 - no DTD or entity (refused above), at most 1 MiB
+    except (ET.ParseError, ValueError):
+        return None
+    node = root if root.tag == "Error" else root.find("Error")
+    if node is None:
+        node = root
+    fields = {child.tag: (child.text or "").strip() for child in node if len(child) == 0}
+    return fields if any(k in fields for k in ("Code", "Message", "RequestId")) else None
+
+
 def _decode(status: int, headers: httpx.Headers, raw: bytes, *, now: float) -> Response:
     parsed = _loads(raw)
     obj = parsed if isinstance(parsed, dict) else None
+    if obj is None and status >= 400 and "xml" in headers.get("content-type", "").lower():
+        obj = _xml_error(raw)
     if status >= 400:
         text = "" if obj is not None else raw.decode("utf-8", errors="replace")
         raise map_error(status, headers, obj, text, now=now)
@@ -206,6 +253,18 @@ def _decode(status: int, headers: httpx.Headers, raw: bytes, *, now: float) -> R
     return Response(status=status, headers=headers, body=obj, request_id=request_id)
 
 
+def _certificate_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a failed certificate verification."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 # --------------------------------------------------------------------------- shared HTTP clients
 
 _POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=30.0)
@@ -215,10 +274,10 @@ _POOL_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, ke
 _sync_client: httpx.Client | None = None
 _sync_lock = threading.Lock()
 #: Cache: each event loop's client, and the async generator that closes it when the loop shuts
-#: down. Keyed on the loop, weakly; but a client that has sent a request refers to its loop (its
-#: transport keeps the loop's read watch), so its entry stays until
-#: :func:`aclose_shared_client` drops it. A client closed otherwise (the loop shut down, or a
-#: caller closed it) is replaced on the loop's next use.
+#: down. Keyed on the loop, weakly (but a client that has sent a request refers to its loop: its
+#: transport keeps the loop's read watch); the entry is dropped when the loop shuts down its
+#: async generators (``asyncio.run`` does) or by :func:`aclose_shared_client`. A client closed
+#: otherwise (a caller closed it) is replaced on the loop's next use.
 _loop_clients: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
 ] = weakref.WeakKeyDictionary()
@@ -241,6 +300,44 @@ def _new_async_client() -> httpx.AsyncClient:
         transport=transport, limits=_POOL_LIMITS, trust_env=False, follow_redirects=False
     )
     _lean[client] = transport
+    return client
+
+
+#: Cache: the process's sync httpx client of each route (a proxy, private CAs). Keyed on the
+#: route; kept for the process (a handful of routes), closed with the shared clients.
+_route_sync_clients: dict[Route, httpx.Client] = {}
+#: Cache: each event loop's httpx clients of each route. Keyed on the loop (weakly) and the
+#: route; each is closed when its loop shuts down its async generators, and its entry dropped.
+_route_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Route, httpx.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def route_sync_client(route: Route) -> httpx.Client:
+    """The process-wide sync client of ``route``."""
+    client = _route_sync_clients.get(route)
+    if client is None or client.is_closed:
+        with _sync_lock:
+            client = _route_sync_clients.get(route)
+            if client is None or client.is_closed:
+                client = _route_sync_clients[route] = httpx.Client(
+                    transport=sync_transport(route, _POOL_LIMITS), trust_env=False, follow_redirects=False
+                )
+    return client
+
+
+def route_async_client(route: Route) -> httpx.AsyncClient:
+    """The running loop's client of ``route``."""
+    loop = asyncio.get_running_loop()
+    clients = _route_async_clients.get(loop)
+    if clients is None:
+        clients = _route_async_clients[loop] = {}
+    client = clients.get(route)
+    if client is None or client.is_closed:
+        client = clients[route] = httpx.AsyncClient(
+            transport=async_transport(route, _POOL_LIMITS), trust_env=False, follow_redirects=False
+        )
+        _close_at_loop_shutdown(loop, client, None)
     return client
 
 
@@ -267,12 +364,33 @@ def shared_async_client() -> httpx.AsyncClient:
     return client
 
 
-async def _closer(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+async def _closer(
+    loop_ref: weakref.ref[asyncio.AbstractEventLoop], client: httpx.AsyncClient
+) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
-        if not client.is_closed:
-            await client.aclose()
+        try:
+            if not client.is_closed:
+                await client.aclose()
+        finally:
+            _forget(loop_ref(), client)
+
+
+def _forget(loop: asyncio.AbstractEventLoop | None, client: httpx.AsyncClient) -> None:
+    """Drop ``client``'s entries of ``loop``: a closed client (its loop shut down) is not kept."""
+    if loop is None:
+        return
+    entry = _loop_clients.get(loop)
+    if entry is not None and entry[0] is client:
+        del _loop_clients[loop]
+    routes = _route_async_clients.get(loop)
+    if routes is not None:
+        for route, routed in list(routes.items()):
+            if routed is client:
+                del routes[route]
+        if not routes:
+            _route_async_clients.pop(loop, None)
 
 
 def _close_at_loop_shutdown(
@@ -284,8 +402,8 @@ def _close_at_loop_shutdown(
     ``asyncio.Runner`` do, the triggerer runs in ``asyncio.run``): an async generator of the
     loop, suspended until then, whose ``finally`` closes the client in the loop. Returns it;
     ``previous``, the generator of the client it replaces, is finished in the loop."""
-    agen = _closer(client)
     loop_ref = weakref.ref(loop)
+    agen = _closer(loop_ref, client)
 
     def finalizer(gen: AsyncGenerator[None, None]) -> None:
         # The loop's own finalizer schedules aclose() in the loop; a closed loop cannot.
@@ -308,11 +426,14 @@ def _close_at_loop_shutdown(
 
 async def aclose_shared_client() -> None:
     """Close the running loop's shared client (for tests and orderly shutdowns)."""
-    entry = _loop_clients.pop(asyncio.get_running_loop(), None)
+    loop = asyncio.get_running_loop()
+    entry = _loop_clients.pop(loop, None)
     if entry is not None:
         client, closer = entry
         await client.aclose()
         await closer.aclose()
+    for routed in list(_route_async_clients.pop(loop, {}).values()):
+        await routed.aclose()
 
 
 # --------------------------------------------------------------------------- the client
@@ -326,6 +447,11 @@ class AlibabaCloudClient:
     :param max_retries: retries after the first attempt, for retryable failures.
     :param correct_clock_skew: on a clock-skew rejection, sign with the server's clock from
         then on (the offset is read from the response's ``Date`` header) and retry once.
+    :param connect_timeout: seconds to set up a connection (TCP, proxy tunnel, TLS); ``timeout``
+        if not given.
+    :param user_agent: appended to the package's ``User-Agent``.
+    :param network: proxies and CAs (:mod:`airflow_aliyun_tasks.network`); ``None``: direct, with
+        the default CAs and no proxy whatever the environment says.
     """
 
     def __init__(
@@ -338,9 +464,17 @@ class AlibabaCloudClient:
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
         max_body_bytes: int = MAX_BODY_BYTES,
+        connect_timeout: float | None = None,
+        user_agent: str | None = None,
+        network: NetworkSettings | None = None,
     ) -> None:
         self.credentials = credentials
-        self.timeout = httpx.Timeout(timeout, pool=max(timeout, 60.0))
+        self.timeout = httpx.Timeout(timeout, connect=connect_timeout or timeout, pool=max(timeout, 60.0))
+        self.user_agent = default_user_agent() + (f" {user_agent}" if user_agent else "")
+        self.network = network
+        router = Router(network) if network is not None else None
+        #: None when every endpoint goes direct with the default CAs: the lean transports.
+        self._router = None if router is None or router.direct else router
         self.max_retries = max_retries
         self.correct_clock_skew = correct_clock_skew
         self.clock_offset = 0.0
@@ -374,6 +508,9 @@ class AlibabaCloudClient:
                 self._require_keys(creds, call)
                 # == signing.pds_headers(...) for this call, precomputed (see PreparedPdsSigner)
                 headers = plan.signer(call, creds).headers(signing.dates(now)[1], nonce)
+        elif call.signer == "rpc":
+            # An unsigned RPC-style call (STS AssumeRoleWithOIDC): everything is in the query.
+            headers = {"host": host, "accept": "application/json"}
         elif call.signer == "none":
             headers = {
                 "host": host,
@@ -390,7 +527,7 @@ class AlibabaCloudClient:
             # == signing.acs3_headers(...) for this call, precomputed (see PreparedAcs3Signer)
             headers = plan.signer(call, creds).headers(signing.dates(now)[0], nonce)
             headers["accept"] = "application/json"
-        headers["user-agent"] = USER_AGENT
+        headers["user-agent"] = self.user_agent
         return headers
 
     @staticmethod
@@ -496,6 +633,8 @@ class AlibabaCloudClient:
         except AlibabaCloudError as exc:
             raise _from_source(exc) from None
         headers = self._headers(call, creds)
+        if self._router is not None and (route := self._router.route(call.endpoint)) is not None:
+            return self._send_httpx(route_sync_client(route), call, headers, route)
         client = shared_sync_client()
         lean = _lean.get(client)
         if lean is None:
@@ -516,7 +655,9 @@ class AlibabaCloudClient:
             raise self._transport_error(call, exc) from None
         return _decode(raw.status, raw.headers, raw.body, now=time.time())
 
-    def _send_httpx(self, client: httpx.Client, call: Call, headers: dict[str, str]) -> Response:
+    def _send_httpx(
+        self, client: httpx.Client, call: Call, headers: dict[str, str], route: Route | None = None
+    ) -> Response:
         try:
             with client.stream(
                 call.method, self.url(call), headers=headers, content=call.body or None, timeout=self.timeout
@@ -530,7 +671,7 @@ class AlibabaCloudClient:
                         self._too_big(resp)
                     chunks.append(chunk)
         except httpx.HTTPError as exc:
-            raise self._transport_error(call, exc) from None
+            raise self._transport_error(call, exc, route) from None
         return _decode(resp.status_code, resp.headers, b"".join(chunks), now=time.time())
 
     # ---- async
@@ -556,6 +697,8 @@ class AlibabaCloudClient:
         except AlibabaCloudError as exc:
             raise _from_source(exc) from None
         headers = self._headers(call, creds)
+        if self._router is not None and (route := self._router.route(call.endpoint)) is not None:
+            return await self._asend_httpx(route_async_client(route), call, headers, route)
         client = shared_async_client()
         lean = _lean.get(client)
         if lean is None:
@@ -576,7 +719,9 @@ class AlibabaCloudClient:
             raise self._transport_error(call, exc) from None
         return _decode(raw.status, raw.headers, raw.body, now=time.time())
 
-    async def _asend_httpx(self, client: httpx.AsyncClient, call: Call, headers: dict[str, str]) -> Response:
+    async def _asend_httpx(
+        self, client: httpx.AsyncClient, call: Call, headers: dict[str, str], route: Route | None = None
+    ) -> Response:
         try:
             async with client.stream(
                 call.method, self.url(call), headers=headers, content=call.body or None, timeout=self.timeout
@@ -589,12 +734,22 @@ class AlibabaCloudClient:
                         self._too_big(resp)
                     chunks.append(chunk)
         except httpx.HTTPError as exc:
-            raise self._transport_error(call, exc) from None
+            raise self._transport_error(call, exc, route) from None
         return _decode(resp.status_code, resp.headers, b"".join(chunks), now=time.time())
 
     @staticmethod
-    def _transport_error(call: Call, exc: httpx.HTTPError) -> TransportError:
-        return TransportError(f"{call.action} to {call.endpoint.netloc}: {type(exc).__name__}: {exc}")
+    def _transport_error(call: Call, exc: httpx.HTTPError, route: Route | None = None) -> TransportError:
+        via = route.via if route is not None else ""
+        text = f"{call.action} to {call.endpoint.netloc}{via}: {type(exc).__name__}: {exc}"
+        if _certificate_failure(exc):
+            text += (
+                " (the server's certificate was not trusted: if a proxy or gateway re-signs TLS "
+                "or the endpoint uses a private CA, set the connection's ca_bundle extra to the "
+                "path of its CA certificate, PEM)"
+            )
+        elif isinstance(exc, httpx.ProxyError) and route is not None and route.proxy is not None:
+            text += " (the proxy refused the request: check the proxy URL and its user and password)"
+        return TransportError(text)
 
     def _body_too_large(self, status: int, headers: httpx.Headers) -> BadResponseError:
         return BadResponseError(

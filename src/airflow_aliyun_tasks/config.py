@@ -10,11 +10,12 @@ extra (see :data:`EXTRA_FIELDS`).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from airflow_aliyun_tasks.errors import ConfigurationError
 from airflow_aliyun_tasks.services import HOST_LABEL_RE, SERVICES, connection_defaults, validate_id
@@ -38,6 +39,10 @@ ENDPOINT_EXTRAS: tuple[str, ...] = (*(spec.endpoint_extra for spec in SERVICES.v
 #: Extras that supply a default for an id of a service (``pds_domain_id``), from the registry.
 ID_DEFAULT_EXTRAS: tuple[str, ...] = tuple(connection_defaults())
 
+#: The extras of how the connection reaches the network: proxies, their exceptions, whether the
+#: environment's proxy and CA variables count, and a private CA bundle.
+NETWORK_EXTRAS: tuple[str, ...] = ("https_proxy", "http_proxy", "no_proxy", "trust_env", "ca_bundle")
+
 #: Every extra the connection accepts; anything else is rejected (typos must not go unnoticed).
 EXTRA_FIELDS: frozenset[str] = frozenset(
     {
@@ -56,14 +61,19 @@ EXTRA_FIELDS: frozenset[str] = frozenset(
         "bearer_token",
         "use_vpc_endpoints",
         "timeout",
+        "connect_timeout",
         "max_retries",
         "correct_clock_skew",
+        "user_agent",
+        *NETWORK_EXTRAS,
         *ENDPOINT_EXTRAS,
         *ID_DEFAULT_EXTRAS,
     }
 )
 
 SECRET_FIELDS = frozenset({"password", "security_token", "bearer_token"})
+#: Extras whose value may hold a secret inside it (a proxy URL's password): the form masks them.
+SECRET_BEARING_FIELDS = frozenset({"https_proxy", "http_proxy"})
 
 _REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+){1,4}$")
 _ROLE_ARN_RE = re.compile(r"^acs:ram::[0-9]+:role/[A-Za-z0-9._@\-/]+$")
@@ -142,6 +152,116 @@ def parse_endpoint(name: str, value: str) -> Endpoint:
 
 
 @dataclass(frozen=True)
+class ProxyURL:
+    """An HTTP(S) proxy: ``scheme://[user:password@]host:port``. Its repr and :attr:`display`
+    never show the password."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def display(self) -> str:
+        """The proxy as logs and errors name it: ``http://host:port``, no user information."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The full URL, credentials included (percent-encoded): for the HTTP client only."""
+        if self.username is None:
+            return self.display
+        user = quote(self.username, safe="")
+        auth = f"{user}:{quote(self.password, safe='')}" if self.password is not None else user
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{auth}@{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.display
+
+
+def parse_proxy(name: str, value: str) -> ProxyURL:
+    """Parse a proxy URL (``http://[user:password@]host[:port]``; ``https://`` for a TLS proxy).
+
+    A proxy may be ``http://`` to any host: what goes to Alibaba Cloud through it is tunnelled
+    (``CONNECT``) and stays TLS end to end. Errors never quote the URL (it may hold a password).
+    """
+    text = value.strip()
+    if not text:
+        raise ConfigurationError(name, "must not be empty")
+    if any(c.isspace() or ord(c) < 32 for c in text):
+        raise ConfigurationError(name, "must not contain whitespace or control characters")
+    raw = text if "://" in text else f"http://{text}"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(
+            name, "is not a valid proxy URL (scheme://[user:password@]host:port)"
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ConfigurationError(name, f"proxy scheme must be http or https, got {scheme!r}")
+    host = parts.hostname or ""
+    if not host or not _valid_hostname(host):
+        raise ConfigurationError(name, "has no valid proxy host name")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigurationError(name, "must be scheme://[user:password@]host:port, without a path or query")
+    return ProxyURL(
+        scheme=scheme,
+        host=host,
+        port=port or (443 if scheme == "https" else 80),
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def parse_no_proxy(name: str, value: str) -> str:
+    """A ``NO_PROXY`` list as curl reads it: host names, domain suffixes, IP addresses, ``*``."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    for item in items:
+        if any(c.isspace() or ord(c) < 32 for c in item):
+            raise ConfigurationError(name, f"{item!r} is not a host, domain or address")
+    return ",".join(items)
+
+
+def check_ca_bundle(name: str, path: str) -> str:
+    """``path`` names a readable PEM file of CA certificates that TLS can load."""
+    import ssl
+
+    if not os.path.isfile(path):
+        raise ConfigurationError(name, f"{path!r} is not a file (give the path of a PEM CA bundle)")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
+    except OSError as exc:
+        raise ConfigurationError(name, f"cannot read {path!r}: {exc.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise ConfigurationError(name, f"{path!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigurationError(name, f"{path!r} is not a valid PEM CA bundle: {exc}") from None
+    return path
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """How a connection reaches the network: the connection's proxies (they win over the
+    environment's), its ``NO_PROXY`` list, whether the environment's ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` count
+    (``trust_env``), and a private CA bundle. Certificate verification is always on."""
+
+    https_proxy: ProxyURL | None = None
+    http_proxy: ProxyURL | None = None
+    no_proxy: str | None = None
+    trust_env: bool = True
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True)
 class ConnectionSettings:
     """A validated ``aliyun`` connection. Its repr never shows a secret."""
 
@@ -167,6 +287,17 @@ class ConnectionSettings:
     timeout: float = 10.0
     max_retries: int = 3
     correct_clock_skew: bool = False
+    #: Seconds to set up a connection (TCP, proxy tunnel, TLS); defaults to ``timeout``.
+    connect_timeout: float | None = None
+    #: Appended to the package's ``User-Agent``.
+    user_agent: str | None = None
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+
+    def with_region(self, region_id: str | None) -> ConnectionSettings:
+        """These settings for another region (a task's own ``region_id``), validated."""
+        if region_id is None or region_id == self.region_id:
+            return self
+        return replace(self, region_id=check_region("region_id", region_id))
 
     def fingerprint(self) -> tuple[Any, ...]:
         """A value equal for equal settings: keys the per-process credential provider cache."""
@@ -190,6 +321,9 @@ class ConnectionSettings:
             self.timeout,
             self.max_retries,
             self.correct_clock_skew,
+            self.connect_timeout,
+            self.user_agent,
+            self.network,
         )
 
 
@@ -233,6 +367,50 @@ def _number(extra: Mapping[str, Any], key: str, default: float, *, lo: float, hi
     return number
 
 
+def check_region(name: str, region_id: Any) -> str:
+    """``region_id`` if it is a region id such as ``cn-hangzhou``."""
+    if not region_id:
+        raise ConfigurationError(name, "is required (for example cn-hangzhou)")
+    if not isinstance(region_id, str) or not _REGION_RE.match(region_id.strip()):
+        raise ConfigurationError(name, f"{region_id!r} is not a region id such as cn-hangzhou")
+    return region_id.strip()
+
+
+def sts_host(region_id: str, *, vpc: bool, environ: Mapping[str, str] | None = None) -> str:
+    """STS's host as the credentials library picks it, for a connection in ``region_id``:
+    ``sts[-vpc].<region>.aliyuncs.com``, the region being ``ALIBABA_CLOUD_STS_REGION`` when set
+    (else the connection's), VPC when the connection says so or
+    ``ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED`` is ``true``."""
+    env = os.environ if environ is None else environ
+    region = (env.get("ALIBABA_CLOUD_STS_REGION") or "").strip()
+    if not region or not _REGION_RE.match(region):
+        region = region_id
+    vpc = vpc or (env.get("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED") or "").strip().lower() == "true"
+    return f"{'sts-vpc' if vpc else 'sts'}.{region}.aliyuncs.com"
+
+
+def _network(extra: Mapping[str, Any]) -> NetworkSettings:
+    proxies = {
+        key: parse_proxy(key, value) for key in ("https_proxy", "http_proxy") if (value := _str(extra, key))
+    }
+    no_proxy = _str(extra, "no_proxy")
+    ca_bundle = _str(extra, "ca_bundle")
+    return NetworkSettings(
+        https_proxy=proxies.get("https_proxy"),
+        http_proxy=proxies.get("http_proxy"),
+        no_proxy=parse_no_proxy("no_proxy", no_proxy) if no_proxy else None,
+        trust_env=_bool(extra, "trust_env", True),
+        ca_bundle=check_ca_bundle("ca_bundle", os.path.expanduser(ca_bundle)) if ca_bundle else None,
+    )
+
+
+def _user_agent(extra: Mapping[str, Any]) -> str | None:
+    text = _str(extra, "user_agent")
+    if text and (len(text) > 256 or not all(32 <= ord(c) < 127 for c in text)):
+        raise ConfigurationError("user_agent", "must be at most 256 printable ASCII characters")
+    return text
+
+
 def parse_connection(
     *, login: str | None, password: str | None, extra: Mapping[str, Any] | None
 ) -> ConnectionSettings:
@@ -245,11 +423,7 @@ def parse_connection(
             f"is not a known extra of an aliyun connection (known: {', '.join(sorted(EXTRA_FIELDS))})",
         )
 
-    region_id = _str(extra, "region_id")
-    if not region_id:
-        raise ConfigurationError("region_id", "is required (for example cn-hangzhou)")
-    if not _REGION_RE.match(region_id):
-        raise ConfigurationError("region_id", f"{region_id!r} is not a region id such as cn-hangzhou")
+    region_id = check_region("region_id", _str(extra, "region_id"))
 
     auth_type = (_str(extra, "auth_type") or "access_key").lower()
     if auth_type not in AUTH_TYPES:
@@ -329,6 +503,9 @@ def parse_connection(
         timeout=_number(extra, "timeout", 10.0, lo=0.1, hi=300),
         max_retries=_int(extra, "max_retries", 3, lo=0, hi=10),
         correct_clock_skew=_bool(extra, "correct_clock_skew", False),
+        connect_timeout=_number(extra, "connect_timeout", 0.0, lo=0.1, hi=300) or None,
+        user_agent=_user_agent(extra),
+        network=_network(extra),
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -76,8 +77,11 @@ class _StsSource(_CachingSource):
         self._client = AlibabaCloudClient(
             base,
             timeout=settings.timeout,
+            connect_timeout=settings.connect_timeout,
             max_retries=settings.max_retries,
             correct_clock_skew=settings.correct_clock_skew,
+            user_agent=settings.user_agent,
+            network=settings.network,
         )
         self._endpoint = sts_endpoint
         self._query = {k: v for k, v in query.items() if v}
@@ -127,11 +131,16 @@ class AssumeRoleSource(_StsSource):
 
 
 class OidcRoleSource(_StsSource):
-    """``oidc_role_arn``: AssumeRoleWithOIDC with the token file read afresh at every refresh."""
+    """``oidc_role_arn``: AssumeRoleWithOIDC with the token file read afresh at every refresh.
+
+    Sent as the credentials library sends it: an unsigned RPC-style ``GET`` whose query holds
+    ``Action``, ``Format=JSON``, ``Version``, ``DurationSeconds``, ``RoleArn``,
+    ``OIDCProviderArn``, ``OIDCToken``, ``RoleSessionName``, ``Timestamp`` (and ``Policy``).
+    """
 
     name = "oidc_role_arn"
     action = "AssumeRoleWithOIDC"
-    signer = "none"
+    signer = "rpc"
 
     def __init__(self, settings: ConnectionSettings, sts_endpoint: Endpoint) -> None:
         super().__init__(
@@ -160,12 +169,31 @@ class OidcRoleSource(_StsSource):
             raise ConfigurationError("oidc_token_file_path", "the OIDC token file is empty")
         return token
 
+    def _rpc_request(self, token: str) -> Call:
+        query = {
+            "Action": self.action,
+            "Format": "JSON",
+            "Version": STS_VERSION,
+            **self._query,
+            "OIDCToken": token,
+            "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        return Call(
+            endpoint=self._endpoint,
+            action=self.action,
+            version=STS_VERSION,
+            method="GET",
+            path="/",
+            query=query,
+            signer=self.signer,
+        )
+
     def _fetch(self) -> Credentials:
-        return parse_sts_credentials(self._client.send(self._request({"OIDCToken": self._token()})).body)
+        return parse_sts_credentials(self._client.send(self._rpc_request(self._token())).body)
 
     async def _afetch(self) -> Credentials:
         token = await asyncio.to_thread(self._token)
-        return parse_sts_credentials((await self._client.asend(self._request({"OIDCToken": token}))).body)
+        return parse_sts_credentials((await self._client.asend(self._rpc_request(token))).body)
 
 
 def import_credentials_library() -> Any:
@@ -200,6 +228,9 @@ class LibrarySource(CredentialSource):
         from alibabacloud_credentials.models import Config
 
         timeout_ms = int(settings.timeout * 1000)
+        connect_ms = int((settings.connect_timeout or settings.timeout) * 1000)
+        if settings.auth_type in ("ecs_ram_role", "default"):
+            _warn_metadata_proxy(settings.auth_type)
         if settings.auth_type == "default":
             return cred_client.Client()
         if settings.auth_type == "ecs_ram_role":
@@ -212,7 +243,10 @@ class LibrarySource(CredentialSource):
                     type="credentials_uri",
                     credentials_uri=settings.credentials_uri,
                     timeout=timeout_ms,
-                    connect_timeout=timeout_ms,
+                    connect_timeout=connect_ms,
+                    # The connection's proxy for the URI, as far as the library takes one (it
+                    # reads the environment's HTTPS_PROXY / HTTP_PROXY itself otherwise).
+                    proxy=_library_proxy(settings),
                 )
             )
         raise ConfigurationError(  # pragma: no cover - guarded by build_credential_source
@@ -220,12 +254,14 @@ class LibrarySource(CredentialSource):
         )
 
     def invalidate(self) -> None:
-        """The server refused the library's cached credentials: a new library client fetches
-        them afresh on the next call (the library has no way to drop its cache)."""
-        try:
-            self._client = self._build()
-        except Exception as exc:
-            raise _library_error(self.name, exc) from None
+        """The server refused the library's cached credentials: the next call fetches them afresh.
+
+        The library client is kept (a new one would start new threads: the ECS provider starts a
+        scheduler thread per instance, which nothing stops): the cached values of its refreshing
+        suppliers are dropped instead. A client with no such supplier (static credentials) has
+        nothing to refresh."""
+        self._last = None
+        _drop_cached_values(self._client)
 
     @property
     def refreshable(self) -> bool:
@@ -260,6 +296,52 @@ class LibrarySource(CredentialSource):
             return self._unchanged(self._convert(await self._client.get_credential_async()))
         except Exception as exc:
             raise _library_error(self.name, exc) from None
+
+
+def _warn_metadata_proxy(auth_type: str) -> None:
+    """The library sends its ECS metadata requests (``http://100.100.100.200``) through
+    ``HTTP_PROXY`` / ``http_proxy`` when the environment sets one, whatever ``NO_PROXY`` says:
+    say so (the URL is not logged: it may hold a password)."""
+    if os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy"):
+        log.warning(
+            "auth_type %s: HTTP_PROXY is set, and alibabacloud-credentials sends its ECS metadata "
+            "requests (100.100.100.200) through it, ignoring NO_PROXY. Unset HTTP_PROXY for this "
+            "process and give the connection an https_proxy extra instead.",
+            auth_type,
+        )
+
+
+def _drop_cached_values(root: Any, depth: int = 0, seen: set[int] | None = None) -> int:
+    """Forget the cached value of every ``RefreshCachedSupplier`` reachable from ``root`` (the
+    library client, its provider, the default chain's providers); returns how many."""
+    seen = set() if seen is None else seen
+    if depth > 4 or id(root) in seen or isinstance(root, str | bytes | int | float | bool | type(None)):
+        return 0
+    seen.add(id(root))
+    if hasattr(root, "_cached_value") and hasattr(root, "_refresh_callable"):
+        root._cached_value = None
+        return 1
+    if isinstance(root, list | tuple):
+        children: list[Any] = list(root)
+    else:
+        try:
+            children = list(vars(root).values())
+        except TypeError:
+            return 0
+    return sum(_drop_cached_values(child, depth + 1, seen) for child in children)
+
+
+def _library_proxy(settings: ConnectionSettings) -> str | None:
+    """The proxy URL of the connection's ``credentials_uri``, or None (no proxy, or bypassed)."""
+    from urllib.parse import urlsplit
+
+    from airflow_aliyun_tasks.config import Endpoint
+    from airflow_aliyun_tasks.network import Router
+
+    parts = urlsplit(settings.credentials_uri or "")
+    router = Router(settings.network)
+    route = router.route(Endpoint(parts.scheme, parts.hostname or "", parts.port))
+    return route.proxy.url if route is not None and route.proxy is not None else None
 
 
 def _library_error(name: str, exc: Exception) -> AuthenticationError:

@@ -255,6 +255,12 @@ def map_error(
         else:
             hint = "This machine's clock is probably off by more than 15 minutes; fix it (NTP)"
 
+    if status < 400:
+        # An error inside an HTTP 200 body (DLF's Success: false): judged by its code, and by
+        # the HTTP status the body states, if any.
+        stated = body.get("HttpStatusCode") or body.get("httpStatusCode")
+        if isinstance(stated, int) and not isinstance(stated, bool) and 400 <= stated <= 599:
+            status = stated
     cls: type[ApiError]
     retryable = False
     if c.startswith("Throttling") or c == "Rejected.Throttling" or status == 429:
@@ -265,7 +271,7 @@ def map_error(
         cls = AuthenticationError
     elif c.startswith(("Forbidden", "NoPermission")) or status == 403:
         cls = PermissionDeniedError
-    elif status == 404 or c.endswith("NotFound") or ".NotFound" in c:
+    elif status == 404 or c.endswith("NotFound") or ".NotFound" in c or c.startswith("NoSuch"):
         cls = NotFoundError
     else:
         cls = ApiError

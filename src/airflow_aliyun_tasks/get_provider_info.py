@@ -88,6 +88,34 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Seconds per HTTP attempt (default 10).",
         "schema": {"type": ["number", "null"], "minimum": 0.1, "maximum": 300},
     },
+    "connect_timeout": {
+        "label": "Connect timeout (s)",
+        "description": "Seconds to set up a connection: TCP, proxy tunnel and TLS (default: the timeout).",
+        "schema": {"type": ["number", "null"], "minimum": 0.1, "maximum": 300},
+    },
+    "https_proxy": _field(
+        "HTTPS proxy",
+        "Proxy URL for https endpoints, http://[user:password@]host:port (tunnelled with CONNECT: "
+        "TLS stays end to end). Wins over the HTTPS_PROXY environment variable.",
+        secret=True,
+    ),
+    "http_proxy": _field(
+        "HTTP proxy", "Proxy URL for plain http endpoints. Wins over HTTP_PROXY.", secret=True
+    ),
+    "no_proxy": _field(
+        "No proxy", "Comma-separated hosts, domains (.example.com) or * that go direct. Wins over NO_PROXY."
+    ),
+    "trust_env": {
+        "label": "Trust environment",
+        "description": "Read HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, SSL_CERT_FILE and SSL_CERT_DIR "
+        "from the environment (default true).",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
+    "ca_bundle": _field(
+        "CA bundle",
+        "Path of a PEM file of the CA certificates to trust (a private CA, a TLS-inspecting proxy).",
+    ),
+    "user_agent": _field("User-Agent suffix", "Appended to the package's User-Agent header."),
     "max_retries": {
         "label": "Max retries",
         "description": "Retries of throttled, failed or timed-out requests (default 3).",
@@ -147,7 +175,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "connection-type": "aliyun",
                 "hook-class-name": "airflow_aliyun_tasks.hooks.AlibabaCloudTasksHook",
-                "hook-name": "Alibaba Cloud",
+                "hook-name": "Alibaba Cloud async tasks",
                 "ui-field-behaviour": {
                     "hidden-fields": ["host", "port", "schema"],
                     "relabeling": {"login": "AccessKey ID", "password": "AccessKey Secret"},

@@ -22,18 +22,26 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response
-from airflow_aliyun_tasks.config import ConnectionSettings, Endpoint, parse_connection, parse_endpoint
+from airflow_aliyun_tasks.config import (
+    ConnectionSettings,
+    Endpoint,
+    parse_connection,
+    parse_endpoint,
+    sts_host,
+)
 from airflow_aliyun_tasks.credential_sources import STS_VERSION, build_credential_source
 from airflow_aliyun_tasks.errors import AlibabaCloudError, ConfigurationError, NotFoundError
+from airflow_aliyun_tasks.network import environment_key
 from airflow_aliyun_tasks.services import SERVICES, ApiRequest, ServiceSpec, get_service, validate_id
 from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
 from airflow_aliyun_tasks.status import TaskStatus
 
 # Cache: one client (and so one credential source) per connection per process. Keyed on the
-# connection id and ConnectionSettings.fingerprint() (credentials, STS endpoint, region, retry
-# and clock settings): a changed connection gets a new entry. Never dropped: a process uses few
-# connections, and the STS-backed sources keep their temporary credentials in it.
-_clients: dict[tuple[str, tuple[Any, ...]], AlibabaCloudClient] = {}
+# connection id, ConnectionSettings.fingerprint() (credentials, STS endpoint, region, retry,
+# clock and network settings) and the proxy/CA environment variables that count: a changed
+# connection or environment gets a new entry. Never dropped: a process uses few connections,
+# and the STS-backed sources keep their temporary credentials in it.
+_clients: dict[tuple[Any, ...], AlibabaCloudClient] = {}
 _clients_lock = threading.Lock()
 
 #: Seconds during which hooks of one event loop share one lookup of the same connection (see
@@ -61,28 +69,34 @@ def client_for(conn_id: str, settings: ConnectionSettings) -> AlibabaCloudClient
     """The process-wide client of a connection: its credential source is built once and reused
     (temporary credentials are cached and refreshed near expiry). A changed connection gets a
     new client."""
-    key = (conn_id, settings.fingerprint())
+    key = (conn_id, settings.fingerprint(), environment_key(settings.network))
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
             client = _clients.get(key)
             if client is None:
                 source = build_credential_source(settings, sts_endpoint(settings))
-                client = _clients[key] = AlibabaCloudClient(
-                    source,
-                    timeout=settings.timeout,
-                    max_retries=settings.max_retries,
-                    correct_clock_skew=settings.correct_clock_skew,
-                )
+                client = _clients[key] = AlibabaCloudClient(source, **client_options(settings))
     return client
+
+
+def client_options(settings: ConnectionSettings) -> dict[str, Any]:
+    """The :class:`AlibabaCloudClient` keywords of a connection (timeouts, retries, network)."""
+    return {
+        "timeout": settings.timeout,
+        "connect_timeout": settings.connect_timeout,
+        "max_retries": settings.max_retries,
+        "correct_clock_skew": settings.correct_clock_skew,
+        "user_agent": settings.user_agent,
+        "network": settings.network,
+    }
 
 
 def sts_endpoint(settings: ConnectionSettings) -> Endpoint:
     override = settings.endpoints.get("sts_endpoint")
     if override:
         return override
-    prefix = "sts-vpc" if settings.use_vpc_endpoints else "sts"
-    return Endpoint("https", f"{prefix}.{settings.region_id}.aliyuncs.com")
+    return Endpoint("https", sts_host(settings.region_id, vpc=settings.use_vpc_endpoints))
 
 
 def service_endpoint(
@@ -125,6 +139,8 @@ class AlibabaCloudTasksHook(BaseHook):
     Serverless Spark).
 
     :param aliyun_conn_id: the ``aliyun`` connection to use.
+    :param region_id: the region to call, instead of the connection's ``region_id`` (one
+        connection can then serve several regions).
 
     Every status call has a sync form (``get_...``) and an async form (``aget_...``) and returns
     a :class:`~airflow_aliyun_tasks.status.TaskStatus`. :meth:`call_api` makes any other signed
@@ -134,11 +150,14 @@ class AlibabaCloudTasksHook(BaseHook):
     conn_name_attr = "aliyun_conn_id"
     default_conn_name = "aliyun_default"
     conn_type = "aliyun"
-    hook_name = "Alibaba Cloud"
+    hook_name = "Alibaba Cloud async tasks"
 
-    def __init__(self, aliyun_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, aliyun_conn_id: str = default_conn_name, region_id: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.aliyun_conn_id = aliyun_conn_id
+        self.region_id = region_id or None
         # Cache: the validated connection, fetched once per hook (a hook lives as long as one
         # trigger or one task run; a changed connection is seen by the next hook).
         self._settings: ConnectionSettings | None = None
@@ -151,16 +170,18 @@ class AlibabaCloudTasksHook(BaseHook):
         self._last_call: tuple[ServiceSpec, Call, dict[str, str]] | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(aliyun_conn_id={self.aliyun_conn_id!r})"
+        region = f", region_id={self.region_id!r}" if self.region_id else ""
+        return f"{type(self).__name__}(aliyun_conn_id={self.aliyun_conn_id!r}{region})"
 
     # ---- connection
 
     @property
     def settings(self) -> ConnectionSettings:
-        """The validated connection (fetched once per hook, synchronously)."""
+        """The validated connection (fetched once per hook, synchronously), in the hook's region."""
         if self._settings is None:
             conn = self.get_connection(self.aliyun_conn_id)
-            self._settings = self._parse(conn.login, conn.password, conn.extra_dejson)
+            parsed = self._parse(conn.login, conn.password, conn.extra_dejson)
+            self._settings = parsed.with_region(self.region_id)
         return self._settings
 
     async def asettings(self) -> ConnectionSettings:
@@ -172,7 +193,7 @@ class AlibabaCloudTasksHook(BaseHook):
         A failed lookup is not shared.
         """
         if self._settings is None:
-            self._settings = await self._shared_settings()
+            self._settings = (await self._shared_settings()).with_region(self.region_id)
         return self._settings
 
     async def _shared_settings(self) -> ConnectionSettings:
@@ -212,7 +233,9 @@ class AlibabaCloudTasksHook(BaseHook):
     def _parse(self, login: str | None, password: str | None, extra: Any) -> ConnectionSettings:
         if not isinstance(extra, Mapping):
             raise ConfigurationError("extra", "must be a JSON object")
-        return parse_connection(login=login, password=password, extra=extra)
+        settings = parse_connection(login=login, password=password, extra=extra)
+        _mask_proxy_passwords(settings)
+        return settings
 
     @property
     def client(self) -> AlibabaCloudClient:
@@ -483,9 +506,7 @@ class AlibabaCloudTasksHook(BaseHook):
             # Corrective retries (fresh STS credentials, the server's clock) still happen once.
             client = AlibabaCloudClient(
                 shared.credentials,
-                timeout=min(settings.timeout, 10.0),
-                max_retries=0,
-                correct_clock_skew=settings.correct_clock_skew,
+                **{**client_options(settings), "timeout": min(settings.timeout, 10.0), "max_retries": 0},
             )
             client.clock_offset = shared.clock_offset
             if settings.auth_type == "bearer":
@@ -508,6 +529,17 @@ class AlibabaCloudTasksHook(BaseHook):
         account = body.get("AccountId", "?")
         kind = body.get("IdentityType", "")
         return True, f"Authenticated as {arn} (account {account}{', ' + kind if kind else ''})"
+
+
+def _mask_proxy_passwords(settings: ConnectionSettings) -> None:
+    """Register the passwords of the connection's proxy URLs (and the URLs) with Airflow's secrets
+    masker: Airflow masks the extras it deems sensitive by name, and a proxy URL is not one."""
+    from airflow.sdk.log import mask_secret
+
+    for proxy in (settings.network.https_proxy, settings.network.http_proxy):
+        if proxy is not None and proxy.password:
+            mask_secret(proxy.password)
+            mask_secret(proxy.url)
 
 
 def _query_value(name: Any, value: Any) -> str:

@@ -105,6 +105,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
     :param client_token_param: the request parameter of the client token, for an operation
         the package does not know (``"body:clientToken"`` or ``"query:ClientToken"``).
     :param aliyun_conn_id: the ``aliyun`` connection.
+    :param region_id: the task's region, instead of the connection's ``region_id``. Templated.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param wait_for_completion: ``False`` returns the ids right after the start.
     :param poll_interval: seconds between status polls.
@@ -138,6 +139,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         "domain_id",
         "id_paths",
         "client_token",
+        "region_id",
     )
     template_fields_renderers = {"body": "json", "query": "json", "id_paths": "json"}
     ui_color = "#ff6a00"
@@ -159,6 +161,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         client_token: str | None = None,
         client_token_param: str | None = None,
         aliyun_conn_id: str = "aliyun_default",
+        region_id: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         wait_for_completion: bool = True,
         poll_interval: float = 30.0,
@@ -188,6 +191,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             raise ValueError("client_token_param must look like 'body:<name>' or 'query:<name>'")
         self.client_token_param = client_token_param
         self.aliyun_conn_id = aliyun_conn_id
+        self.region_id = region_id
         self.deferrable = deferrable
         self.wait_for_completion = wait_for_completion
         self.poll_interval = float(poll_interval)
@@ -214,7 +218,9 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         if self._hook is None:
             from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 
-            self._hook = AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
+            self._hook = AlibabaCloudTasksHook(
+                aliyun_conn_id=self.aliyun_conn_id, region_id=self.region_id or None
+            )
         return self._hook
 
     def _ids(self) -> dict[str, str]:
@@ -406,6 +412,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                     service=self.service,
                     ids=dict(self._task_ids),
                     aliyun_conn_id=self.aliyun_conn_id,
+                    region_id=self.region_id or None,
                     poll_interval=max(self.poll_interval, MIN_POLL_INTERVAL),
                     end_time=deadline,
                     max_consecutive_failures=self.max_consecutive_failures,

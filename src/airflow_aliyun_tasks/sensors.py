@@ -82,6 +82,8 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
     :meth:`task_ids` reads them by the spec's id names.
 
     :param aliyun_conn_id: the ``aliyun`` connection.
+    :param region_id: the task's region, instead of the connection's ``region_id``. Templated;
+        passed to the trigger (it is not a secret).
     :param deferrable: wait in the triggerer instead of a worker slot (default
         ``[operators] default_deferrable``). The sensor pokes once on the worker first.
     :param success_states: extra raw status values that count as success.
@@ -115,10 +117,17 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
     start_trigger_args = _SensorStartTriggerArgs()
     start_from_trigger = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every sensor's region is templated, beside the ids its subclass declares.
+        if "region_id" not in cls.template_fields:
+            cls.template_fields = (*cls.template_fields, "region_id")
+
     def __init__(
         self,
         *,
         aliyun_conn_id: str = "aliyun_default",
+        region_id: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         success_states: Iterable[str] | None = None,
         failure_states: Iterable[str] | None = None,
@@ -128,6 +137,7 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.aliyun_conn_id = aliyun_conn_id
+        self.region_id = region_id
         self.deferrable = deferrable
         self.start_from_trigger = bool(start_from_trigger)
         self.success_states = [str(s) for s in (success_states or ())]
@@ -169,6 +179,7 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
             "service": self.service,
             "ids": ids,
             "aliyun_conn_id": self.aliyun_conn_id,
+            "region_id": self.region_id or None,
             "poll_interval": self._poll_interval(),
             "end_time": end_time,
             "max_consecutive_failures": self.max_consecutive_failures,

@@ -87,6 +87,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
     :param service: a service of :data:`~airflow_aliyun_tasks.services.SERVICES`.
     :param ids: the task's ids, as the hook's ``get_task_status`` takes them.
     :param aliyun_conn_id: the ``aliyun`` connection.
+    :param region_id: the region to poll, instead of the connection's (not a secret).
     :param poll_interval: seconds between polls.
     :param end_time: absolute deadline, epoch seconds; past it the trigger yields ``timeout``.
         ``None``: no deadline of the trigger's own (a sensor started in the triggerer relies on
@@ -118,6 +119,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         service: str,
         ids: Mapping[str, Any] | None = None,
         aliyun_conn_id: str = "aliyun_default",
+        region_id: str | None = None,
         poll_interval: float = 30.0,
         end_time: float | None = None,
         max_consecutive_failures: int = 5,
@@ -133,6 +135,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         self.cancel_on_kill = bool(cancel_on_kill)
         self.ids = _plain_ids({} if ids is None else ids)
         self.aliyun_conn_id = str(aliyun_conn_id)
+        self.region_id = None if region_id is None or region_id == "" else str(region_id)
         self.poll_interval = float(poll_interval)
         self.end_time = None if end_time is None else float(end_time)
         self.max_consecutive_failures = int(max_consecutive_failures)
@@ -169,6 +172,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
             "success_states": list(self.success_states),
             "failure_states": list(self.failure_states),
             "partial_success_ok": self.partial_success_ok,
+            "region_id": self.region_id,
         }
         if self.cancel_on_kill:
             kwargs["cancel_on_kill"] = True
@@ -190,7 +194,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
     def _hook(self) -> Any:
         from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 
-        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
+        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id, region_id=self.region_id)
 
     def _event(
         self, status: str, message: str, task_status: TaskStatus | None, polls: int, ids: Mapping[str, str]
@@ -310,6 +314,7 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
     :param service: a service of :data:`~airflow_aliyun_tasks.services.SERVICES`.
     :param ids: the task's ids, as the hook's ``get_task_status`` takes them.
     :param aliyun_conn_id: the ``aliyun`` connection.
+    :param region_id: the region to poll, instead of the connection's (not a secret).
     :param poll_interval: seconds between polls (default 60).
     :param outcomes: which ends produce an asset event: any of ``success``, ``failed`` and
         ``cancelled`` (default all three; the event says which). A task that ends otherwise is
@@ -347,6 +352,7 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
         service: str,
         ids: Mapping[str, Any],
         aliyun_conn_id: str = "aliyun_default",
+        region_id: str | None = None,
         poll_interval: float = 60.0,
         outcomes: Iterable[str] = EVENT_OUTCOMES,
         success_states: Iterable[str] = (),
@@ -360,6 +366,7 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
         if not self.ids:
             raise ConfigurationError("ids", "the task's ids are required")
         self.aliyun_conn_id = str(aliyun_conn_id)
+        self.region_id = None if region_id is None or region_id == "" else str(region_id)
         self.poll_interval = float(poll_interval)
         given = [outcomes] if isinstance(outcomes, str) else list(outcomes)
         self.outcomes = sorted({str(o) for o in given})
@@ -375,19 +382,19 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
             )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "service": self.service,
-                "ids": dict(self.ids),
-                "aliyun_conn_id": self.aliyun_conn_id,
-                "poll_interval": self.poll_interval,
-                "outcomes": list(self.outcomes),
-                "success_states": list(self.success_states),
-                "failure_states": list(self.failure_states),
-                "partial_success_ok": self.partial_success_ok,
-            },
-        )
+        kwargs: dict[str, Any] = {
+            "service": self.service,
+            "ids": dict(self.ids),
+            "aliyun_conn_id": self.aliyun_conn_id,
+            "poll_interval": self.poll_interval,
+            "outcomes": list(self.outcomes),
+            "success_states": list(self.success_states),
+            "failure_states": list(self.failure_states),
+            "partial_success_ok": self.partial_success_ok,
+        }
+        if self.region_id is not None:  # only when given: the kwargs hash identifies the watcher
+            kwargs["region_id"] = self.region_id
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     def state_key(self) -> str:
         """The asset state store key recording that this task ended (and was reported)."""
@@ -396,7 +403,7 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
     def _hook(self) -> Any:
         from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 
-        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id)
+        return AlibabaCloudTasksHook(aliyun_conn_id=self.aliyun_conn_id, region_id=self.region_id)
 
     # ---- the watched assets' state store (Airflow 3.3+)
 

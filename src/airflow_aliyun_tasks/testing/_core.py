@@ -158,6 +158,7 @@ class Emulator(
         self._thread: threading.Thread | None = None
         self._host: str | None = None
         self._port: int | None = None
+        self._scheme = "http"
         self.app = self._build_app()
 
     def _reset_state(self) -> None:
@@ -173,10 +174,18 @@ class Emulator(
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> str:
         """Serve on ``host:port`` (0 picks a free port) from a daemon thread; return the base URL.
 
-        Blocks until the port accepts connections. Only loopback hosts are allowed.
+        Blocks until the port accepts connections. Only loopback hosts are allowed. With
+        ``ssl_certfile`` (PEM certificate chain) and ``ssl_keyfile`` (its key) it serves HTTPS.
         """
         if not is_loopback_host(host):
             raise ValueError(f"the emulator only listens on loopback addresses, not {host!r}")
@@ -193,10 +202,13 @@ class Emulator(
             server_header=False,
             timeout_graceful_shutdown=2,
             http="h11",
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="aliyun-emulator", daemon=True)
         self._server, self._thread, self._host = server, thread, host
+        self._scheme = "https" if ssl_certfile else "http"
         thread.start()
         deadline = time.monotonic() + 15
         while not server.started:
@@ -250,12 +262,12 @@ class Emulator(
         host = self._host or "127.0.0.1"
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"{self._scheme}://{host}:{self.port}"
 
     @property
     def endpoint(self) -> str:
         """``host:port`` — what SDK ``Config(endpoint=...)`` and the connection extras want."""
-        return self.url.removeprefix("http://")
+        return self.url.split("://", 1)[1]
 
     # ------------------------------------------------------------------ scripting
 
