@@ -119,3 +119,29 @@ def test_event_trigger_region() -> None:
     # without one, the kwargs (and so the watcher's identity) are as before
     _, plain = AlibabaCloudTaskEventTrigger(service="dataworks", ids={"job_id": "j"}).serialize()
     assert "region_id" not in plain
+
+
+def test_operator_region_reaches_the_hook_and_the_trigger(emulator: Emulator, make_conn: Any) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_aliyun_tasks.operators import AlibabaCloudAsyncTaskOperator
+
+    make_conn()
+    op = AlibabaCloudAsyncTaskOperator(
+        task_id="start",
+        service="emr_serverless_spark",
+        action="StartJobRun",
+        path="/api/v1/workspaces/w-region/jobRuns",
+        query={"regionId": "cn-beijing"},
+        body={"name": "etl", "codeType": "JAR", "resourceQueueId": "root_queue"},
+        region_id="cn-beijing",
+        deferrable=True,
+        durable=False,
+    )
+    assert "region_id" in op.template_fields
+    assert op.hook.region_id == "cn-beijing"
+    with pytest.raises(TaskDeferred) as info:
+        op.execute({})
+    _, kwargs = info.value.trigger.serialize()
+    assert kwargs["region_id"] == "cn-beijing"
+    assert json.loads(json.dumps(kwargs)) == kwargs
