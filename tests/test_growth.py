@@ -121,7 +121,7 @@ def test_library_sources_warn_when_http_proxy_would_carry_metadata_requests(
     )
     with caplog.at_level("WARNING", logger="airflow_aliyun_tasks.credential_sources"):
         LibrarySource(settings)
-    assert "100.100.100.200" in caplog.text
+    assert "sends its ECS metadata" in caplog.text
     assert "Pr0xyPassw0rd" not in caplog.text
 
 
