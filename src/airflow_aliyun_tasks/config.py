@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from airflow_aliyun_tasks.errors import ConfigurationError
 from airflow_aliyun_tasks.services import HOST_LABEL_RE, SERVICES, connection_defaults, validate_id
@@ -117,23 +117,28 @@ def _valid_hostname(host: str) -> bool:
     return all(HOST_LABEL_RE.match(label) for label in host.rstrip(".").split("."))
 
 
+def _split_url(name: str, value: str, default_scheme: str, invalid: str) -> tuple[SplitResult, int | None]:
+    """``value`` (a URL, or a bare host meaning ``default_scheme``) split, and its port.
+    ``invalid`` is the error's text; it never quotes the value (a proxy URL may hold a password)."""
+    text = value.strip()
+    if not text:
+        raise ConfigurationError(name, "must not be empty")
+    if any(c.isspace() or ord(c) < 32 for c in text):
+        raise ConfigurationError(name, "must not contain whitespace or control characters")
+    try:
+        parts = urlsplit(text if "://" in text else f"{default_scheme}://{text}")
+        return parts, parts.port
+    except ValueError:
+        raise ConfigurationError(name, invalid) from None
+
+
 def parse_endpoint(name: str, value: str) -> Endpoint:
     """Parse an endpoint given as a host (``dlf-vpc.cn-hangzhou.aliyuncs.com``) or a URL.
 
     A bare host means https. Plain ``http://`` is refused unless the host is loopback (the
     emulator): credentials must not cross a network in clear.
     """
-    text = value.strip()
-    if not text:
-        raise ConfigurationError(name, "must not be empty")
-    if any(c.isspace() or ord(c) < 32 for c in text):
-        raise ConfigurationError(name, "must not contain whitespace or control characters")
-    raw = text if "://" in text else f"https://{text}"
-    try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigurationError(name, f"is not a valid URL or host: {exc}") from None
+    parts, port = _split_url(name, value, "https", "is not a valid URL or host")
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
     if parts.username or parts.password:
@@ -188,19 +193,9 @@ def parse_proxy(name: str, value: str) -> ProxyURL:
     A proxy may be ``http://`` to any host: what goes to Alibaba Cloud through it is tunnelled
     (``CONNECT``) and stays TLS end to end. Errors never quote the URL (it may hold a password).
     """
-    text = value.strip()
-    if not text:
-        raise ConfigurationError(name, "must not be empty")
-    if any(c.isspace() or ord(c) < 32 for c in text):
-        raise ConfigurationError(name, "must not contain whitespace or control characters")
-    raw = text if "://" in text else f"http://{text}"
-    try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError:
-        raise ConfigurationError(
-            name, "is not a valid proxy URL (scheme://[user:password@]host:port)"
-        ) from None
+    parts, port = _split_url(
+        name, value, "http", "is not a valid proxy URL (scheme://[user:password@]host:port)"
+    )
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ConfigurationError(name, f"proxy scheme must be http or https, got {scheme!r}")
