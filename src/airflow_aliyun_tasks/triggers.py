@@ -172,8 +172,9 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
             "success_states": list(self.success_states),
             "failure_states": list(self.failure_states),
             "partial_success_ok": self.partial_success_ok,
-            "region_id": self.region_id,
         }
+        if self.region_id is not None:  # only when given: a wait in the connection's region
+            kwargs["region_id"] = self.region_id  # keeps the trigger row it always had
         if self.cancel_on_kill:
             kwargs["cancel_on_kill"] = True
         for name in ID_FIELDS:
