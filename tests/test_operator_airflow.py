@@ -268,6 +268,13 @@ def test_marking_a_task_without_a_cancel_operation_failed_says_it_keeps_running(
     lifecycle(stack, ["Running"], service="dataworks")
     stack.trigger_dag("op_dataworks_deferred", run_id)
     deferred_and_exit_seen(stack, "op_dataworks_deferred", run_id, task_id)
+
+    # The trigger polls only once it runs in the triggerer: a task marked failed before the
+    # triggerer picked its trigger up is never run, and so never killed.
+    def polled() -> bool:
+        return any(t["polls"] >= 1 for t in stack.emulator_stats()["tasks"] if t["service"] == "dataworks")
+
+    wait_until(polled, timeout=120, interval=0.3, what="the trigger's first poll")
     mark_failed(stack, "op_dataworks_deferred", run_id, task_id)
 
     def logged() -> str | None:
