@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException
-
+from airflow_aliyun_tasks._compat import AirflowException
 from airflow_aliyun_tasks.links import CONSOLE_LINK_XCOM_KEY, link_params
 from airflow_aliyun_tasks.services import get_service
 from airflow_aliyun_tasks.status import OUTCOME_SUCCESS, TaskStatus, outcome_of

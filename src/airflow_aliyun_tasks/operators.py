@@ -19,13 +19,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
-try:
-    from airflow.sdk.exceptions import TaskDeferralTimeout
-except ImportError:  # older task SDKs keep it in core
-    from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef]
-
+from airflow_aliyun_tasks._compat import (
+    AirflowException,
+    AirflowSkipException,
+    TaskDeferralTimeout,
+    conf,
+)
 from airflow_aliyun_tasks._wait import MIN_POLL_INTERVAL, TaskWaitMixin
 from airflow_aliyun_tasks.links import AlibabaCloudTaskConsoleLink
 from airflow_aliyun_tasks.services import get_service, ids_from_response, request_values
@@ -37,11 +37,6 @@ from airflow_aliyun_tasks.status import (
     TaskStatus,
     describe,
 )
-
-try:
-    from airflow.sdk import conf
-except ImportError:  # Airflow < 3.2
-    from airflow.configuration import conf  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

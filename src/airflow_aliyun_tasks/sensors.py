@@ -13,13 +13,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import (
+
+from airflow_aliyun_tasks._compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
+    conf,
 )
-
 from airflow_aliyun_tasks._wait import MIN_POLL_INTERVAL, TRIGGER_CLASSPATH, TaskWaitMixin
 from airflow_aliyun_tasks.links import console_link
 from airflow_aliyun_tasks.services import get_service
@@ -30,11 +31,6 @@ from airflow_aliyun_tasks.status import (
     UNKNOWN,
     describe,
 )
-
-try:
-    from airflow.sdk import conf
-except ImportError:  # Airflow < 3.2
-    from airflow.configuration import conf  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
