@@ -611,6 +611,13 @@ def test_settings_is_frozen_and_fingerprint_tracks_secrets() -> None:
     assert isinstance(a, ConnectionSettings)
 
 
+def test_fingerprint_tracks_the_sts_host() -> None:
+    """The cached client's credential source calls STS at the host ``use_vpc_endpoints`` picks:
+    a connection switched to VPC endpoints must not keep a client that calls the public one."""
+    extra = {"auth_type": "ram_role_arn", "role_arn": ROLE_ARN}
+    assert parse(extra).fingerprint() != parse({**extra, "use_vpc_endpoints": True}).fingerprint()
+
+
 @pytest.mark.parametrize(
     ("extra", "login", "password"),
     [

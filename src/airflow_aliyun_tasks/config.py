@@ -312,6 +312,7 @@ class ConnectionSettings:
             self.oidc_token_file_path,
             self.credentials_uri,
             self.endpoints.get("sts_endpoint"),
+            self.use_vpc_endpoints,  # picks STS's host when sts_endpoint is not set
             self.region_id,
             self.timeout,
             self.max_retries,
