@@ -240,6 +240,8 @@ class ServiceSpec:
     start_operations: tuple[StartOperation, ...] = ()
     cancel: CancelOperation | None = None
     docs_page: str = ""
+    #: The service's full name where ``label`` abbreviates it ("Data Lake Formation (DLF)").
+    long_label: str = ""
 
     @property
     def title(self) -> str:
