@@ -434,42 +434,13 @@ _FAMILY = "aliyun.extras"
 _NESTED = "aliyun.settings"
 
 
-def _extra(
-    label: str,
-    description: str,
-    *,
-    kind: Kind = "string",
-    default: Any = None,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    choices: tuple[str, ...] = (),
-    check: Callable[[str, Any], Any] | None = None,
-    secret: bool = False,
-    auth_types: tuple[str, ...] = (),
-    fingerprint: bool = True,
-    required: bool = False,
-    example: str = "",
-) -> Any:
-    """A settings field that holds one extra (named after the field): see :class:`Extra`."""
-    spec = Extra(
-        name="",
-        label=label,
-        description=description,
-        kind=kind,
-        default=default,
-        minimum=minimum,
-        maximum=maximum,
-        choices=choices,
-        check=check,
-        secret=secret,
-        auth_types=auth_types,
-        fingerprint=fingerprint,
-        required=required,
-        example=example,
-    )
-    if required:
-        return field(repr=not secret, metadata={_EXTRA: spec})
-    return field(default=default, repr=not secret, metadata={_EXTRA: spec})
+def _extra(label: str, description: str, **options: Any) -> Any:
+    """A settings field that holds one extra, named after the field; ``options`` are the other
+    fields of its :class:`Extra`. A secret one stays out of the settings' repr."""
+    spec = Extra("", label, description, **options)
+    if spec.required:
+        return field(repr=not spec.secret, metadata={_EXTRA: spec})
+    return field(default=spec.default, repr=not spec.secret, metadata={_EXTRA: spec})
 
 
 def _placeholders(template: str) -> str:
