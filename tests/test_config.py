@@ -135,6 +135,12 @@ def test_empty_endpoint_extras_are_ignored() -> None:
     assert parse({"dlf_endpoint": "", "sts_endpoint": None}).endpoints == {}
 
 
+def test_endpoint_extras_are_read_as_strings() -> None:
+    assert parse({"dlf_endpoint": "   "}).endpoints == {}
+    err = refused("dlf_endpoint", {"dlf_endpoint": 123})
+    assert "must be a string" in str(err)
+
+
 # ----------------------------------------------------------------------- required fields per auth type
 
 REQUIRED_CASES = [
