@@ -273,6 +273,7 @@ print(json.dumps({"loaded": [m for m in heavy if m in sys.modules], "ms": elapse
 """
 
 
+@pytest.mark.airflow  # a fresh interpreter imports Airflow
 def test_links_module_import_is_cheap(tmp_path: Path) -> None:
     env = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "AIRFLOW_HOME": str(tmp_path)}
     proc = subprocess.run(

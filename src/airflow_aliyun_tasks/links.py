@@ -13,17 +13,18 @@ Alibaba Cloud's help). The URL, the title and the class name of each link are in
 spec (:class:`~airflow_aliyun_tasks.services.ConsoleLink`); each class here names its service and
 the base class reads the rest from the spec. The task's ids are in the task's XCom and logs.
 
-Cheap to import: only ``airflow.sdk``'s ``BaseOperatorLink`` and the registry at import time.
+Cheap to import: only ``airflow.sdk``'s ``BaseOperatorLink``, the registry and the region pattern of
+:mod:`~airflow_aliyun_tasks.config` at import time.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_aliyun_tasks.config import REGION_RE
 from airflow_aliyun_tasks.services import get_service
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ __all__ = [
 
 #: XCom key under which the sensors store ``{"service", "region_id", "ids"}`` for their link.
 CONSOLE_LINK_XCOM_KEY = "aliyun_console_link"
-
-_REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+){1,4}$")
 
 
 def link_params(service: str, region_id: str, ids: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,7 +89,7 @@ class AlibabaCloudConsoleLink(BaseOperatorLink):
             return ""
         region = params.get("region_id")
         ids = params.get("ids")
-        if not isinstance(region, str) or not _REGION_RE.match(region) or not isinstance(ids, Mapping):
+        if not isinstance(region, str) or not REGION_RE.match(region) or not isinstance(ids, Mapping):
             return ""
         return self.format_link(region, {str(k): str(v) for k, v in ids.items()})
 
