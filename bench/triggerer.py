@@ -1075,7 +1075,8 @@ def main(argv: list[str] | None = None) -> None:
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, interrupted)
+    for signum in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background job may ignore it
+        signal.signal(signum, interrupted)
     results = run(opts)
     if opts.write:
         write(results, opts.out)
