@@ -312,6 +312,10 @@ def render(results: dict[str, Any]) -> str:
             + (" ..." if len(added) > 40 else "")
             + "\n"
         )
+    if results.get("triggerer"):  # python -m bench triggerer's section, kept across runs
+        from bench.triggerer import render_section
+
+        w(render_section(results["triggerer"]))
     w("")
     w("## Reading the results\n")
     w(NOTES)

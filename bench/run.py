@@ -507,6 +507,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         finally:
             harness.log.close()
+        previous = args.out / "results.json"
+        with contextlib.suppress(OSError, ValueError):  # python -m bench triggerer's figures stay
+            kept = json.loads(previous.read_text(encoding="utf-8")).get("triggerer")
+            if kept:
+                results.setdefault("triggerer", kept)
         (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         (args.out / "RESULTS.md").write_text(render(results), encoding="utf-8")
         print(

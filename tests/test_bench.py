@@ -109,6 +109,42 @@ def test_tiny_run_writes_the_report(tiny_run: dict[str, Any]) -> None:
     assert all(set(t) == {"target", "measured", "met", "detail"} for t in targets)
 
 
+# --------------------------------------------------------------------------- a real triggerer
+
+
+@pytest.mark.airflow
+def test_triggerer_harness_runs_every_kind(tmp_path: Path) -> None:
+    """``python -m bench triggerer`` on 12 waits per kind: a real ``airflow triggerer`` per kind
+    on a PostgreSQL database of its own, every trigger started and polling, the results written."""
+    from stack import postgres_available
+
+    reason = postgres_available()
+    if reason is not None and "not installed" not in reason:
+        pytest.skip(reason)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+    args = ["--waits", "12", "--interval", "3", "--window", "3", "--out", str(tmp_path)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "triggerer", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["triggerer"]
+    (round_,) = results["rounds"]
+    assert set(round_["kinds"]) == {"datetime", "floor", "package"}
+    for kind, entry in round_["kinds"].items():
+        assert entry["started"] == 12, kind
+        assert entry["stalled"] is None, kind
+        assert entry["cpu_share"] is not None, kind
+    for kind in ("floor", "package"):
+        assert round_["kinds"][kind]["polls"] >= 12, kind
+    assert "A real `airflow triggerer`" in (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- hooks
 
 
