@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_aliyun_tasks import _loop_clients as loop_clients
 from airflow_aliyun_tasks import client as client_module
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, default_user_agent
 from airflow_aliyun_tasks.config import (
@@ -377,9 +378,7 @@ def connect_proxy() -> Iterator[ConnectProxy]:
 @pytest.fixture(autouse=True)
 def _close_route_clients() -> Iterator[None]:
     yield
-    for client in client_module._route_sync_clients.values():
-        client.close()
-    client_module._route_sync_clients.clear()
+    loop_clients.close_sync_clients()
 
 
 def _client(**extra: Any) -> AlibabaCloudClient:
@@ -488,7 +487,7 @@ def test_route_clients_are_shared(tls_emulator: Emulator, ca_file: str) -> None:
     a, b = _client(ca_bundle=ca_file), _client(ca_bundle=ca_file)
     a.send(_identity(tls_emulator))
     b.send(_identity(tls_emulator))
-    assert len(client_module._route_sync_clients) == 1
+    assert len(loop_clients._route_sync_clients) == 1
 
 
 def test_httpx_proxy_error_type_is_mapped() -> None:
@@ -504,9 +503,6 @@ def _identity_call() -> Call:
     return Call(endpoint=HTTPS_EP, action="GetCallerIdentity", version="2015-04-01")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the route's closing generator is dropped, so the client is closed at once"
-)
 async def test_a_routes_async_client_is_kept_while_its_loop_runs(aclose_pool: None) -> None:
     """One keep-alive pool per route and loop: the route's client outlives a request."""
     route = Route(cafile=None)

@@ -75,11 +75,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _close_route_clients() -> None:
-    from airflow_aliyun_tasks import client
+    from airflow_aliyun_tasks._loop_clients import close_sync_clients
 
-    for routed in list(client._route_sync_clients.values()):
-        routed.close()
-    client._route_sync_clients.clear()
+    close_sync_clients()
 
 
 def assert_no_secret(text: str, where: str) -> None:

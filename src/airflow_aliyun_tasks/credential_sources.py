@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_aliyun_tasks.client import AlibabaCloudClient, Call
+from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Signer
 from airflow_aliyun_tasks.credentials import Credentials, CredentialSource, StaticSource, _CachingSource
 from airflow_aliyun_tasks.errors import AuthenticationError, BadResponseError, ConfigurationError
 
@@ -64,7 +64,7 @@ class _StsSource(_CachingSource):
     signed with ``base`` (anonymous for ``AssumeRoleWithOIDC``, which the OIDC token authorizes)."""
 
     action: ClassVar[str]
-    signer: ClassVar[str] = "acs3"
+    signer: ClassVar[Signer] = "acs3"
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response
+from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response, Signer
 from airflow_aliyun_tasks.config import (
     ConnectionSettings,
     Endpoint,
@@ -371,7 +371,7 @@ class AlibabaCloudTasksHook(BaseHook):
             raise ConfigurationError(
                 "service", f"pass exactly one of service ({', '.join([*SERVICES, 'sts'])}) or endpoint"
             )
-        signer = "acs3"
+        signer: Signer = "acs3"
         if endpoint is not None:
             ep = parse_endpoint("endpoint", endpoint)
         elif service == "sts":

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, unquote
 
 from airflow_aliyun_tasks.errors import ConfigurationError
@@ -222,7 +222,7 @@ class ServiceSpec:
     method: str
     path: str  # template; ``{wire}`` placeholders for path ids
     ids: tuple[IdParam, ...]
-    signer: str  # "acs3" or "pds"
+    signer: Literal["acs3", "pds"]  # the signing scheme of its calls
     endpoint: str
     vpc_endpoint: str
     ram_action: str
