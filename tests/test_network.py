@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import socket
 import sys
 import threading
@@ -24,6 +25,7 @@ from airflow_aliyun_tasks import _loop_clients as loop_clients
 from airflow_aliyun_tasks import client as client_module
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, default_user_agent
 from airflow_aliyun_tasks.config import (
+    ENDPOINT_EXTRAS,
     EXTRA_FIELDS,
     Endpoint,
     NetworkSettings,
@@ -488,6 +490,44 @@ def test_route_clients_are_shared(tls_emulator: Emulator, ca_file: str) -> None:
     a.send(_identity(tls_emulator))
     b.send(_identity(tls_emulator))
     assert len(loop_clients._route_sync_clients) == 1
+
+
+@pytest.mark.parametrize(
+    "retries",
+    [
+        True,
+        pytest.param(
+            False,
+            marks=pytest.mark.xfail(
+                strict=True, reason="_generic_client builds a client without the network"
+            ),
+        ),
+    ],
+)
+def test_call_api_goes_through_the_connections_proxy(
+    tls_emulator: Emulator,
+    ca_file: str,
+    connect_proxy: ConnectProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    retries: bool,
+) -> None:
+    """A start without a client token (``retries=False``) takes the connection's route too."""
+    from airflow_aliyun_tasks import hooks
+
+    monkeypatch.setattr(hooks, "_clients", {})
+    extra = {
+        "region_id": "cn-hangzhou",
+        "trust_env": False,
+        "https_proxy": connect_proxy.url(),
+        "ca_bundle": ca_file,
+        **dict.fromkeys(ENDPOINT_EXTRAS, tls_emulator.url),
+    }
+    conn = {"conn_type": "aliyun", "login": DEFAULT_ACCESS_KEY_ID, "password": DEFAULT_ACCESS_KEY_SECRET}
+    monkeypatch.setenv("AIRFLOW_CONN_ALIYUN_ROUTED", json.dumps({**conn, "extra": extra}))
+    hook = hooks.AlibabaCloudTasksHook("aliyun_routed")
+    body = hook.call_api("GetCallerIdentity", "2015-04-01", service="sts", retries=retries)
+    assert body["AccountId"]
+    assert connect_proxy.connects == [f"127.0.0.1:{tls_emulator.port}"]
 
 
 def test_httpx_proxy_error_type_is_mapped() -> None:
