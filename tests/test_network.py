@@ -492,18 +492,7 @@ def test_route_clients_are_shared(tls_emulator: Emulator, ca_file: str) -> None:
     assert len(loop_clients._route_sync_clients) == 1
 
 
-@pytest.mark.parametrize(
-    "retries",
-    [
-        True,
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True, reason="_generic_client builds a client without the network"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("retries", [True, False])
 def test_call_api_goes_through_the_connections_proxy(
     tls_emulator: Emulator,
     ca_file: str,
