@@ -32,6 +32,16 @@ from airflow_aliyun_tasks.errors import AuthenticationError, BadResponseError, C
 if TYPE_CHECKING:
     from airflow_aliyun_tasks.config import ConnectionSettings, Endpoint
 
+__all__ = [
+    "STS_VERSION",
+    "AssumeRoleSource",
+    "LibrarySource",
+    "OidcRoleSource",
+    "build_credential_source",
+    "import_credentials_library",
+    "parse_sts_credentials",
+]
+
 log = logging.getLogger(__name__)
 
 STS_VERSION = "2015-04-01"

@@ -17,6 +17,26 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "SKEW_CODES",
+    "STALE_TEMPORARY_KEY_CODES",
+    "AlibabaCloudError",
+    "ApiError",
+    "AuthenticationError",
+    "BadResponseError",
+    "ConfigurationError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ServiceError",
+    "ThrottledError",
+    "TransportError",
+    "first_field",
+    "header_request_id",
+    "is_transient",
+    "map_error",
+]
+
 
 class AlibabaCloudError(Exception):
     """Base class of every error this package raises."""

@@ -38,6 +38,14 @@ from airflow_aliyun_tasks.services import SERVICES, ApiRequest, ServiceSpec, get
 from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
 from airflow_aliyun_tasks.status import TaskStatus
 
+__all__ = [
+    "CONNECTION_SHARE_SECONDS",
+    "AlibabaCloudTasksHook",
+    "client_for",
+    "service_endpoint",
+    "sts_endpoint",
+]
+
 # Cache: one client (and so one credential source) per connection per process. Keyed on the
 # connection id, ConnectionSettings.fingerprint() (credentials, STS endpoint, region, retry,
 # clock and network settings) and the proxy/CA environment variables that count: a changed
