@@ -154,7 +154,8 @@ def build_client(settings: ConnectionSettings, credentials: CredentialSource) ->
 
 
 class AlibabaCloudClient:
-    """Sends signed :class:`Call` s with retries; returns :class:`Response` or raises.
+    """Sends signed :class:`Call` s with retries; returns :class:`Response` or raises. The
+    package builds its clients with :func:`build_client`, from a connection's settings.
 
     :param credentials: where to take credentials from, once per attempt.
     :param timeout: seconds for connect, read and write of one attempt.
