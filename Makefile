@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo bench fuzz clean
+.PHONY: install test test-fast lint demo bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ test: $(STAMP)
 	sh scripts/ensure_chromium.sh
 	PYTHON=$(PYTHON) sh scripts/ensure_proxies.sh
 	$(BIN)/python -m pytest
+
+## The fast loop (under two minutes): unit and emulator tests; no Airflow components, browser,
+## deployment, proxies or soak (markers: see pyproject.toml and tests/conftest.py).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "unit or emulator"
 
 ## ruff and mypy, as configured in pyproject.toml.
 lint: $(STAMP)

@@ -1,8 +1,8 @@
-"""The docs tables that describe the services, made from the service registry.
+"""The docs tables made from the service registry and the connection's table of extras.
 
 Each table stands in a Markdown file between ``<!-- BEGIN registry:NAME -->`` and
 ``<!-- END registry:NAME -->``. ``python scripts/registry_tables.py`` rewrites them;
-``--check`` fails (exit 1) when a file disagrees with the registry (tests/test_docs.py runs it).
+``--check`` fails (exit 1) when a file disagrees with them (tests/test_docs.py runs it).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from airflow_aliyun_tasks.config import AUTH_TYPES, EXTRAS
+from airflow_aliyun_tasks.get_provider_info import get_provider_info
 from airflow_aliyun_tasks.sensors import AlibabaCloudTaskSensor
 from airflow_aliyun_tasks.services import SERVICES, ServiceSpec
 
@@ -112,11 +114,35 @@ def start_operations_table() -> str:
     return "\n".join(rows)
 
 
+def _cell(text: str) -> str:
+    """Plain text in a Markdown table cell: ``<region>`` is not an HTML tag, ``|`` not a column."""
+    return text.replace("<", "\\<").replace(">", "\\>").replace("|", "\\|")
+
+
+def connection_table() -> str:
+    """The connection's fields: login and password, then every extra in the form's order."""
+    (conn,) = get_provider_info()["connection-types"]
+    labels = conn["ui-field-behaviour"]["relabeling"]
+    rows = ["| field | form label | meaning |", "|---|---|---|"]
+    for name, secret in (("login", False), ("password", True)):
+        users = [t for t, needs in AUTH_TYPES.items() if name in needs]
+        meaning = f"For {', '.join(users[:-1])} and {users[-1]}: the {labels[name]}."
+        rows.append(
+            f"| `{name}` | {labels[name]} | {_cell(meaning)}{' Masked in the form.' if secret else ''} |"
+        )
+    for extra in EXTRAS:
+        masked = " Masked in the form." if extra.secret else ""
+        rows.append(f"| extra `{extra.name}` | {extra.label} | {_cell(extra.help)}{masked} |")
+    return "\n".join(rows)
+
+
 #: (file, table name, maker)
 TABLES: tuple[tuple[str, str, Callable[[], str]], ...] = (
+    ("README.md", "connection", connection_table),
     ("README.md", "services", services_table),
     ("README.md", "endpoints", endpoints_table),
     ("docs/sensors/README.md", "sensors", sensors_table),
+    ("docs/connection.md", "connection", connection_table),
     ("docs/connection.md", "endpoints", endpoints_table),
     ("docs/operators.md", "start_operations", start_operations_table),
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,77 @@ from airflow_aliyun_tasks.testing import (  # noqa: E402
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- markers
+# Every test gets its markers here (registered in pyproject.toml), so that test files need none
+# but where a module mixes kinds (an explicit ``@pytest.mark.airflow``):
+# - the heavy suites, by module: ``browser``, ``deployment``, ``proxies`` (each also ``airflow``:
+#   they run real Airflow components) and ``soak`` (long runs in real time);
+# - ``airflow``: a test that runs real Airflow: modules and tests marked so, and tests that use a
+#   fixture in AIRFLOW_FIXTURES;
+# - every other test is ``emulator`` when it sends real HTTP on the loopback interface (it uses a
+#   fixture in HTTP_FIXTURES, or its module is in HTTP_MODULES), else ``unit``. A ``unit`` test
+#   that connects a socket fails (see ``_unit_tests_stay_off_the_network``).
+# ``make test-fast`` runs ``-m "unit or emulator"``.
+
+SUITES: dict[str, tuple[str, ...]] = {
+    "test_browser": ("browser", "airflow"),
+    "test_deployment": ("deployment", "airflow"),
+    "test_proxies": ("proxies", "airflow"),
+    "test_soak": ("soak",),
+    "test_credentials_over_time": ("soak",),
+}
+HEAVY_MARKERS = ("airflow", "browser", "deployment", "proxies", "soak")
+#: Fixtures that run real Airflow (its database, a harness run that parses DAGs).
+AIRFLOW_FIXTURES = frozenset({"airflow_db", "tiny_run"})
+#: Fixtures that serve HTTP on the loopback interface.
+HTTP_FIXTURES = frozenset({"emulator", "emulator_session", "make_conn"})
+#: Modules whose tests talk HTTP to servers on the loopback interface that they start themselves.
+HTTP_MODULES = frozenset(
+    {
+        "test_client",
+        "test_clock_skew",
+        "test_credentials",
+        "test_emulator",
+        "test_emulator_emr",
+        "test_hook",
+        "test_hostile_input",
+        "test_network",
+        "test_operators",
+        "test_secret_hygiene",
+        "test_transport",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.stem
+        for name in SUITES.get(module, ()):
+            item.add_marker(name)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & AIRFLOW_FIXTURES:
+            item.add_marker("airflow")
+        if any(item.get_closest_marker(name) for name in HEAVY_MARKERS):
+            continue
+        item.add_marker("emulator" if module in HTTP_MODULES or fixtures & HTTP_FIXTURES else "unit")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_off_the_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``unit`` test may not connect a socket: one that talks to a server is ``emulator``."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(sock: socket.socket, address: Any) -> Any:
+        raise AssertionError(
+            f"a unit test connected a socket (to {address!r}): give it an HTTP fixture, or list its "
+            "module in tests/conftest.py HTTP_MODULES (marker: emulator)"
+        )
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,10 @@ import pytest
 
 from airflow_aliyun_tasks.config import (
     AUTH_TYPES,
+    ENDPOINT_EXTRAS,
     EXTRA_FIELDS,
+    EXTRAS,
+    REGION_RE,
     ConnectionSettings,
     Endpoint,
     is_loopback,
@@ -130,6 +133,12 @@ def test_every_documented_extra_is_accepted() -> None:
 
 def test_empty_endpoint_extras_are_ignored() -> None:
     assert parse({"dlf_endpoint": "", "sts_endpoint": None}).endpoints == {}
+
+
+def test_endpoint_extras_are_read_as_strings() -> None:
+    assert parse({"dlf_endpoint": "   "}).endpoints == {}
+    err = refused("dlf_endpoint", {"dlf_endpoint": 123})
+    assert "must be a string" in str(err)
 
 
 # ----------------------------------------------------------------------- required fields per auth type
@@ -611,6 +620,13 @@ def test_settings_is_frozen_and_fingerprint_tracks_secrets() -> None:
     assert isinstance(a, ConnectionSettings)
 
 
+def test_fingerprint_tracks_the_sts_host() -> None:
+    """The cached client's credential source calls STS at the host ``use_vpc_endpoints`` picks:
+    a connection switched to VPC endpoints must not keep a client that calls the public one."""
+    extra = {"auth_type": "ram_role_arn", "role_arn": ROLE_ARN}
+    assert parse(extra).fingerprint() != parse({**extra, "use_vpc_endpoints": True}).fingerprint()
+
+
 @pytest.mark.parametrize(
     ("extra", "login", "password"),
     [
@@ -631,3 +647,110 @@ def test_errors_never_contain_secrets(extra: dict[str, Any], login: str, passwor
         assert SECRET not in text
         assert TOKEN not in text
         assert BEARER not in text
+
+
+# ------------------------------------------------------------------------------ the table of extras
+
+BY_NAME = {extra.name: extra for extra in EXTRAS}
+
+
+def test_every_extra_is_described_once() -> None:
+    names = [extra.name for extra in EXTRAS]
+    assert len(names) == len(set(names))
+    assert set(names) == EXTRA_FIELDS
+    assert set(ENDPOINT_EXTRAS) <= EXTRA_FIELDS
+    for extra in EXTRAS:
+        assert extra.label, extra.name
+        assert extra.description, extra.name
+        if extra.kind in ("integer", "number"):
+            assert extra.bounds, extra.name  # every number has a minimum and a maximum
+
+
+def test_the_auth_types_of_the_table_are_the_auth_types() -> None:
+    assert BY_NAME["auth_type"].choices == tuple(AUTH_TYPES)
+    for auth_type in AUTH_TYPES:
+        assert auth_type in BY_NAME["auth_type"].help
+    for auth_type, required in AUTH_TYPES.items():
+        for name in set(required) - {"login", "password"}:
+            assert auth_type in BY_NAME[name].auth_types, (auth_type, name)
+    for extra in EXTRAS:
+        assert set(extra.auth_types) <= set(AUTH_TYPES), extra.name
+
+
+def test_secret_extras_stay_out_of_reprs() -> None:
+    secret = {name for name, extra in BY_NAME.items() if extra.secret}
+    assert secret == {"security_token", "bearer_token", "https_proxy", "http_proxy"}
+    s = parse(
+        {
+            "auth_type": "sts",
+            "security_token": TOKEN,
+            "bearer_token": BEARER,
+            "https_proxy": "http://user:Pr0xyPassw0rd@proxy.example:3128",
+            "http_proxy": "http://user:Pr0xyPassw0rd@proxy.example:3128",
+        }
+    )
+    for text in (repr(s), repr(s.network)):
+        for value in (TOKEN, BEARER, "Pr0xyPassw0rd", "proxy.example"):
+            assert value not in text
+
+
+def test_the_region_pattern_is_the_console_links_one() -> None:
+    from airflow_aliyun_tasks import links
+
+    assert links.REGION_RE is REGION_RE
+    assert not hasattr(links, "_REGION_RE")
+
+
+def _changed_values() -> dict[str, Any]:
+    """For every extra, a valid value that differs from the base connection's (see below)."""
+    import certifi
+
+    values: dict[str, Any] = {
+        "region_id": "cn-beijing",
+        "auth_type": "sts",
+        "security_token": TOKEN + "-2",
+        "role_arn": "acs:ram::1234567890123456:role/other",
+        "role_session_name": "other-session",
+        "external_id": "ext-2",
+        "policy": '{"Version": "1"}',
+        "role_session_expiration": 900,
+        "role_name": "ecs-role",
+        "oidc_provider_arn": OIDC_ARN,
+        "oidc_token_file_path": "/var/run/token",
+        "credentials_uri": "http://127.0.0.1:1/creds",
+        "bearer_token": BEARER,
+        "use_vpc_endpoints": True,
+        "timeout": 5,
+        "connect_timeout": 2,
+        "https_proxy": "http://127.0.0.1:3128",
+        "http_proxy": "http://127.0.0.1:3129",
+        "no_proxy": ".example.com",
+        "trust_env": False,
+        "ca_bundle": certifi.where(),
+        "user_agent": "etl/1.0",
+        "max_retries": 0,
+        "correct_clock_skew": True,
+    }
+    for name in ENDPOINT_EXTRAS:
+        values[name] = "http://127.0.0.1:1"
+    for name in EXTRA_FIELDS - set(values):  # the registry's id defaults
+        values[name] = BY_NAME[name].example or "x1"
+    return values
+
+
+@pytest.mark.parametrize("name", sorted(EXTRA_FIELDS))
+def test_fingerprint_counts_exactly_the_extras_the_client_depends_on(name: str) -> None:
+    """Each extra changes the client cache's key exactly when its table entry says so; the
+    service endpoints and id defaults do not (the hook applies them per call)."""
+    base_extra = {"auth_type": "ram_role_arn", "role_arn": ROLE_ARN, "security_token": TOKEN}
+    base = parse(base_extra)
+    changed = parse({**base_extra, name: _changed_values()[name]})
+    assert changed != base  # the value took effect
+    assert (changed.fingerprint() != base.fingerprint()) is BY_NAME[name].fingerprint
+
+
+def test_only_per_call_extras_stay_out_of_the_fingerprint() -> None:
+    from airflow_aliyun_tasks.services import connection_defaults
+
+    per_call = (set(ENDPOINT_EXTRAS) - {"sts_endpoint"}) | set(connection_defaults())
+    assert {name for name, extra in BY_NAME.items() if not extra.fingerprint} == per_call

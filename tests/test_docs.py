@@ -160,3 +160,63 @@ def test_readme_ram_permissions_name_every_status_call() -> None:
     for spec in SERVICES.values():
         assert f"`{spec.ram_action}`" in ram, spec.name
         assert f'"{spec.ram_action}"' in (ROOT / spec.docs_page).read_text(encoding="utf-8"), spec.docs_page
+
+
+# --------------------------------------------------------------------------- the connection and the services
+
+
+def _table_names(text: str, name: str) -> set[str]:
+    """The field names in the first column of the ``registry:name`` table of ``text``."""
+    block = text.split(f"<!-- BEGIN registry:{name} -->", 1)[1].split(f"<!-- END registry:{name} -->", 1)[0]
+    return {m[1] for m in re.finditer(r"^\| (?:extra )?`(\w+)`", block, re.M)}
+
+
+def test_connection_form_parser_and_docs_agree() -> None:
+    """The form, the parser and the docs' tables name the same extras, and the parser accepts
+    every one of them."""
+    from airflow_aliyun_tasks.config import EXTRA_FIELDS
+    from airflow_aliyun_tasks.get_provider_info import CONN_FIELDS
+
+    assert set(CONN_FIELDS) == EXTRA_FIELDS
+    for page in ("README.md", "docs/connection.md"):
+        names = _table_names((ROOT / page).read_text(encoding="utf-8"), "connection")
+        assert names == EXTRA_FIELDS | {"login", "password"}, page
+    for name in CONN_FIELDS:
+        extra: dict[str, Any] = {"region_id": "cn-hangzhou"}
+        extra.setdefault(name, None)
+        parse_connection(login="LTAI5tExampleKeyId", password="ExampleSecret", extra=extra)
+
+
+def test_readme_console_links_name_every_service() -> None:
+    from airflow_aliyun_tasks.services import SERVICES
+
+    section = (
+        (ROOT / "README.md").read_text(encoding="utf-8").split("### Console links", 1)[1].split("\n#", 1)[0]
+    )
+    for spec in SERVICES.values():
+        assert f'"{spec.console.title}"' in " ".join(section.split()), spec.name
+
+
+def test_package_descriptions_name_every_service() -> None:
+    import tomllib
+
+    import airflow_aliyun_tasks
+    from airflow_aliyun_tasks.get_provider_info import get_provider_info
+    from airflow_aliyun_tasks.services import SERVICES
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    docstring = " ".join((airflow_aliyun_tasks.__doc__ or "").split())
+    for spec in SERVICES.values():
+        assert spec.label in project["description"], spec.name
+        assert spec.label.lower() in project["keywords"], spec.name
+        assert spec.label in docstring, spec.name
+        assert (spec.long_label or spec.label) in get_provider_info()["description"], spec.name
+
+
+def test_readme_demo_sample_has_every_service() -> None:
+    """``make demo`` runs one example DAG per service; README's sample of its summary shows each."""
+    from airflow_aliyun_tasks.services import SERVICES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sample = readme.split("The demo ends with a table like this one:", 1)[1].split("```", 2)[1]
+    assert [line.split()[0] for line in sample.strip().splitlines()[2:]] == list(SERVICES)

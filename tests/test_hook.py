@@ -678,6 +678,7 @@ def test_pds_without_any_domain_or_endpoint(emulator: Emulator, make_conn: MakeC
 # ----------------------------------------------------------------------- connection handling
 
 
+@pytest.mark.airflow  # a fresh interpreter imports Airflow
 def test_hook_module_does_not_import_the_credentials_library(emulator: Emulator, make_conn: MakeConn) -> None:
     make_conn("aliyun_sub")
     emulator.add_dlf_task("sub-1", ["Success"])

@@ -48,6 +48,7 @@ from airflow_aliyun_tasks.sensors import (
     MmaAsyncTaskSensor,
     PdsAsyncTaskSensor,
 )
+from airflow_aliyun_tasks.services import SERVICES
 from airflow_aliyun_tasks.testing import Emulator
 
 DAGS = Path(__file__).parent / "dags"
@@ -150,6 +151,21 @@ def test_links_are_operator_links_with_distinct_names() -> None:
         assert isinstance(link, AlibabaCloudConsoleLink)
         names.add(link.name)
     assert len(names) == len(CONSOLE_LINKS)
+
+
+def test_every_service_has_its_link_class_named_as_its_spec_says() -> None:
+    """The classes are written out in links.py; serialized DAGs store their import paths."""
+    assert sorted(CONSOLE_LINKS) == sorted(SERVICES)
+    for name, spec in SERVICES.items():
+        cls = CONSOLE_LINKS[name]
+        assert cls.__name__ == cls.__qualname__ == spec.console.class_name
+        assert cls.__module__ == "airflow_aliyun_tasks.links"
+        assert getattr(links_module, spec.console.class_name) is cls
+        assert spec.console.class_name in links_module.__all__
+        assert cls.service == name
+        assert cls.name == spec.console.title
+        ids = {id_name: "x-1" for id_name in spec.id_names}
+        assert cls().format_link("cn-hangzhou", ids) == spec.console_url("cn-hangzhou", ids)
 
 
 def test_provider_info_registers_every_link() -> None:
@@ -257,6 +273,7 @@ print(json.dumps({"loaded": [m for m in heavy if m in sys.modules], "ms": elapse
 """
 
 
+@pytest.mark.airflow  # a fresh interpreter imports Airflow
 def test_links_module_import_is_cheap(tmp_path: Path) -> None:
     env = {**os.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "AIRFLOW_HOME": str(tmp_path)}
     proc = subprocess.run(

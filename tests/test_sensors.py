@@ -222,6 +222,7 @@ print(json.dumps({"loaded": loaded, "loaded_after": loaded_after, "default": def
 """
 
 
+@pytest.mark.airflow  # a fresh interpreter imports Airflow
 @pytest.mark.parametrize("setting", ["true", "false"])
 def test_fresh_import_is_cheap_and_reads_default_deferrable(tmp_path, setting: str) -> None:
     env = dict(os.environ)

@@ -9,14 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_aliyun_tasks.services import get_service
+from airflow_aliyun_tasks.status import describe_ids
 
 #: Seconds one cancel call may take (Airflow 3.3 bounds a trigger's ``on_kill`` to
 #: ``[triggerer] on_kill_timeout``, 30 s by default).
 CANCEL_TIMEOUT = 20.0
-
-
-def _describe(service: str, ids: Mapping[str, str]) -> str:
-    return f"{service} " + " ".join(f"{k}={v}" for k, v in ids.items())
 
 
 def _cancel_action(service: str, ids: Mapping[str, str], log: Any) -> str | None:
@@ -27,7 +24,7 @@ def _cancel_action(service: str, ids: Mapping[str, str], log: Any) -> str | None
         log.warning(
             "%s has no operation that cancels a task: the remote task keeps running (%s)",
             spec.label,
-            _describe(service, ids),
+            describe_ids(service, ids),
         )
         return None
     return f"{spec.label} {spec.cancel.action}"
@@ -35,9 +32,9 @@ def _cancel_action(service: str, ids: Mapping[str, str], log: Any) -> str | None
 
 def _report(action: str, service: str, ids: Mapping[str, str], log: Any, exc: Exception | None) -> bool:
     if exc is not None:
-        log.warning("%s failed for %s: %s", action, _describe(service, ids), exc)
+        log.warning("%s failed for %s: %s", action, describe_ids(service, ids), exc)
         return False
-    log.info("Cancelled the remote task with %s: %s", action, _describe(service, ids))
+    log.info("Cancelled the remote task with %s: %s", action, describe_ids(service, ids))
     return True
 
 

@@ -1,5 +1,6 @@
 """What the sensors and the operator share about waiting for a task: the hook, the outcome of
-a status, the console link's parameters, and the validation of the trigger's event.
+a status, one poll on the worker (with :class:`~airflow_aliyun_tasks._poll.PollTracker`), the
+errors a wait ends with, the console link's parameters, and the validation of the trigger's event.
 
 A mixin for Airflow operators (the sensor base and the operator); Airflow glue only.
 """
@@ -7,9 +8,11 @@ A mixin for Airflow operators (the sensor base and the operator); Airflow glue o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_aliyun_tasks._compat import AirflowException
+from airflow_aliyun_tasks._poll import PollTracker, Step, log_lines
+from airflow_aliyun_tasks.exceptions import AlibabaCloudTaskWaitError
 from airflow_aliyun_tasks.links import CONSOLE_LINK_XCOM_KEY, link_params
 from airflow_aliyun_tasks.services import get_service
 from airflow_aliyun_tasks.status import OUTCOME_SUCCESS, TaskStatus, outcome_of
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+__all__ = ["MIN_POLL_INTERVAL", "TRIGGER_CLASSPATH", "TaskWaitMixin"]
 
 #: Deferrable mode polls at least this far apart, whatever the poll interval says.
 MIN_POLL_INTERVAL = 0.1
@@ -38,6 +43,7 @@ class TaskWaitMixin:
     region_id: str | None
     success_states: list[str]
     failure_states: list[str]
+    max_consecutive_failures: int
     if TYPE_CHECKING:
         log: Any
 
@@ -58,6 +64,54 @@ class TaskWaitMixin:
             success_states=self.success_states,
             failure_states=self.failure_states,
             partial_success_ok=self.partial_success_ok,
+        )
+
+    def _poll_tracker(self) -> PollTracker:
+        """A tracker for a wait on the worker, with this task's states and failure limit."""
+        return PollTracker(
+            success_states=self.success_states,
+            failure_states=self.failure_states,
+            partial_success_ok=self.partial_success_ok,
+            max_failures=self.max_consecutive_failures,
+        )
+
+    def _poll(self, tracker: PollTracker) -> Step:
+        """Poll the task once on the worker; what to do next, its lines already logged."""
+        try:
+            status = self.hook.get_task_status(str(getattr(self, "service")), **self._ids())  # noqa: B009
+        except Exception as exc:
+            step = tracker.failed(exc)
+        else:
+            step = tracker.polled(status)
+        log_lines(self.log, step.logs)
+        return step
+
+    @staticmethod
+    def _raise_gave_up(step: Step) -> NoReturn:
+        """Polling gave up (:data:`~airflow_aliyun_tasks._poll.GAVE_UP`): raise a permanent error
+        as it is, else an AirflowException saying how many polls failed; Airflow's task retries
+        apply."""
+        assert step.error is not None
+        if step.permanent:
+            raise step.error
+        raise AirflowException(step.message) from step.error
+
+    def _wait_error(
+        self,
+        cls: type[AlibabaCloudTaskWaitError],
+        outcome: str,
+        detail: str,
+        task_status: Any,
+        ids: Any = None,
+    ) -> AlibabaCloudTaskWaitError:
+        """``cls`` for ``outcome``, with this task's service and ids (``ids``: as an event gave
+        them; this task's own when that is not a mapping) and the final status, if a dict."""
+        return cls.for_outcome(
+            outcome,
+            detail,
+            service=str(getattr(self, "service")),  # noqa: B009
+            ids={str(k): str(v) for k, v in ids.items()} if isinstance(ids, Mapping) else self._ids(),
+            task_status=task_status if isinstance(task_status, dict) else None,
         )
 
     def _store_console_link(self, context: Context) -> None:

@@ -4,7 +4,13 @@ Everything wrong with a connection is found here, before any request, as a
 :class:`~airflow_aliyun_tasks.errors.ConfigurationError` that names the field.
 
 Fields: ``login`` is the AccessKey ID, ``password`` the AccessKey Secret; everything else is an
-extra (see :data:`EXTRA_FIELDS`).
+extra. The extras are described once, on the fields of :class:`ConnectionSettings` (and of
+:class:`NetworkSettings`, and the registry's endpoint and id-default extras): each field carries
+an :class:`Extra` that says how the extra is read and checked, how the connection form and the
+docs show it, which auth types use it and whether it keys the per-connection client cache.
+:data:`EXTRAS` lists them in the form's order; the parser (:func:`parse_connection`), the
+accepted keys (:data:`EXTRA_FIELDS`), the form (``get_provider_info.CONN_FIELDS``), the cache key
+(:meth:`ConnectionSettings.fingerprint`) and the docs' connection table are made from it.
 """
 
 from __future__ import annotations
@@ -12,13 +18,19 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from airflow_aliyun_tasks.errors import ConfigurationError
-from airflow_aliyun_tasks.services import HOST_LABEL_RE, SERVICES, connection_defaults, validate_id
+from airflow_aliyun_tasks.services import (
+    HOST_LABEL_RE,
+    SERVICES,
+    IdParam,
+    connection_defaults,
+    validate_id,
+)
 
 #: ``auth_type`` values: the credentials library's type names, plus ``default`` (its chain).
 AUTH_TYPES: dict[str, tuple[str, ...]] = {
@@ -33,52 +45,97 @@ AUTH_TYPES: dict[str, tuple[str, ...]] = {
     "default": (),
 }
 
-#: The endpoint overrides: one per service of the registry, and STS's.
-ENDPOINT_EXTRAS: tuple[str, ...] = (*(spec.endpoint_extra for spec in SERVICES.values()), "sts_endpoint")
-
-#: Extras that supply a default for an id of a service (``pds_domain_id``), from the registry.
-ID_DEFAULT_EXTRAS: tuple[str, ...] = tuple(connection_defaults())
-
-#: The extras of how the connection reaches the network: proxies, their exceptions, whether the
-#: environment's proxy and CA variables count, and a private CA bundle.
-NETWORK_EXTRAS: tuple[str, ...] = ("https_proxy", "http_proxy", "no_proxy", "trust_env", "ca_bundle")
-
-#: Every extra the connection accepts; anything else is rejected (typos must not go unnoticed).
-EXTRA_FIELDS: frozenset[str] = frozenset(
-    {
-        "region_id",
-        "auth_type",
-        "security_token",
-        "role_arn",
-        "role_session_name",
-        "external_id",
-        "policy",
-        "role_session_expiration",
-        "role_name",
-        "oidc_provider_arn",
-        "oidc_token_file_path",
-        "credentials_uri",
-        "bearer_token",
-        "use_vpc_endpoints",
-        "timeout",
-        "connect_timeout",
-        "max_retries",
-        "correct_clock_skew",
-        "user_agent",
-        *NETWORK_EXTRAS,
-        *ENDPOINT_EXTRAS,
-        *ID_DEFAULT_EXTRAS,
-    }
-)
-
-SECRET_FIELDS = frozenset({"password", "security_token", "bearer_token"})
-#: Extras whose value may hold a secret inside it (a proxy URL's password): the form masks them.
-SECRET_BEARING_FIELDS = frozenset({"https_proxy", "http_proxy"})
-
-_REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+){1,4}$")
+#: A region id such as ``cn-hangzhou`` (the connection's, a task's, a console link's).
+REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+){1,4}$")
 _ROLE_ARN_RE = re.compile(r"^acs:ram::[0-9]+:role/[A-Za-z0-9._@\-/]+$")
 _OIDC_ARN_RE = re.compile(r"^acs:ram::[0-9]+:oidc-provider/[A-Za-z0-9._\-]+$")
 _SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9._@\-]{2,64}$")
+
+#: The JSON type of an extra's value, as the connection form declares it.
+Kind = Literal["string", "integer", "number", "boolean"]
+
+
+@dataclass(frozen=True)
+class Extra:
+    """One extra of the ``aliyun`` connection.
+
+    :param name: the key in the connection's extra.
+    :param label: the connection form's label.
+    :param description: what the extra is; :attr:`help` adds the auth types, bounds and default
+        (the form's and the docs' text).
+    :param kind: the value's type: ``"string"`` (stripped; empty means absent), ``"integer"``,
+        ``"number"`` (within ``minimum`` .. ``maximum``) or ``"boolean"`` (``true``/``false``,
+        ``1``/``0``, ``yes``/``no``).
+    :param default: the value when the extra is absent or empty.
+    :param choices: the values a string may take (``auth_type``, matched case-insensitively).
+    :param check: validates a present value, once its kind is read, and returns what the
+        settings hold (an :class:`Endpoint` for an endpoint extra, a :class:`ProxyURL`...).
+    :param secret: masked in the form (``format: password``) and left out of reprs.
+    :param auth_types: the auth types that use the extra; empty: every connection.
+    :param fingerprint: whether the extra keys the per-process client cache
+        (:meth:`ConnectionSettings.fingerprint`): every extra that changes the client's
+        credentials or its requests must. Those the hook applies per call (a service's
+        endpoint, the defaults of ids) do not, so that a change to them keeps the client and
+        its cached temporary credentials.
+    :param required: every connection must set it (``region_id``); the form starts with
+        ``example`` filled in.
+    :param example: a value shown as the form's placeholder.
+    """
+
+    name: str
+    label: str
+    description: str
+    kind: Kind = "string"
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    check: Callable[[str, Any], Any] | None = None
+    secret: bool = False
+    auth_types: tuple[str, ...] = ()
+    fingerprint: bool = True
+    required: bool = False
+    example: str = ""
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(minimum, maximum)`` of a number: every number extra has both."""
+        if self.minimum is None or self.maximum is None:
+            raise TypeError(f"the {self.kind} extra {self.name!r} needs a minimum and a maximum")
+        return self.minimum, self.maximum
+
+    @property
+    def help(self) -> str:
+        """The description with the bounds and the default: the form's and the docs' text."""
+        text = self.description + (" Required." if self.required else "")
+        if self.auth_types:
+            text = f"For {_listed(self.auth_types)}: {text}"
+        if self.minimum is not None and self.maximum is not None:
+            text += f" {self.minimum:g} to {self.maximum:g}."
+        if self.default is not None:
+            text += f" Default: {_shown(self.default)}."
+        return text
+
+    def read(self, extra: Mapping[str, Any]) -> Any:
+        """This extra's value in ``extra``, read as its kind, checked, or its default."""
+        value: Any
+        if self.kind == "boolean":
+            value = _bool(extra, self.name, self.default)
+        elif self.kind == "integer":
+            value = _int(extra, self.name, self.default, *self.bounds)
+        elif self.kind == "number":
+            value = _number(extra, self.name, self.default, *self.bounds)
+        else:
+            value = _str(extra, self.name)
+            if value is None:
+                if self.required:
+                    raise ConfigurationError(self.name, f"is required (for example {self.example})")
+                return self.default
+            if self.choices:
+                value = _choice(self, value)
+        if value is not None and self.check is not None:
+            value = self.check(self.name, value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -242,84 +299,21 @@ def check_ca_bundle(name: str, path: str) -> str:
     return path
 
 
-@dataclass(frozen=True)
-class NetworkSettings:
-    """How a connection reaches the network: the connection's proxies (they win over the
-    environment's), its ``NO_PROXY`` list, whether the environment's ``HTTPS_PROXY`` /
-    ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` count
-    (``trust_env``), and a private CA bundle. Certificate verification is always on."""
-
-    https_proxy: ProxyURL | None = None
-    http_proxy: ProxyURL | None = None
-    no_proxy: str | None = None
-    trust_env: bool = True
-    ca_bundle: str | None = None
+def _listed(words: tuple[str, ...]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return f"{', '.join(words[:-1])} and {words[-1]}" if len(words) > 1 else words[0]
 
 
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """A validated ``aliyun`` connection. Its repr never shows a secret."""
+def _shown(value: Any) -> str:
+    """A default as the form and the docs write it: ``true``, ``10``, ``access_key``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    return str(value)
 
-    region_id: str
-    auth_type: str = "access_key"
-    access_key_id: str | None = None
-    access_key_secret: str | None = field(default=None, repr=False)
-    security_token: str | None = field(default=None, repr=False)
-    bearer_token: str | None = field(default=None, repr=False)
-    role_arn: str | None = None
-    role_session_name: str = "airflow-aliyun-tasks"
-    external_id: str | None = None
-    policy: str | None = None
-    role_session_expiration: int = 3600
-    role_name: str | None = None
-    oidc_provider_arn: str | None = None
-    oidc_token_file_path: str | None = None
-    credentials_uri: str | None = None
-    #: Defaults of ids, by extra name (``{"pds_domain_id": "bj1"}``; see :data:`ID_DEFAULT_EXTRAS`).
-    id_defaults: dict[str, str] = field(default_factory=dict)
-    use_vpc_endpoints: bool = False
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
-    timeout: float = 10.0
-    max_retries: int = 3
-    correct_clock_skew: bool = False
-    #: Seconds to set up a connection (TCP, proxy tunnel, TLS); defaults to ``timeout``.
-    connect_timeout: float | None = None
-    #: Appended to the package's ``User-Agent``.
-    user_agent: str | None = None
-    network: NetworkSettings = field(default_factory=NetworkSettings)
 
-    def with_region(self, region_id: str | None) -> ConnectionSettings:
-        """These settings for another region (a task's own ``region_id``), validated."""
-        if region_id is None or region_id == self.region_id:
-            return self
-        return replace(self, region_id=check_region("region_id", region_id))
-
-    def fingerprint(self) -> tuple[Any, ...]:
-        """A value equal for equal settings: keys the per-process credential provider cache."""
-        return (
-            self.auth_type,
-            self.access_key_id,
-            self.access_key_secret,
-            self.security_token,
-            self.bearer_token,
-            self.role_arn,
-            self.role_session_name,
-            self.external_id,
-            self.policy,
-            self.role_session_expiration,
-            self.role_name,
-            self.oidc_provider_arn,
-            self.oidc_token_file_path,
-            self.credentials_uri,
-            self.endpoints.get("sts_endpoint"),
-            self.region_id,
-            self.timeout,
-            self.max_retries,
-            self.correct_clock_skew,
-            self.connect_timeout,
-            self.user_agent,
-            self.network,
-        )
+# ------------------------------------------------------------------------------- reading one value
 
 
 def _str(extra: Mapping[str, Any], key: str) -> str | None:
@@ -331,9 +325,11 @@ def _str(extra: Mapping[str, Any], key: str) -> str | None:
     return value.strip() or None
 
 
-def _int(extra: Mapping[str, Any], key: str, default: int, *, lo: int, hi: int) -> int:
-    number = float(_number(extra, key, default, lo=lo, hi=hi))
-    if not number.is_integer():
+def _int(extra: Mapping[str, Any], key: str, default: int | None, lo: float, hi: float) -> int | None:
+    number = _number(extra, key, default, lo=lo, hi=hi)
+    if number is None:
+        return None
+    if not float(number).is_integer():
         raise ConfigurationError(key, f"must be a whole number, got {extra.get(key)!r}")
     return int(number)
 
@@ -349,7 +345,7 @@ def _bool(extra: Mapping[str, Any], key: str, default: bool) -> bool:
     raise ConfigurationError(key, f"must be true or false, got {value!r}")
 
 
-def _number(extra: Mapping[str, Any], key: str, default: float, *, lo: float, hi: float) -> float:
+def _number(extra: Mapping[str, Any], key: str, default: float | None, lo: float, hi: float) -> float | None:
     value = extra.get(key)
     if value is None or value == "":
         return default
@@ -362,162 +358,56 @@ def _number(extra: Mapping[str, Any], key: str, default: float, *, lo: float, hi
     return number
 
 
+def _choice(extra: Extra, value: str) -> str:
+    chosen = value.lower()
+    if chosen not in extra.choices:
+        raise ConfigurationError(
+            extra.name,
+            f"unknown {extra.name.replace('_', ' ')} {chosen!r} (expected one of: {', '.join(extra.choices)})",
+        )
+    return chosen
+
+
+# ------------------------------------------------------------------------- checks of single values
+
+
 def check_region(name: str, region_id: Any) -> str:
     """``region_id`` if it is a region id such as ``cn-hangzhou``."""
     if not region_id:
         raise ConfigurationError(name, "is required (for example cn-hangzhou)")
-    if not isinstance(region_id, str) or not _REGION_RE.match(region_id.strip()):
+    if not isinstance(region_id, str) or not REGION_RE.match(region_id.strip()):
         raise ConfigurationError(name, f"{region_id!r} is not a region id such as cn-hangzhou")
     return region_id.strip()
 
 
-def sts_host(region_id: str, *, vpc: bool, environ: Mapping[str, str] | None = None) -> str:
-    """STS's host as the credentials library picks it, for a connection in ``region_id``:
-    ``sts[-vpc].<region>.aliyuncs.com``, the region being ``ALIBABA_CLOUD_STS_REGION`` when set
-    (else the connection's), VPC when the connection says so or
-    ``ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED`` is ``true``."""
-    env = os.environ if environ is None else environ
-    region = (env.get("ALIBABA_CLOUD_STS_REGION") or "").strip()
-    if not region or not _REGION_RE.match(region):
-        region = region_id
-    vpc = vpc or (env.get("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED") or "").strip().lower() == "true"
-    return f"{'sts-vpc' if vpc else 'sts'}.{region}.aliyuncs.com"
+def _role_arn(name: str, value: str) -> str:
+    if not _ROLE_ARN_RE.match(value):
+        raise ConfigurationError(name, f"{value!r} is not a RAM role ARN (acs:ram::<uid>:role/<name>)")
+    return value
 
 
-def _network(extra: Mapping[str, Any]) -> NetworkSettings:
-    proxies = {
-        key: parse_proxy(key, value) for key in ("https_proxy", "http_proxy") if (value := _str(extra, key))
-    }
-    no_proxy = _str(extra, "no_proxy")
-    ca_bundle = _str(extra, "ca_bundle")
-    return NetworkSettings(
-        https_proxy=proxies.get("https_proxy"),
-        http_proxy=proxies.get("http_proxy"),
-        no_proxy=parse_no_proxy("no_proxy", no_proxy) if no_proxy else None,
-        trust_env=_bool(extra, "trust_env", True),
-        ca_bundle=check_ca_bundle("ca_bundle", os.path.expanduser(ca_bundle)) if ca_bundle else None,
-    )
-
-
-def _user_agent(extra: Mapping[str, Any]) -> str | None:
-    text = _str(extra, "user_agent")
-    if text and (len(text) > 256 or not all(32 <= ord(c) < 127 for c in text)):
-        raise ConfigurationError("user_agent", "must be at most 256 printable ASCII characters")
-    return text
-
-
-def parse_connection(
-    *, login: str | None, password: str | None, extra: Mapping[str, Any] | None
-) -> ConnectionSettings:
-    """Validate an ``aliyun`` connection's fields into :class:`ConnectionSettings`."""
-    extra = dict(extra or {})
-    unknown = sorted(set(extra) - EXTRA_FIELDS)
-    if unknown:
+def _oidc_provider_arn(name: str, value: str) -> str:
+    if not _OIDC_ARN_RE.match(value):
         raise ConfigurationError(
-            unknown[0],
-            f"is not a known extra of an aliyun connection (known: {', '.join(sorted(EXTRA_FIELDS))})",
+            name, f"{value!r} is not an OIDC provider ARN (acs:ram::<uid>:oidc-provider/<name>)"
         )
-
-    region_id = check_region("region_id", _str(extra, "region_id"))
-
-    auth_type = (_str(extra, "auth_type") or "access_key").lower()
-    if auth_type not in AUTH_TYPES:
-        raise ConfigurationError(
-            "auth_type", f"unknown auth type {auth_type!r} (expected one of: {', '.join(AUTH_TYPES)})"
-        )
-
-    values: dict[str, str | None] = {
-        "login": (login or "").strip() or None,
-        "password": (password or "").strip() or None,
-    }
-    for key in (
-        "security_token",
-        "bearer_token",
-        "role_arn",
-        "role_session_name",
-        "external_id",
-        "policy",
-        "role_name",
-        "oidc_provider_arn",
-        "oidc_token_file_path",
-        "credentials_uri",
-    ):
-        values[key] = _str(extra, key)
-
-    for required in AUTH_TYPES[auth_type]:
-        if not values[required]:
-            label = {"login": "login (AccessKey ID)", "password": "password (AccessKey Secret)"}.get(
-                required, required
-            )
-            raise ConfigurationError(required, f"{label} is required for auth_type {auth_type!r}")
-
-    if values["login"] and not re.match(r"^[A-Za-z0-9._\-]{1,128}$", values["login"] or ""):
-        raise ConfigurationError("login", "the AccessKey ID may only contain letters, digits, '.', '_', '-'")
-    role_arn = values["role_arn"]
-    if role_arn and not _ROLE_ARN_RE.match(role_arn):
-        raise ConfigurationError(
-            "role_arn", f"{role_arn!r} is not a RAM role ARN (acs:ram::<uid>:role/<name>)"
-        )
-    oidc_arn = values["oidc_provider_arn"]
-    if oidc_arn and not _OIDC_ARN_RE.match(oidc_arn):
-        raise ConfigurationError(
-            "oidc_provider_arn",
-            f"{oidc_arn!r} is not an OIDC provider ARN (acs:ram::<uid>:oidc-provider/<name>)",
-        )
-    session_name = values["role_session_name"] or "airflow-aliyun-tasks"
-    if not _SESSION_NAME_RE.match(session_name):
-        raise ConfigurationError(
-            "role_session_name", "must be 2-64 characters of letters, digits and . @ - _"
-        )
-    uri = values["credentials_uri"]
-    if uri:
-        parse_endpoint_url("credentials_uri", uri)
-    id_defaults = _id_defaults(extra)
-
-    endpoints = {key: parse_endpoint(key, str(extra[key])) for key in ENDPOINT_EXTRAS if extra.get(key)}
-
-    return ConnectionSettings(
-        region_id=region_id,
-        auth_type=auth_type,
-        access_key_id=values["login"],
-        access_key_secret=values["password"],
-        security_token=values["security_token"],
-        bearer_token=values["bearer_token"],
-        role_arn=role_arn,
-        role_session_name=session_name,
-        external_id=values["external_id"],
-        policy=values["policy"],
-        role_session_expiration=_int(extra, "role_session_expiration", 3600, lo=900, hi=43200),
-        role_name=values["role_name"],
-        oidc_provider_arn=oidc_arn,
-        oidc_token_file_path=values["oidc_token_file_path"],
-        credentials_uri=uri,
-        id_defaults=id_defaults,
-        use_vpc_endpoints=_bool(extra, "use_vpc_endpoints", False),
-        endpoints=endpoints,
-        timeout=_number(extra, "timeout", 10.0, lo=0.1, hi=300),
-        max_retries=_int(extra, "max_retries", 3, lo=0, hi=10),
-        correct_clock_skew=_bool(extra, "correct_clock_skew", False),
-        connect_timeout=_number(extra, "connect_timeout", 0.0, lo=0.1, hi=300) or None,
-        user_agent=_user_agent(extra),
-        network=_network(extra),
-    )
+    return value
 
 
-def _id_defaults(extra: Mapping[str, Any]) -> dict[str, str]:
-    """The id defaults the connection sets, each validated as the id it stands for."""
-    out: dict[str, str] = {}
-    for key, param in connection_defaults().items():
-        value = _str(extra, key)
-        if not value:
-            continue
-        validate_id(key, value, integer=param.integer)
-        if param.location == "host" and not HOST_LABEL_RE.match(value):
-            raise ConfigurationError(
-                key, f"{value!r} is not a valid {param.name} (it is part of a host name)"
-            )
-        out[key] = value
-    return out
+def _session_name(name: str, value: str) -> str:
+    if not _SESSION_NAME_RE.match(value):
+        raise ConfigurationError(name, "must be 2-64 characters of letters, digits and . @ - _")
+    return value
+
+
+def _user_agent(name: str, value: str) -> str:
+    if len(value) > 256 or not all(32 <= ord(c) < 127 for c in value):
+        raise ConfigurationError(name, "must be at most 256 printable ASCII characters")
+    return value
+
+
+def _ca_bundle(name: str, value: str) -> str:
+    return check_ca_bundle(name, os.path.expanduser(value))
 
 
 def parse_endpoint_url(name: str, value: str) -> str:
@@ -533,3 +423,380 @@ def parse_endpoint_url(name: str, value: str) -> str:
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigurationError(name, "plain http:// is only allowed for a loopback host; use https://")
     return value
+
+
+# ------------------------------------------------------------------------------------- the table
+
+# Keys of a field's metadata: the extra it holds, the extras of a dict it holds (by extra name),
+# the settings class it nests.
+_EXTRA = "aliyun.extra"
+_FAMILY = "aliyun.extras"
+_NESTED = "aliyun.settings"
+
+
+def _extra(label: str, description: str, **options: Any) -> Any:
+    """A settings field that holds one extra, named after the field; ``options`` are the other
+    fields of its :class:`Extra`. A secret one stays out of the settings' repr."""
+    spec = Extra("", label, description, **options)
+    if spec.required:
+        return field(repr=not spec.secret, metadata={_EXTRA: spec})
+    return field(default=spec.default, repr=not spec.secret, metadata={_EXTRA: spec})
+
+
+def _placeholders(template: str) -> str:
+    """``dlf.{region_id}.aliyuncs.com`` as the form shows it: ``dlf.<region>.aliyuncs.com``."""
+    return re.sub(r"\{(\w+)\}", lambda m: "<region>" if m[1] == "region_id" else f"<{m[1]}>", template)
+
+
+def _id_default(name: str, param: IdParam) -> Extra:
+    """The extra that supplies ``param``'s default (``pds_domain_id``), checked as that id is."""
+
+    def check(key: str, value: str) -> str:
+        validate_id(key, value, integer=param.integer)
+        if param.location == "host" and not HOST_LABEL_RE.match(value):
+            raise ConfigurationError(
+                key, f"{value!r} is not a valid {param.name} (it is part of a host name)"
+            )
+        return value
+
+    return Extra(
+        name=name,
+        label=param.label or name,
+        description=f"Default {param.name} of the calls that pass none"
+        + (f", for example {param.example}." if param.example else "."),
+        check=check,
+        example=param.example,
+        # The hook fills the ids of each call in: the client does not depend on them.
+        fingerprint=False,
+    )
+
+
+#: The extras that supply a default for an id of a service (``pds_domain_id``), from the registry.
+_ID_DEFAULTS: tuple[Extra, ...] = tuple(_id_default(name, p) for name, p in connection_defaults().items())
+
+#: The endpoint overrides: one per service of the registry, and STS's.
+_ENDPOINTS: tuple[Extra, ...] = (
+    *(
+        Extra(
+            name=spec.endpoint_extra,
+            label=f"{spec.label} endpoint",
+            description=f"A host or URL that replaces {_placeholders(spec.endpoint)} (plain http:// only "
+            "for a loopback host).",
+            check=parse_endpoint,
+            # The hook resolves a service's endpoint for each call: the client does not depend on it.
+            fingerprint=False,
+        )
+        for spec in SERVICES.values()
+    ),
+    Extra(
+        name="sts_endpoint",
+        label="STS endpoint",
+        description="A host or URL that replaces sts.<region>.aliyuncs.com (plain http:// only for a "
+        "loopback host).",
+        check=parse_endpoint,
+        # The client's credential source calls STS there (AssumeRole, AssumeRoleWithOIDC).
+        fingerprint=True,
+    ),
+)
+
+#: The endpoint override extras, in registry order, STS's last.
+ENDPOINT_EXTRAS: tuple[str, ...] = tuple(e.name for e in _ENDPOINTS)
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """How a connection reaches the network: the connection's proxies (they win over the
+    environment's), its ``NO_PROXY`` list, whether the environment's ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` and ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` count
+    (``trust_env``), and a private CA bundle. Certificate verification is always on."""
+
+    # _extra() makes a dataclasses.field (RUF009 knows the immutable annotations only).
+    https_proxy: ProxyURL | None = _extra(  # noqa: RUF009
+        "HTTPS proxy",
+        "Proxy URL for https endpoints, http://[user:password@]host:port (tunnelled with CONNECT: "
+        "TLS stays end to end). Wins over the HTTPS_PROXY environment variable.",
+        check=parse_proxy,
+        secret=True,  # the URL may hold the proxy's password
+    )
+    http_proxy: ProxyURL | None = _extra(  # noqa: RUF009
+        "HTTP proxy",
+        "Proxy URL for plain http endpoints. Wins over HTTP_PROXY.",
+        check=parse_proxy,
+        secret=True,
+    )
+    no_proxy: str | None = _extra(
+        "No proxy",
+        "Comma-separated hosts, domains (.example.com) or * that go direct. Wins over NO_PROXY.",
+        check=parse_no_proxy,
+    )
+    trust_env: bool = _extra(
+        "Trust environment",
+        "Read HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, SSL_CERT_FILE and SSL_CERT_DIR "
+        "from the environment.",
+        kind="boolean",
+        default=True,
+    )
+    ca_bundle: str | None = _extra(
+        "CA bundle",
+        "Path of a PEM file of the CA certificates to trust (a private CA, a TLS-inspecting proxy).",
+        check=_ca_bundle,
+    )
+
+
+_ROLES = ("ram_role_arn", "oidc_role_arn")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """A validated ``aliyun`` connection. Its repr never shows a secret.
+
+    The fields are the connection's extras, in the form's order (``login`` and ``password``
+    aside); see :class:`Extra` for what each one's description says.
+    """
+
+    region_id: str = _extra(
+        "Region",
+        "Region id, for example cn-hangzhou.",
+        check=check_region,
+        required=True,
+        example="cn-hangzhou",
+    )
+    auth_type: str = _extra(
+        "Auth type",
+        "How to authenticate: access_key, sts, ram_role_arn, ecs_ram_role, oidc_role_arn, "
+        "credentials_uri, bearer (PDS access token) or default (the credentials library's chain).",
+        choices=tuple(AUTH_TYPES),
+        default="access_key",
+    )
+    #: ``login``.
+    access_key_id: str | None = None
+    #: ``password``.
+    access_key_secret: str | None = field(default=None, repr=False)
+    security_token: str | None = _extra(
+        "STS security token",
+        "the STS security token (for ram_role_arn, of the base credentials).",
+        secret=True,
+        auth_types=("sts", "ram_role_arn"),
+    )
+    role_arn: str | None = _extra(
+        "RAM role ARN",
+        "acs:ram::<uid>:role/<name>.",
+        check=_role_arn,
+        auth_types=_ROLES,
+        example="acs:ram::1234567890123456:role/airflow",
+    )
+    role_session_name: str = _extra(
+        "Role session name",
+        "the name of the assumed role's session.",
+        check=_session_name,
+        default="airflow-aliyun-tasks",
+        auth_types=_ROLES,
+    )
+    external_id: str | None = _extra(
+        "External id",
+        "the external id, when the role's trust policy asks for one.",
+        auth_types=("ram_role_arn",),
+    )
+    policy: str | None = _extra(
+        "Session policy",
+        "a policy JSON that narrows the assumed role.",
+        auth_types=_ROLES,
+    )
+    role_session_expiration: int = _extra(
+        "Role session seconds",
+        "lifetime of the assumed role's credentials, in seconds.",
+        kind="integer",
+        default=3600,
+        minimum=900,
+        maximum=43200,
+        auth_types=_ROLES,
+    )
+    role_name: str | None = _extra(
+        "ECS RAM role name",
+        "the RAM role name; empty means the instance's role.",
+        auth_types=("ecs_ram_role",),
+    )
+    oidc_provider_arn: str | None = _extra(
+        "OIDC provider ARN",
+        "acs:ram::<uid>:oidc-provider/<name>.",
+        check=_oidc_provider_arn,
+        auth_types=("oidc_role_arn",),
+    )
+    oidc_token_file_path: str | None = _extra(
+        "OIDC token file",
+        "path of the OIDC token file.",
+        auth_types=("oidc_role_arn",),
+    )
+    credentials_uri: str | None = _extra(
+        "Credentials URI",
+        "URL that serves temporary credentials.",
+        check=parse_endpoint_url,
+        auth_types=("credentials_uri",),
+    )
+    bearer_token: str | None = _extra(
+        "PDS access token",
+        "a PDS user access token.",
+        secret=True,
+        auth_types=("bearer",),
+    )
+    #: Defaults of ids, by extra name (``{"pds_domain_id": "bj1"}``).
+    id_defaults: dict[str, str] = field(default_factory=dict, metadata={_FAMILY: _ID_DEFAULTS})
+    #: Endpoint overrides, by extra name (``{"dlf_endpoint": Endpoint(...)}``).
+    endpoints: dict[str, Endpoint] = field(default_factory=dict, metadata={_FAMILY: _ENDPOINTS})
+    use_vpc_endpoints: bool = _extra(
+        "Use VPC endpoints",
+        "Use the services' VPC endpoints instead of the public ones.",
+        kind="boolean",
+        default=False,
+        # It picks STS's host too, where the client's credential source calls STS.
+        fingerprint=True,
+    )
+    timeout: float = _extra(
+        "Timeout (s)",
+        "Seconds per HTTP attempt.",
+        kind="number",
+        default=10.0,
+        minimum=0.1,
+        maximum=300,
+    )
+    #: Seconds to set up a connection (TCP, proxy tunnel, TLS); ``None``: ``timeout``.
+    connect_timeout: float | None = _extra(
+        "Connect timeout (s)",
+        "Seconds to set up a connection (TCP, proxy tunnel and TLS); empty: the timeout.",
+        kind="number",
+        minimum=0.1,
+        maximum=300,
+    )
+    network: NetworkSettings = field(default_factory=NetworkSettings, metadata={_NESTED: NetworkSettings})
+    #: Appended to the package's ``User-Agent``.
+    user_agent: str | None = _extra(
+        "User-Agent suffix",
+        "Appended to the package's User-Agent header (airflow-aliyun-tasks/<version> "
+        "apache-airflow/<version> Python/<version>).",
+        check=_user_agent,
+    )
+    max_retries: int = _extra(
+        "Max retries",
+        "Retries of throttled, failed or timed-out requests.",
+        kind="integer",
+        default=3,
+        minimum=0,
+        maximum=10,
+    )
+    correct_clock_skew: bool = _extra(
+        "Correct clock skew",
+        "When the server rejects the request time, sign with the server's clock from then on.",
+        kind="boolean",
+        default=False,
+    )
+
+    def with_region(self, region_id: str | None) -> ConnectionSettings:
+        """These settings for another region (a task's own ``region_id``), validated."""
+        if region_id is None or region_id == self.region_id:
+            return self
+        return replace(self, region_id=check_region("region_id", region_id))
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """A value equal for equal settings as far as the client depends on them: keys the
+        per-process client cache (and so its credential source). Every field counts but the
+        extras whose :attr:`Extra.fingerprint` is false."""
+        return tuple(_fingerprint(self))
+
+
+def _extras_of(cls: type[Any]) -> Iterator[Extra]:
+    for f in fields(cls):
+        if _EXTRA in f.metadata:
+            yield replace(f.metadata[_EXTRA], name=f.name)
+        elif _FAMILY in f.metadata:
+            yield from f.metadata[_FAMILY]
+        elif _NESTED in f.metadata:
+            yield from _extras_of(f.metadata[_NESTED])
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], **other: Any) -> Any:
+    """An instance of ``cls`` from the extras' parsed ``values`` (by extra name) and ``other``."""
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if _EXTRA in f.metadata:
+            kwargs[f.name] = values[f.name]
+        elif _FAMILY in f.metadata:
+            family: tuple[Extra, ...] = f.metadata[_FAMILY]
+            kwargs[f.name] = {e.name: values[e.name] for e in family if values[e.name] is not None}
+        elif _NESTED in f.metadata:
+            kwargs[f.name] = _build(f.metadata[_NESTED], values)
+    return cls(**kwargs, **other)
+
+
+def _fingerprint(settings: Any) -> Iterator[Any]:
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if _EXTRA in f.metadata:
+            if f.metadata[_EXTRA].fingerprint:
+                yield value
+        elif _FAMILY in f.metadata:
+            yield tuple(value.get(e.name) for e in f.metadata[_FAMILY] if e.fingerprint)
+        elif _NESTED in f.metadata:
+            yield from _fingerprint(value)
+        else:  # login and password
+            yield value
+
+
+#: Every extra of the connection, in the form's order.
+EXTRAS: tuple[Extra, ...] = tuple(_extras_of(ConnectionSettings))
+
+#: Every extra the connection accepts; anything else is rejected (typos must not go unnoticed).
+EXTRA_FIELDS: frozenset[str] = frozenset(e.name for e in EXTRAS)
+
+
+def sts_host(region_id: str, *, vpc: bool, environ: Mapping[str, str] | None = None) -> str:
+    """STS's host as the credentials library picks it, for a connection in ``region_id``:
+    ``sts[-vpc].<region>.aliyuncs.com``, the region being ``ALIBABA_CLOUD_STS_REGION`` when set
+    (else the connection's), VPC when the connection says so or
+    ``ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED`` is ``true``."""
+    env = os.environ if environ is None else environ
+    region = (env.get("ALIBABA_CLOUD_STS_REGION") or "").strip()
+    if not region or not REGION_RE.match(region):
+        region = region_id
+    vpc = vpc or (env.get("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED") or "").strip().lower() == "true"
+    return f"{'sts-vpc' if vpc else 'sts'}.{region}.aliyuncs.com"
+
+
+_LOGIN_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+
+def parse_connection(
+    *, login: str | None, password: str | None, extra: Mapping[str, Any] | None
+) -> ConnectionSettings:
+    """Validate an ``aliyun`` connection's fields into :class:`ConnectionSettings`.
+
+    Unknown extras are refused; then each extra is read, checked or defaulted in
+    :data:`EXTRAS`' order; then the fields the auth type needs must be there.
+    """
+    extra = dict(extra or {})
+    unknown = sorted(set(extra) - EXTRA_FIELDS)
+    if unknown:
+        raise ConfigurationError(
+            unknown[0],
+            f"is not a known extra of an aliyun connection (known: {', '.join(sorted(EXTRA_FIELDS))})",
+        )
+    values = {e.name: e.read(extra) for e in EXTRAS}
+    values["login"] = (login or "").strip() or None
+    values["password"] = (password or "").strip() or None
+
+    auth_type = values["auth_type"]
+    for required in AUTH_TYPES[auth_type]:
+        if not values[required]:
+            label = {"login": "login (AccessKey ID)", "password": "password (AccessKey Secret)"}.get(
+                required, required
+            )
+            raise ConfigurationError(required, f"{label} is required for auth_type {auth_type!r}")
+    if values["login"] and not _LOGIN_RE.match(values["login"]):
+        raise ConfigurationError("login", "the AccessKey ID may only contain letters, digits, '.', '_', '-'")
+
+    settings: ConnectionSettings = _build(
+        ConnectionSettings,
+        values,
+        access_key_id=values["login"],
+        access_key_secret=values["password"],
+    )
+    return settings

@@ -9,31 +9,44 @@ sensor waits) and stores the URL; the API server and the UI only read that URL.
 
 Console URLs: Alibaba Cloud publishes no deep links to the async tasks these sensors wait on, so
 each link opens the service's console page for the connection's region (the pages documented in
-Alibaba Cloud's help). The URL and the class name of each link are in the service's spec
-(:class:`~airflow_aliyun_tasks.services.ConsoleLink`); the classes here are made from them. The
-task's ids are in the task's XCom and logs.
+Alibaba Cloud's help). The URL, the title and the class name of each link are in the service's
+spec (:class:`~airflow_aliyun_tasks.services.ConsoleLink`); each class here names its service and
+the base class reads the rest from the spec. The task's ids are in the task's XCom and logs.
 
-Cheap to import: only ``airflow.sdk``'s ``BaseOperatorLink`` and the registry at import time.
+Cheap to import: only ``airflow.sdk``'s ``BaseOperatorLink``, the registry and the region pattern of
+:mod:`~airflow_aliyun_tasks.config` at import time.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperatorLink
 
-from airflow_aliyun_tasks.services import SERVICES, ServiceSpec
+from airflow_aliyun_tasks.config import REGION_RE
+from airflow_aliyun_tasks.services import get_service
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
+__all__ = [
+    "CONSOLE_LINKS",
+    "CONSOLE_LINK_XCOM_KEY",
+    "AlibabaCloudConsoleLink",
+    "AlibabaCloudTaskConsoleLink",
+    "DataWorksConsoleLink",
+    "DlfConsoleLink",
+    "EmrServerlessSparkConsoleLink",
+    "MmaConsoleLink",
+    "PdsConsoleLink",
+    "console_link",
+    "link_params",
+]
+
 #: XCom key under which the sensors store ``{"service", "region_id", "ids"}`` for their link.
 CONSOLE_LINK_XCOM_KEY = "aliyun_console_link"
-
-_REGION_RE = re.compile(r"^[a-z]{2,}(-[a-z0-9]+){1,4}$")
 
 
 def link_params(service: str, region_id: str, ids: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,14 +59,29 @@ def link_params(service: str, region_id: str, ids: Mapping[str, Any]) -> dict[st
 
 
 class AlibabaCloudConsoleLink(BaseOperatorLink):
-    """Base class: a link to the console of :attr:`service`, built from stored parameters."""
+    """Base class: a link to the console of :attr:`service`, built from stored parameters.
+
+    A subclass sets :attr:`service`; its :attr:`name` (the button's title), its URL and the end
+    of its docstring (the URL template and the spec's note) come from that service's spec
+    (:attr:`~airflow_aliyun_tasks.services.ServiceSpec.console`).
+    """
 
     name: ClassVar[str] = "Alibaba Cloud console"
     service: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.service:
+            return
+        console = get_service(cls.service).console
+        cls.name = console.title
+        cls.__doc__ = f"{cls.__doc__ or ''}\n\n{console.title}: ``{console.url}``" + (
+            f" ({console.note})." if console.note else "."
+        )
+
     def format_link(self, region_id: str, ids: Mapping[str, str]) -> str:
-        """The URL for ``region_id`` and the task's ``ids``."""
-        raise NotImplementedError
+        """The URL for ``region_id`` and the task's ``ids``: the spec's URL template."""
+        return get_service(self.service).console_url(region_id, ids)
 
     def url_for(self, params: Any) -> str:
         """The URL for a stored :func:`link_params` value; ``""`` when it does not fit this link."""
@@ -61,7 +89,7 @@ class AlibabaCloudConsoleLink(BaseOperatorLink):
             return ""
         region = params.get("region_id")
         ids = params.get("ids")
-        if not isinstance(region, str) or not _REGION_RE.match(region) or not isinstance(ids, Mapping):
+        if not isinstance(region, str) or not REGION_RE.match(region) or not isinstance(ids, Mapping):
             return ""
         return self.format_link(region, {str(k): str(v) for k, v in ids.items()})
 
@@ -71,36 +99,53 @@ class AlibabaCloudConsoleLink(BaseOperatorLink):
         return self.url_for(XCom.get_value(key=CONSOLE_LINK_XCOM_KEY, ti_key=ti_key))
 
 
-def _link_class(spec: ServiceSpec) -> type[AlibabaCloudConsoleLink]:
-    """The extra link class of ``spec``, from its :class:`~airflow_aliyun_tasks.services.ConsoleLink`."""
-
-    def format_link(self: AlibabaCloudConsoleLink, region_id: str, ids: Mapping[str, str]) -> str:
-        return spec.console_url(region_id, ids)
-
-    doc = f"{spec.console.title}: ``{spec.console.url}``"
-    if spec.console.note:
-        doc += f" ({spec.console.note})"
-    return type(
-        spec.console.class_name,
-        (AlibabaCloudConsoleLink,),
-        {
-            "__module__": __name__,
-            "__qualname__": spec.console.class_name,
-            "__doc__": doc + ".",
-            "name": spec.console.title,
-            "service": spec.name,
-            "format_link": format_link,
-        },
-    )
+# One class per service, written out: serialized DAGs store their import paths
+# (``airflow_aliyun_tasks.links.DlfConsoleLink``), so a class's name is its spec's
+# ``console.class_name`` and never changes.
 
 
-#: Link class per service, as the sensors use them: one per service of the registry, named by
-#: its spec (``DlfConsoleLink``, ...) and importable from this module under that name (serialized
-#: DAGs store the class path).
+class DlfConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the Data Lake Formation (DLF) console."""
+
+    service = "dlf"
+
+
+class DataWorksConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the DataWorks console."""
+
+    service = "dataworks"
+
+
+class MmaConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the MaxCompute console, where MaxCompute Migration Assist is."""
+
+    service = "mma"
+
+
+class PdsConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the Drive and Photo Service (PDS) console."""
+
+    service = "pds"
+
+
+class EmrServerlessSparkConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the EMR Serverless Spark console."""
+
+    service = "emr_serverless_spark"
+
+
+#: Link class per service, as the sensors use them: one per service of the registry (a test
+#: checks that none is missing and that each class is named as its spec says).
 CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
-    name: _link_class(spec) for name, spec in SERVICES.items()
+    cls.service: cls
+    for cls in (
+        DlfConsoleLink,
+        DataWorksConsoleLink,
+        MmaConsoleLink,
+        PdsConsoleLink,
+        EmrServerlessSparkConsoleLink,
+    )
 }
-globals().update({cls.__name__: cls for cls in CONSOLE_LINKS.values()})
 
 
 class AlibabaCloudTaskConsoleLink(AlibabaCloudConsoleLink):

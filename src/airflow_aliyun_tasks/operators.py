@@ -26,22 +26,32 @@ from airflow_aliyun_tasks._compat import (
     TaskDeferralTimeout,
     conf,
 )
+from airflow_aliyun_tasks._poll import GAVE_UP
 from airflow_aliyun_tasks._wait import MIN_POLL_INTERVAL, TaskWaitMixin
+from airflow_aliyun_tasks.exceptions import AlibabaCloudTaskError, AlibabaCloudTaskTimeoutError
 from airflow_aliyun_tasks.links import AlibabaCloudTaskConsoleLink
 from airflow_aliyun_tasks.services import get_service, ids_from_response, request_values
 from airflow_aliyun_tasks.status import (
-    OUTCOME_CANCELLED,
     OUTCOME_SUCCESS,
     SUCCEEDED,
-    UNKNOWN,
     TaskStatus,
     describe,
+    describe_ids,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+__all__ = [
+    "STATE_KEY",
+    "TASK_IDS_XCOM_KEY",
+    "AlibabaCloudAsyncTaskOperator",
+    "AlibabaCloudTaskError",
+    "AlibabaCloudTaskTimeoutError",
+    "client_token",
+]
 
 #: Task state store key under which the operator records the task it started (Airflow 3.3+):
 #: ``{"service", "ids", "generation"}``. Renaming it would break retries in flight.
@@ -55,14 +65,6 @@ CLIENT_TOKEN_NAMESPACE = uuid.UUID("6f3a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
 
 #: Default wait limit, as the sensors' (``[sensors] default_timeout``): seven days.
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
-
-
-class AlibabaCloudTaskError(AirflowException):
-    """The remote task failed or was cancelled. Airflow's retries apply: a retry submits afresh."""
-
-
-class AlibabaCloudTaskTimeoutError(AirflowException):
-    """The remote task did not end within the operator's ``timeout``."""
 
 
 def client_token(dag_id: str, task_id: str, run_id: str, map_index: int, generation: int | str = 0) -> str:
@@ -105,7 +107,9 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
     :param wait_for_completion: ``False`` returns the ids right after the start.
     :param poll_interval: seconds between status polls.
     :param timeout: seconds the wait may last (default seven days); past it the task fails
-        with :class:`AlibabaCloudTaskTimeoutError` (``soft_fail``: skipped).
+        with :class:`~airflow_aliyun_tasks.exceptions.AlibabaCloudTaskTimeoutError`
+        (``soft_fail``: skipped). A remote task that fails or is cancelled raises
+        :class:`~airflow_aliyun_tasks.exceptions.AlibabaCloudTaskError` (Airflow's retries apply).
     :param soft_fail: skip the task instead of failing it when the remote task fails, is
         cancelled or the wait times out (the start call's own errors still fail it).
     :param durable: record the task in Airflow's task state store (3.3+) right after the
@@ -354,7 +358,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
 
     def _announce(self, context: Context) -> None:
         """Log the ids, push them to XCom and store the console link's parameters."""
-        self.log.info("Task started: %s", " ".join(f"{k}={v}" for k, v in self._task_ids.items()))
+        self.log.info("Task started: %s", describe_ids(self.service, self._task_ids))
         ti = context.get("ti")
         if ti is not None:
             ti.xcom_push(key=TASK_IDS_XCOM_KEY, value={"service": self.service, "ids": dict(self._task_ids)})
@@ -365,7 +369,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         succeeded, :data:`_SUBMIT` to submit afresh if it failed or was cancelled (or is gone)."""
         from airflow_aliyun_tasks.errors import NotFoundError
 
-        what = f"{self.service} " + " ".join(f"{k}={v}" for k, v in ids.items())
+        what = describe_ids(self.service, ids)
         try:
             status = self.hook.get_task_status(self.service, **ids)
         except NotFoundError as exc:
@@ -424,61 +428,34 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         return self._poll_until_done()
 
     def _poll_until_done(self) -> Any:
-        from airflow_aliyun_tasks.errors import is_transient
-
         deadline = time.monotonic() + self.timeout
-        failures = 0
-        last_seen: tuple[str, str | None, float | None] | None = None
-        warned: set[str | None] = set()
-        last: TaskStatus | None = None
+        tracker = self._poll_tracker()
         while True:
             if self._killed:
                 raise AirflowException("The task was killed while waiting")
-            try:
-                status = self.hook.get_task_status(self.service, **self._task_ids)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                failures += 1
-                if failures > self.max_consecutive_failures:
-                    raise AirflowException(
-                        f"{failures} polls in a row failed (limit {self.max_consecutive_failures}): {exc}"
-                    ) from exc
-                self.log.warning("Poll failed (%d/%d): %s", failures, self.max_consecutive_failures, exc)
-            else:
-                failures = 0
-                last = status
-                seen = (status.state, status.raw_status, status.progress)
-                if seen != last_seen:
-                    self.log.info("%s", describe(status))
-                    last_seen = seen
-                if status.state == UNKNOWN and status.raw_status not in warned:
-                    warned.add(status.raw_status)
-                    self.log.warning(
-                        "Raw status %r is not one this package knows; still waiting. "
-                        "Add it to success_states or failure_states to end the wait on it.",
-                        status.raw_status,
-                    )
-                outcome = self._outcome(status)
-                if outcome == OUTCOME_SUCCESS:
-                    return status.to_dict()
-                if outcome is not None:
-                    self._fail(outcome, describe(status))
+            step = self._poll(tracker)
+            if step.outcome == GAVE_UP:
+                self._raise_gave_up(step)
+            last = tracker.last
+            if step.outcome == OUTCOME_SUCCESS and last is not None:
+                return last.to_dict()
+            if step.outcome is not None:
+                self._fail(step.outcome, step.message, last)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 state = last.state if last else "unpolled"
-                self._fail("timeout", f"still {state} after {self.timeout:.0f} s")
+                self._fail("timeout", f"still {state} after {self.timeout:.0f} s", last)
             time.sleep(min(max(self.poll_interval, MIN_POLL_INTERVAL), max(remaining, 0.0)))
 
-    def _fail(self, outcome: str, message: str) -> Any:
-        if outcome == "timeout":
-            error: AirflowException = AlibabaCloudTaskTimeoutError(
-                f"Timed out waiting for the task: {message}"
-            )
-        elif outcome == OUTCOME_CANCELLED:
-            error = AlibabaCloudTaskError(f"Task was cancelled: {message}")
-        else:
-            error = AlibabaCloudTaskError(f"Task failed: {message}")
+    def _fail(
+        self, outcome: str, message: str, task_status: TaskStatus | dict[str, Any] | None = None
+    ) -> Any:
+        """Fail (or skip, ``soft_fail``) with the error of ``outcome``: ``failed``, ``cancelled``
+        or ``timeout``."""
+        if isinstance(task_status, TaskStatus):
+            task_status = task_status.to_dict()
+        cls = AlibabaCloudTaskTimeoutError if outcome == "timeout" else AlibabaCloudTaskError
+        error = self._wait_error(cls, outcome, message, task_status)
         if self.soft_fail:
             raise AirflowSkipException(str(error))
         raise error
@@ -493,7 +470,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             return event["task_status"]
         if status == "error":
             raise AirflowException(f"Polling failed: {message}")
-        return self._fail(status, message)
+        return self._fail(status, message, event.get("task_status"))
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         try:
@@ -513,7 +490,8 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
 
         if not self.cancel_on_kill:
             self.log.warning(
-                "cancel_on_kill is off: the remote task keeps running (%s %s)", self.service, self._task_ids
+                "cancel_on_kill is off: the remote task keeps running (%s)",
+                describe_ids(self.service, self._task_ids),
             )
             return
         cancel_remote_task(self.hook, self.service, self._task_ids, self.log)

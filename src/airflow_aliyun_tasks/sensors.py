@@ -16,33 +16,34 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_aliyun_tasks._compat import (
     AirflowException,
-    AirflowFailException,
-    AirflowSensorTimeout,
     AirflowSkipException,
     conf,
 )
+from airflow_aliyun_tasks._poll import GAVE_UP, PollTracker, Step
 from airflow_aliyun_tasks._wait import MIN_POLL_INTERVAL, TRIGGER_CLASSPATH, TaskWaitMixin
+from airflow_aliyun_tasks.exceptions import AlibabaCloudTaskFailedError, AlibabaCloudTaskSensorTimeout
 from airflow_aliyun_tasks.links import console_link
 from airflow_aliyun_tasks.services import get_service
-from airflow_aliyun_tasks.status import (
-    OUTCOME_CANCELLED,
-    OUTCOME_FAILED,
-    OUTCOME_SUCCESS,
-    UNKNOWN,
-    describe,
-)
+from airflow_aliyun_tasks.status import OUTCOME_CANCELLED, OUTCOME_FAILED, OUTCOME_SUCCESS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.triggers.base import StartTriggerArgs
 
 
+__all__ = [
+    "AlibabaCloudTaskFailedError",
+    "AlibabaCloudTaskSensor",
+    "AlibabaCloudTaskSensorTimeout",
+    "DataWorksJobSensor",
+    "DlfAsyncTaskSensor",
+    "EmrServerlessSparkJobRunSensor",
+    "MmaAsyncTaskSensor",
+    "PdsAsyncTaskSensor",
+]
+
 _OVERRIDE = "_start_trigger_args_override"
 _UNSET: Any = object()
-
-
-class AlibabaCloudTaskFailedError(AirflowFailException):
-    """The Alibaba Cloud task failed or was cancelled; retrying the sensor will not change that."""
 
 
 class _SensorStartTriggerArgs:
@@ -100,8 +101,11 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
         (``.partial().expand()``): they run on a worker as usual.
 
     Success returns the final :meth:`TaskStatus.to_dict` (pushed to XCom). A failed or cancelled
-    task raises :class:`AlibabaCloudTaskFailedError` with the service's error code, message and
-    request id. ``timeout`` is honoured in every mode, ``soft_fail`` skips instead of failing.
+    task raises :class:`~airflow_aliyun_tasks.exceptions.AlibabaCloudTaskFailedError` with the
+    service's error code, message and request id. ``timeout`` is honoured in every mode (deferred,
+    the trigger's deadline raises
+    :class:`~airflow_aliyun_tasks.exceptions.AlibabaCloudTaskSensorTimeout`, an
+    ``AirflowSensorTimeout``), ``soft_fail`` skips instead of failing.
 
     Each sensor has an operator extra link to the service's console for the connection's region
     (see :mod:`airflow_aliyun_tasks.links`); its parameters (region and ids, no secret) are
@@ -139,8 +143,7 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
         self.success_states = [str(s) for s in (success_states or ())]
         self.failure_states = [str(s) for s in (failure_states or ())]
         self.max_consecutive_failures = max_consecutive_failures
-        self._warned_unknown: set[str | None] = set()
-        self._failures = 0
+        self._tracker: PollTracker | None = None  # made at the first poke
 
     # ---- what subclasses provide
 
@@ -218,53 +221,26 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
             timeout=timedelta(seconds=float(self.timeout)),
         )
 
-    def _raise_for(self, outcome: str, message: str) -> None:
-        if outcome == OUTCOME_CANCELLED:
-            raise AlibabaCloudTaskFailedError(f"Task was cancelled: {message}")
-        raise AlibabaCloudTaskFailedError(f"Task failed: {message}")
-
-    def _give_up(self, message: str, exc: Exception, *, reraise: bool) -> NoReturn:
+    def _give_up(self, step: Step) -> NoReturn:
         """Polling cannot go on: skip with ``soft_fail``/``never_fail`` (as the deferred path
-        does), else fail with ``exc`` itself (``reraise``) or an AirflowException; Airflow's
-        task retries apply."""
+        does), else fail (:meth:`_raise_gave_up`)."""
         if self.soft_fail or self.never_fail:
-            raise AirflowSkipException(message) from exc
-        if reraise:
-            raise exc
-        raise AirflowException(message) from exc
+            raise AirflowSkipException(step.message) from step.error
+        self._raise_gave_up(step)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_aliyun_tasks.errors import is_transient
-
-        try:
-            status = self.hook.get_task_status(self.service, **self._ids())
-        except Exception as exc:
-            if not is_transient(exc):
-                self._give_up(f"Polling failed: {exc}", exc, reraise=True)
-            self._failures += 1
-            if self._failures > self.max_consecutive_failures:
-                self._give_up(
-                    f"{self._failures} polls in a row failed (limit {self.max_consecutive_failures}): {exc}",
-                    exc,
-                    reraise=False,
-                )
-            self.log.warning("Poll failed (%d/%d): %s", self._failures, self.max_consecutive_failures, exc)
+        if self._tracker is None:
+            self._tracker = self._poll_tracker()
+        step = self._poll(self._tracker)
+        if step.outcome is None:
             return PokeReturnValue(is_done=False)
-        self._failures = 0
-        self.log.info("%s", describe(status))
-        outcome = self._outcome(status)
-        if outcome == OUTCOME_SUCCESS:
+        if step.outcome == GAVE_UP:
+            self._give_up(step)
+        status = self._tracker.last
+        assert status is not None
+        if step.outcome == OUTCOME_SUCCESS:
             return PokeReturnValue(is_done=True, xcom_value=status.to_dict())
-        if outcome is not None:
-            self._raise_for(outcome, describe(status))
-        if status.state == UNKNOWN and status.raw_status not in self._warned_unknown:
-            self._warned_unknown.add(status.raw_status)
-            self.log.warning(
-                "Raw status %r is not one this package knows; still waiting. "
-                "Add it to success_states or failure_states to end the wait on it.",
-                status.raw_status,
-            )
-        return PokeReturnValue(is_done=False)
+        raise self._wait_error(AlibabaCloudTaskFailedError, step.outcome, step.message, status.to_dict())
 
     def execute(self, context: Context) -> Any:
         self._store_console_link(context)
@@ -295,10 +271,9 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
         if status == OUTCOME_SUCCESS:
             self.log.info("%s", message)
             return event["task_status"]
-        if status == "timeout":
-            raise AirflowSensorTimeout(f"Sensor timed out: {message}")
-        if status in (OUTCOME_FAILED, OUTCOME_CANCELLED):
-            self._raise_for(status, message)
+        if status in ("timeout", OUTCOME_FAILED, OUTCOME_CANCELLED):
+            cls = AlibabaCloudTaskSensorTimeout if status == "timeout" else AlibabaCloudTaskFailedError
+            raise self._wait_error(cls, status, message, event.get("task_status"), event.get("ids"))
         raise AirflowException(f"Polling failed: {message}")
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:

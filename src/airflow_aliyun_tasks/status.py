@@ -6,9 +6,29 @@ Airflow's serializer, which rejects enums.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+__all__ = [
+    "CANCELLED",
+    "FAILED",
+    "OUTCOME_CANCELLED",
+    "OUTCOME_FAILED",
+    "OUTCOME_SUCCESS",
+    "PARTIALLY_SUCCEEDED",
+    "RUNNING",
+    "STATES",
+    "SUCCEEDED",
+    "TERMINAL_STATES",
+    "UNKNOWN",
+    "TaskStatus",
+    "describe",
+    "describe_ids",
+    "lowered",
+    "outcome_for",
+    "outcome_of",
+]
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
@@ -120,26 +140,55 @@ def outcome_of(
     case-insensitively) that end the wait; they win over the package's own mapping.
     ``partially_succeeded`` (PDS ``PartialSucceed``) fails unless ``partial_success_ok``.
     """
-    raw = (status.raw_status or "").lower()
-    if raw and raw in {s.lower() for s in success_states}:
+    return outcome_for(
+        status,
+        lowered(success_states) if success_states else _NONE,
+        lowered(failure_states) if failure_states else _NONE,
+        partial_success_ok,
+    )
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def lowered(raw_statuses: Iterable[str]) -> frozenset[str]:
+    """Extra raw status values as :func:`outcome_for` takes them: lower-cased, in a set."""
+    return frozenset(s.lower() for s in raw_statuses)
+
+
+def outcome_for(
+    status: TaskStatus, success: frozenset[str], failure: frozenset[str], partial_success_ok: bool
+) -> str | None:
+    """:func:`outcome_of` with the extra raw statuses already :func:`lowered`: a loop that
+    decides the outcome of every poll prepares them once."""
+    if success or failure:
+        raw = (status.raw_status or "").lower()
+        if raw and raw in success:
+            return OUTCOME_SUCCESS
+        if raw and raw in failure:
+            return OUTCOME_FAILED
+    state = status.state
+    if state == RUNNING:
+        return None
+    if state == SUCCEEDED:
         return OUTCOME_SUCCESS
-    if raw and raw in {s.lower() for s in failure_states}:
-        return OUTCOME_FAILED
-    if status.state == SUCCEEDED:
-        return OUTCOME_SUCCESS
-    if status.state == PARTIALLY_SUCCEEDED:
+    if state == PARTIALLY_SUCCEEDED:
         return OUTCOME_SUCCESS if partial_success_ok else OUTCOME_FAILED
-    if status.state == FAILED:
+    if state == FAILED:
         return OUTCOME_FAILED
-    if status.state == CANCELLED:
+    if state == CANCELLED:
         return OUTCOME_CANCELLED
     return None
 
 
+def describe_ids(service: str, ids: Mapping[str, Any]) -> str:
+    """A task's service and ids for messages: ``dlf async_task_id=t-1 catalog_id=123``."""
+    return " ".join([service, *(f"{k}={v}" for k, v in ids.items())])
+
+
 def describe(status: TaskStatus) -> str:
     """One human line: service, ids, state, raw status, progress, message, code, request id."""
-    ids = " ".join(f"{k}={v}" for k, v in status.ids.items())
-    text = f"{status.service} {ids}: {status.state}"
+    text = f"{describe_ids(status.service, status.ids)}: {status.state}"
     if status.raw_status is not None:
         text += f" (raw status {status.raw_status!r})"
     if status.progress is not None:

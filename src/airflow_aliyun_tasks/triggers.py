@@ -16,9 +16,21 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
-from airflow_aliyun_tasks.errors import ConfigurationError, is_transient
+from airflow_aliyun_tasks._poll import PollTracker, log_lines
+from airflow_aliyun_tasks.errors import ConfigurationError
 from airflow_aliyun_tasks.services import ID_NAMES, get_service
-from airflow_aliyun_tasks.status import UNKNOWN, TaskStatus, describe, outcome_of
+from airflow_aliyun_tasks.status import TaskStatus, describe_ids
+
+__all__ = [
+    "EVENT_OUTCOMES",
+    "EVENT_STATUSES",
+    "ID_FIELDS",
+    "MAX_FAILURE_BACKOFF",
+    "STATE_KEY_PREFIX",
+    "STATE_STORE_TIMEOUT",
+    "AlibabaCloudTaskEventTrigger",
+    "AlibabaCloudTaskTrigger",
+]
 
 #: Event ``status`` values: the three outcomes of :func:`~airflow_aliyun_tasks.status.outcome_of`,
 #: plus ``timeout`` (the deadline passed) and ``error`` (a permanent error, or too many
@@ -35,46 +47,6 @@ def _plain_ids(ids: Mapping[str, Any]) -> dict[str, str]:
     if not isinstance(ids, Mapping):
         raise ConfigurationError("ids", f"must be a mapping of id names to strings, got {type(ids).__name__}")
     return {str(k): str(v) for k, v in ids.items() if v is not None}
-
-
-def _describe_ids(service: str, ids: Mapping[str, str]) -> str:
-    return f"{service} " + " ".join(f"{k}={v}" for k, v in ids.items())
-
-
-class _StatusWatch:
-    """What both triggers do with each status they read: log a change of state or progress
-    (not every unchanged poll), warn once per raw status this package does not know, and
-    decide the outcome with the trigger's own ``success_states``, ``failure_states`` and
-    ``partial_success_ok``."""
-
-    __slots__ = ("_last_seen", "_trigger", "_warned", "_what")
-
-    def __init__(self, trigger: AlibabaCloudTaskTrigger | AlibabaCloudTaskEventTrigger, what: str) -> None:
-        self._trigger = trigger
-        self._what = what
-        self._last_seen: tuple[str, str | None, float | None] | None = None
-        self._warned: set[str | None] = set()
-
-    def outcome(self, status: TaskStatus) -> str | None:
-        trigger = self._trigger
-        seen = (status.state, status.raw_status, status.progress)
-        if seen != self._last_seen:
-            trigger.log.info("%s", describe(status))
-            self._last_seen = seen
-        if status.state == UNKNOWN and status.raw_status not in self._warned:
-            self._warned.add(status.raw_status)
-            trigger.log.warning(
-                "%s: raw status %r is not one this package knows; still waiting. Add it to "
-                "success_states or failure_states to end the wait on it.",
-                self._what,
-                status.raw_status,
-            )
-        return outcome_of(
-            status,
-            success_states=trigger.success_states,
-            failure_states=trigger.failure_states,
-            partial_success_ok=trigger.partial_success_ok,
-        )
 
 
 class AlibabaCloudTaskTrigger(BaseTrigger):
@@ -228,52 +200,39 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
         ids = self.task_ids()
-        what = _describe_ids(self.service, ids)
-        failures = 0
-        polls = 0
-        last: TaskStatus | None = None
-        watch = _StatusWatch(self, what)
+        what = describe_ids(self.service, ids)
+        tracker = PollTracker(
+            what=what,
+            success_states=self.success_states,
+            failure_states=self.failure_states,
+            partial_success_ok=self.partial_success_ok,
+            max_failures=self.max_consecutive_failures,
+        )
         if self.initial_delay > 0:
             await asyncio.sleep(min(self.initial_delay, self._remaining()))
         while True:
             if self.end_time is not None and time.time() >= self.end_time:
+                last = tracker.last
                 yield self._event(
                     "timeout",
                     f"{what}: still {last.state if last else 'unpolled'} at the deadline "
                     f"({time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.end_time))})",
                     last,
-                    polls,
+                    tracker.polls,
                     ids,
                 )
                 return
             try:
                 status: TaskStatus = await hook.aget_task_status(self.service, **ids)
             except Exception as exc:
-                if not is_transient(exc):
-                    yield self._event("error", f"{what}: {exc}", last, polls, ids)
-                    return
-                failures += 1
-                if failures > self.max_consecutive_failures:
-                    yield self._event(
-                        "error",
-                        f"{what}: {failures} polls in a row failed (limit {self.max_consecutive_failures}); "
-                        f"last error: {exc}",
-                        last,
-                        polls,
-                        ids,
-                    )
-                    return
-                self.log.warning(
-                    "%s: poll failed (%d/%d): %s", what, failures, self.max_consecutive_failures, exc
-                )
+                step = tracker.failed(exc)
             else:
-                polls += 1
-                failures = 0
-                last = status
-                outcome = watch.outcome(status)
-                if outcome is not None:
-                    yield self._event(outcome, describe(status), status, polls, ids)
-                    return
+                step = tracker.polled(status)
+            if step.logs:
+                log_lines(self.log, step.logs)
+            if step.outcome is not None:
+                yield self._event(step.outcome, step.message, tracker.last, tracker.polls, ids)
+                return
             await asyncio.sleep(min(self.poll_interval, self._remaining()))
 
 
@@ -457,7 +416,7 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        what = _describe_ids(self.service, self.ids)
+        what = describe_ids(self.service, self.ids)
         recorded = await self._recorded(what)
         if recorded is not None:
             self.log.info(
@@ -470,39 +429,30 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
             await self._idle()
             return
         hook = self._hook()
-        failures = 0
-        polls = 0
-        watch = _StatusWatch(self, what)
+        tracker = PollTracker(
+            what=what,
+            success_states=self.success_states,
+            failure_states=self.failure_states,
+            partial_success_ok=self.partial_success_ok,
+            max_failures=None,  # a watcher never gives up: it backs off
+            backoff=self._backoff,
+        )
         while True:
             try:
                 status: TaskStatus = await hook.aget_task_status(self.service, **self.ids)
             except Exception as exc:
-                failures += 1
-                delay = self._backoff(failures)
-                if is_transient(exc):
-                    self.log.warning(
-                        "%s: poll failed (%d in a row), next in %.0f s: %s", what, failures, delay, exc
-                    )
-                else:
-                    self.log.error(
-                        "%s: poll failed (%d in a row), next in %.0f s; fix the cause (the connection, the "
-                        "ids) or remove the watcher: %s",
-                        what,
-                        failures,
-                        delay,
-                        exc,
-                    )
-                await asyncio.sleep(delay)
-                continue
-            polls += 1
-            failures = 0
-            outcome = watch.outcome(status)
+                step = tracker.failed(exc)
+            else:
+                step = tracker.polled(status)
+            if step.logs:
+                log_lines(self.log, step.logs)
+            outcome = step.outcome
             if outcome is None:
-                await asyncio.sleep(self.poll_interval)
+                await asyncio.sleep(self.poll_interval if step.delay is None else step.delay)
                 continue
             reported = outcome in self.outcomes
             if reported:
-                yield self._event(outcome, describe(status), status, polls)
+                yield self._event(outcome, step.message, status, tracker.polls)
             else:
                 self.log.info(
                     "%s: ended %s, which this watcher does not report (outcomes=%s)",

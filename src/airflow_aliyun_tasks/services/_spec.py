@@ -24,6 +24,13 @@ _INT_RE = re.compile(r"^[0-9]{1,19}$")
 #: One DNS label: what an id placed in a host name (PDS ``domain_id``) must be.
 HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
+#: Where an id goes: the query, the path, the JSON body, or the endpoint's host name.
+IdLocation = Literal["query", "path", "body", "host"]
+#: The API style: RPC (parameters in the query, ``x-acs-action``) or ROA (REST paths).
+ApiStyle = Literal["RPC", "ROA"]
+#: How requests are signed: ACS3-HMAC-SHA256 (the OpenAPI services, STS) or PDS's scheme.
+SignerKind = Literal["acs3", "pds"]
+
 
 def validate_id(name: str, value: object, *, integer: bool = False) -> str:
     """Return ``value`` as a safe id string or raise :class:`ConfigurationError` naming ``name``.
@@ -66,7 +73,7 @@ class IdParam:
 
     name: str
     wire: str
-    location: str
+    location: IdLocation
     required: bool = True
     integer: bool = False
     connection_default: str | None = None
@@ -218,11 +225,11 @@ class ServiceSpec:
     product: str
     action: str
     version: str
-    style: str  # "RPC" or "ROA"
+    style: ApiStyle
     method: str
     path: str  # template; ``{wire}`` placeholders for path ids
     ids: tuple[IdParam, ...]
-    signer: Literal["acs3", "pds"]  # the signing scheme of its calls
+    signer: SignerKind
     endpoint: str
     vpc_endpoint: str
     ram_action: str
@@ -233,6 +240,8 @@ class ServiceSpec:
     start_operations: tuple[StartOperation, ...] = ()
     cancel: CancelOperation | None = None
     docs_page: str = ""
+    #: The service's full name where ``label`` abbreviates it ("Data Lake Formation (DLF)").
+    long_label: str = ""
 
     @property
     def title(self) -> str:

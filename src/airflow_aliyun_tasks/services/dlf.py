@@ -100,4 +100,5 @@ DLF = ServiceSpec(
         _metastore_op("UpdateTable", "PUT", "/api/metastore/catalogs/databases/tables"),
     ),
     docs_page="docs/sensors/dlf.md",
+    long_label="Data Lake Formation (DLF)",
 )

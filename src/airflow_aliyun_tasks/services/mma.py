@@ -102,4 +102,5 @@ MMA = ServiceSpec(
         ),
     ),
     docs_page="docs/sensors/mma.md",
+    long_label="MaxCompute Migration Assist (MMA)",
 )

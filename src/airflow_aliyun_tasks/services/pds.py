@@ -114,4 +114,5 @@ PDS = ServiceSpec(
         )
     ),
     docs_page="docs/sensors/pds.md",
+    long_label="Drive and Photo Service (PDS)",
 )
