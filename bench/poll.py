@@ -105,58 +105,53 @@ class TransportSwitch:
     async def enter(self) -> None:
         import httpx
 
-        from airflow_aliyun_tasks import client
+        from airflow_aliyun_tasks import _loop_clients as registry
+        from airflow_aliyun_tasks._transport import DEFAULT_LIMITS as limits
+        from airflow_aliyun_tasks._transport import HttpxAsyncSender, HttpxSyncSender
 
-        await client.aclose_shared_client()
-        self._saved = {"async": client._new_async_client, "sync": client._new_sync_client}
-        limits = client._POOL_LIMITS
+        await registry.aclose_shared_client()
+        self._saved = {"async": registry._new_async_client, "sync": registry._new_sync_client}
         if self.name == "aiohttp":
             from bench.alt_transports import AiohttpTransport
 
-            def new_async() -> httpx.AsyncClient:
+            def new_async() -> tuple[httpx.AsyncClient, Any]:
                 transport = AiohttpTransport(limits)
                 new = httpx.AsyncClient(
                     transport=transport, limits=limits, trust_env=False, follow_redirects=False
                 )
-                client._lean[new] = transport  # the hot path calls it directly
-                return new
+                return new, transport  # the hot path calls it directly
         elif self.name == "httpx-aiohttp":
             import httpx_aiohttp
 
-            def new_async() -> httpx.AsyncClient:
-                return httpx.AsyncClient(
+            def new_async() -> tuple[httpx.AsyncClient, Any]:
+                new = httpx.AsyncClient(
                     transport=httpx_aiohttp.AiohttpTransport(),
                     limits=limits,
                     trust_env=False,
                     follow_redirects=False,
                 )
+                return new, HttpxAsyncSender(new)
         else:
 
-            def new_async() -> httpx.AsyncClient:
-                return httpx.AsyncClient(limits=limits, trust_env=False, follow_redirects=False)
+            def new_async() -> tuple[httpx.AsyncClient, Any]:
+                new = httpx.AsyncClient(limits=limits, trust_env=False, follow_redirects=False)
+                return new, HttpxAsyncSender(new)
 
-        def new_sync() -> httpx.Client:
-            return httpx.Client(limits=limits, trust_env=False, follow_redirects=False)
+        def new_sync() -> tuple[httpx.Client, Any]:
+            new = httpx.Client(limits=limits, trust_env=False, follow_redirects=False)
+            return new, HttpxSyncSender(new)
 
-        client._new_async_client = new_async
-        client._new_sync_client = new_sync
-        _reset_sync_client()
+        registry._new_async_client = new_async
+        registry._new_sync_client = new_sync
+        registry.close_sync_clients()
 
     async def leave(self) -> None:
-        from airflow_aliyun_tasks import client
+        from airflow_aliyun_tasks import _loop_clients as registry
 
-        await client.aclose_shared_client()
-        client._new_async_client = self._saved["async"]
-        client._new_sync_client = self._saved["sync"]
-        _reset_sync_client()
-
-
-def _reset_sync_client() -> None:
-    from airflow_aliyun_tasks import client
-
-    if client._sync_client is not None:
-        client._sync_client.close()
-    client._sync_client = None
+        await registry.aclose_shared_client()
+        registry._new_async_client = self._saved["async"]
+        registry._new_sync_client = self._saved["sync"]
+        registry.close_sync_clients()
 
 
 # --------------------------------------------------------------------------- official SDK

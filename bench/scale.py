@@ -233,13 +233,13 @@ async def start_triggers(n: int, interval: float, *, spread: bool, portal: bool)
 async def warm(ports: Mapping[str, int]) -> Any:
     """Import and open what every process of a triggerer has once: the hook path, the shared
     client of this loop. Returns the loop's lean transport (to read its connection count)."""
-    from airflow_aliyun_tasks import client
+    from airflow_aliyun_tasks._loop_clients import async_sender
     from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
 
     hook = AlibabaCloudTasksHook(aliyun_conn_id=CONN_ID)
     for service in SERVICES:
         await hook.aget_task_status(service, **ids(service, 999999))
-    return client._lean.get(client.shared_async_client())
+    return async_sender()
 
 
 def lag_summary(lags: list[float]) -> dict[str, Any]:

@@ -208,14 +208,11 @@ async def aclose_pool() -> AsyncIterator[None]:
 
 @pytest.fixture
 def close_shared_sync_client() -> Iterator[None]:
-    """Close the process's shared sync client after the test: no test inherits its pool."""
-    from airflow_aliyun_tasks import client
+    """Close the process's shared sync clients after the test: no test inherits their pools."""
+    from airflow_aliyun_tasks._loop_clients import close_sync_clients
 
     yield
-    shared = client._sync_client
-    if shared is not None:
-        shared.close()
-        client._sync_client = None
+    close_sync_clients()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import tenacity
 
 from airflow_aliyun_tasks import client as client_module
 from airflow_aliyun_tasks import signing
+from airflow_aliyun_tasks._loop_clients import async_sender
 from airflow_aliyun_tasks.client import (
     AlibabaCloudClient,
     Call,
@@ -690,7 +691,7 @@ async def test_async_client_is_shared_per_loop(emulator: Emulator, aclose_pool: 
     call = status_call(emulator, "dlf", async_task_id="t-many")
     client = make_client(max_retries=0, timeout=30)
     shared = shared_async_client()
-    transport = client_module._lean[shared]  # the lean transport the hot path calls
+    transport = async_sender()  # the lean transport the hot path calls
     assert transport.max_connections == 64
     server_state = emulator._server.server_state  # type: ignore[union-attr]
     baseline = len(server_state.connections)  # e.g. the shared sync client's keep-alive connection
@@ -744,7 +745,7 @@ def test_loop_client_is_closed_when_the_loop_ends() -> None:
 
     async def go() -> None:
         client = shared_async_client()
-        seen.append(client_module._lean[client])
+        seen.append(async_sender())
         assert not client.is_closed
 
     asyncio.run(go())

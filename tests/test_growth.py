@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_aliyun_tasks import client as client_module
+from airflow_aliyun_tasks import _loop_clients as loop_clients
 from airflow_aliyun_tasks.config import parse_connection
 from airflow_aliyun_tasks.credential_sources import LibrarySource, _drop_cached_values
 
@@ -81,13 +81,13 @@ def test_a_closed_loops_clients_are_dropped() -> None:
     from airflow_aliyun_tasks.network import Route
 
     async def use() -> None:
-        client_module.shared_async_client()
-        client_module.route_async_client(Route(cafile=None))
+        loop_clients.shared_async_client()
+        loop_clients.route_async_client(Route(cafile=None))
 
-    before = (len(client_module._loop_clients), len(client_module._route_async_clients))
+    before = (len(loop_clients._async_clients), len(loop_clients._route_async_clients))
     for _ in range(5):
         asyncio.run(use())
-    assert (len(client_module._loop_clients), len(client_module._route_async_clients)) == before
+    assert (len(loop_clients._async_clients), len(loop_clients._route_async_clients)) == before
 
 
 def test_a_closed_loops_clients_are_dropped_after_a_request(emulator: Any) -> None:
@@ -106,10 +106,10 @@ def test_a_closed_loops_clients_are_dropped_after_a_request(emulator: Any) -> No
     async def poll() -> None:
         await client.asend(call)
 
-    before = len(client_module._loop_clients)
+    before = len(loop_clients._async_clients)
     for _ in range(3):
         asyncio.run(poll())
-    assert len(client_module._loop_clients) == before
+    assert len(loop_clients._async_clients) == before
 
 
 def test_library_sources_warn_when_http_proxy_would_carry_metadata_requests(

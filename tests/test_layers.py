@@ -107,3 +107,47 @@ def test_no_service_singled_out_outside_the_registry() -> None:
             continue  # the registry itself, and the emulator, which keeps its own tables
         hits += _service_comparisons(path)
     assert hits == []
+
+
+def _constructions(path: Path, names: set[str]) -> list[tuple[str, int]]:
+    """``(enclosing function, line)`` of every call in ``path`` of a name in ``names``
+    (``AlibabaCloudClient``, ``httpx.Client``: as written)."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else function
+            if isinstance(child, ast.Call) and ast.unparse(child.func) in names:
+                found.append((function, child.lineno))
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text()), "<module>")
+    return found
+
+
+def test_clients_are_built_in_one_place() -> None:
+    """Every request goes through a client of ``client.build_client`` (the connection's network
+    route, CAs, timeouts and User-Agent apply by construction), on an HTTP client of
+    ``_loop_clients``: nothing else in the package constructs either."""
+    allowed = {
+        ("airflow_aliyun_tasks.client", "build_client"),
+        *(
+            ("airflow_aliyun_tasks._loop_clients", f)
+            for f in (
+                "_new_sync_client",
+                "_new_async_client",
+                "_new_route_sync_client",
+                "_new_route_async_client",
+            )
+        ),
+    }
+    hits = []
+    for name, path in _modules().items():
+        if name.startswith("airflow_aliyun_tasks.testing"):
+            continue  # the emulator: a server, it sends nothing
+        for function, line in _constructions(
+            path, {"AlibabaCloudClient", "httpx.Client", "httpx.AsyncClient"}
+        ):
+            if (name, function) not in allowed:
+                hits.append(f"{path.name}:{line} in {function}")
+    assert hits == []

@@ -7,8 +7,10 @@ The real proxies (Squid, mitmproxy) are in tests/test_proxies.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import json
 import socket
 import sys
 import threading
@@ -19,9 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_aliyun_tasks import _loop_clients as loop_clients
 from airflow_aliyun_tasks import client as client_module
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, default_user_agent
 from airflow_aliyun_tasks.config import (
+    ENDPOINT_EXTRAS,
     EXTRA_FIELDS,
     Endpoint,
     NetworkSettings,
@@ -376,9 +380,7 @@ def connect_proxy() -> Iterator[ConnectProxy]:
 @pytest.fixture(autouse=True)
 def _close_route_clients() -> Iterator[None]:
     yield
-    for client in client_module._route_sync_clients.values():
-        client.close()
-    client_module._route_sync_clients.clear()
+    loop_clients.close_sync_clients()
 
 
 def _client(**extra: Any) -> AlibabaCloudClient:
@@ -487,7 +489,34 @@ def test_route_clients_are_shared(tls_emulator: Emulator, ca_file: str) -> None:
     a, b = _client(ca_bundle=ca_file), _client(ca_bundle=ca_file)
     a.send(_identity(tls_emulator))
     b.send(_identity(tls_emulator))
-    assert len(client_module._route_sync_clients) == 1
+    assert len(loop_clients._route_sync_clients) == 1
+
+
+@pytest.mark.parametrize("retries", [True, False])
+def test_call_api_goes_through_the_connections_proxy(
+    tls_emulator: Emulator,
+    ca_file: str,
+    connect_proxy: ConnectProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    retries: bool,
+) -> None:
+    """A start without a client token (``retries=False``) takes the connection's route too."""
+    from airflow_aliyun_tasks import hooks
+
+    monkeypatch.setattr(hooks, "_clients", {})
+    extra = {
+        "region_id": "cn-hangzhou",
+        "trust_env": False,
+        "https_proxy": connect_proxy.url(),
+        "ca_bundle": ca_file,
+        **dict.fromkeys(ENDPOINT_EXTRAS, tls_emulator.url),
+    }
+    conn = {"conn_type": "aliyun", "login": DEFAULT_ACCESS_KEY_ID, "password": DEFAULT_ACCESS_KEY_SECRET}
+    monkeypatch.setenv("AIRFLOW_CONN_ALIYUN_ROUTED", json.dumps({**conn, "extra": extra}))
+    hook = hooks.AlibabaCloudTasksHook("aliyun_routed")
+    body = hook.call_api("GetCallerIdentity", "2015-04-01", service="sts", retries=retries)
+    assert body["AccountId"]
+    assert connect_proxy.connects == [f"127.0.0.1:{tls_emulator.port}"]
 
 
 def test_httpx_proxy_error_type_is_mapped() -> None:
@@ -501,3 +530,12 @@ def test_httpx_proxy_error_type_is_mapped() -> None:
 
 def _identity_call() -> Call:
     return Call(endpoint=HTTPS_EP, action="GetCallerIdentity", version="2015-04-01")
+
+
+async def test_a_routes_async_client_is_kept_while_its_loop_runs(aclose_pool: None) -> None:
+    """One keep-alive pool per route and loop: the route's client outlives a request."""
+    route = Route(cafile=None)
+    first = client_module.route_async_client(route)
+    await asyncio.sleep(0.05)  # a few turns of the loop
+    assert not first.is_closed
+    assert client_module.route_async_client(route) is first

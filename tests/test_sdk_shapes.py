@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_aliyun_tasks.client import _decode
+from airflow_aliyun_tasks._decode import decode
 from airflow_aliyun_tasks.config import Endpoint, parse_connection, sts_host
 from airflow_aliyun_tasks.credential_sources import OidcRoleSource
 from airflow_aliyun_tasks.errors import ApiError, NotFoundError, ServiceError, ThrottledError
@@ -129,7 +129,7 @@ XML = "text/xml;charset=utf-8"
 
 def _err(status: int, body: bytes, content_type: str = "application/json") -> Exception:
     with pytest.raises(ApiError) as info:
-        _decode(status, httpx.Headers({"content-type": content_type}), body, now=0.0)
+        decode(status, httpx.Headers({"content-type": content_type}), body, now=0.0)
     return info.value
 
 

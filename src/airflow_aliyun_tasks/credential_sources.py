@@ -25,12 +25,22 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_aliyun_tasks.client import AlibabaCloudClient, Call
+from airflow_aliyun_tasks.client import Call, Signer, build_client
 from airflow_aliyun_tasks.credentials import Credentials, CredentialSource, StaticSource, _CachingSource
 from airflow_aliyun_tasks.errors import AuthenticationError, BadResponseError, ConfigurationError
 
 if TYPE_CHECKING:
     from airflow_aliyun_tasks.config import ConnectionSettings, Endpoint
+
+__all__ = [
+    "STS_VERSION",
+    "AssumeRoleSource",
+    "LibrarySource",
+    "OidcRoleSource",
+    "build_credential_source",
+    "import_credentials_library",
+    "parse_sts_credentials",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +74,7 @@ class _StsSource(_CachingSource):
     signed with ``base`` (anonymous for ``AssumeRoleWithOIDC``, which the OIDC token authorizes)."""
 
     action: ClassVar[str]
-    signer: ClassVar[str] = "acs3"
+    signer: ClassVar[Signer] = "acs3"
 
     def __init__(
         self,
@@ -74,15 +84,8 @@ class _StsSource(_CachingSource):
         query: Mapping[str, str | None],
     ) -> None:
         super().__init__()
-        self._client = AlibabaCloudClient(
-            base,
-            timeout=settings.timeout,
-            connect_timeout=settings.connect_timeout,
-            max_retries=settings.max_retries,
-            correct_clock_skew=settings.correct_clock_skew,
-            user_agent=settings.user_agent,
-            network=settings.network,
-        )
+        # The connection's own client settings (network route, timeouts, retries, User-Agent).
+        self._client = build_client(settings, base)
         self._endpoint = sts_endpoint
         self._query = {k: v for k, v in query.items() if v}
 

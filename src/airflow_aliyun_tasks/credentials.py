@@ -15,6 +15,12 @@ import time
 import weakref
 from dataclasses import dataclass
 
+__all__ = [
+    "CredentialSource",
+    "Credentials",
+    "StaticSource",
+]
+
 
 @dataclass(frozen=True, repr=False)
 class Credentials:

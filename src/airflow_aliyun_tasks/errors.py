@@ -17,6 +17,26 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "SKEW_CODES",
+    "STALE_TEMPORARY_KEY_CODES",
+    "AlibabaCloudError",
+    "ApiError",
+    "AuthenticationError",
+    "BadResponseError",
+    "ConfigurationError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ServiceError",
+    "ThrottledError",
+    "TransportError",
+    "first_field",
+    "header_request_id",
+    "is_transient",
+    "map_error",
+]
+
 
 class AlibabaCloudError(Exception):
     """Base class of every error this package raises."""
@@ -204,6 +224,64 @@ def _redact_token(text: str) -> str:
     return _TOKEN_IN_TEXT.sub(r"\1***", text) if "token" in text.lower() else text
 
 
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait before retrying, from ``x-acs-retry-after`` (milliseconds, as the official
+    SDK reads it), at most :data:`MAX_RETRY_AFTER`; None if absent or not a finite number."""
+    raw = headers.get("x-acs-retry-after")
+    if not raw:
+        return None
+    try:
+        millis = float(raw)
+    except ValueError:
+        return None
+    # A value that is not a finite number (nan, inf) is ignored: the usual backoff applies.
+    return min(max(millis / 1000.0, 0.0), MAX_RETRY_AFTER) if math.isfinite(millis) else None
+
+
+def _hint(
+    code: str, message: str | None, headers: httpx.Headers, now: float
+) -> tuple[str | None, str | None]:
+    """The server's string to sign (of a signature mismatch) and what to do about the error."""
+    string_to_sign = hint = None
+    if code == "SignatureDoesNotMatch" and message and "string to sign is:" in message:
+        string_to_sign = message.split("string to sign is:", 1)[1].strip()
+        hint = (
+            "Check that the AccessKey Secret belongs to the AccessKey ID; the server's string to "
+            "sign is in the exception's string_to_sign attribute"
+        )
+    if code.startswith(SKEW_CODES):
+        offset = _server_clock_offset(headers, now)
+        if offset is not None:
+            hint = (
+                f"This machine's clock is off: the server's clock is {offset:+.0f} s from it. "
+                "Fix the clock (NTP), or set the connection extra correct_clock_skew to true"
+            )
+        else:
+            hint = "This machine's clock is probably off by more than 15 minutes; fix it (NTP)"
+    return string_to_sign, hint
+
+
+def _error_class(code: str, status: int, headers: httpx.Headers, body: Mapping[str, Any]) -> type[ApiError]:
+    """The exception class of an error answer, by its code and HTTP status."""
+    if status < 400:
+        # An error inside an HTTP 200 body (DLF's Success: false): judged by its code, and by
+        # the HTTP status the body states, if any.
+        stated = body.get("HttpStatusCode") or body.get("httpStatusCode")
+        if isinstance(stated, int) and not isinstance(stated, bool) and 400 <= stated <= 599:
+            status = stated
+    if code.startswith("Throttling") or code == "Rejected.Throttling" or status == 429:
+        return ThrottledError
+    if code in _SERVICE_CODES or status >= 500 or (code.startswith("D5") and "x-ca-error-code" in headers):
+        return ServiceError
+    if code.startswith(_AUTH_CODES) or status == 401:
+        return AuthenticationError
+    if code.startswith(("Forbidden", "NoPermission")) or status == 403:
+        return PermissionDeniedError
+    if status == 404 or code.endswith("NotFound") or ".NotFound" in code or code.startswith("NoSuch"):
+        return NotFoundError
+    return ApiError
+
+
 def map_error(
     status: int, headers: httpx.Headers, body: Mapping[str, Any] | None, text: str = "", *, now: float
 ) -> AlibabaCloudError:
@@ -217,67 +295,22 @@ def map_error(
     if not code and not message and text:
         snippet = " ".join(text.split())[:200]
         message = f"non-JSON error body ({headers.get('content-type', 'no content type')}): {snippet}"
-    retry_after = None
-    raw_retry_after = headers.get("x-acs-retry-after")
-    if raw_retry_after:
-        try:
-            # milliseconds, as the official SDK reads it
-            millis = float(raw_retry_after)
-        except ValueError:
-            millis = math.nan
-        # A value that is not a finite number (nan, inf) is ignored: the usual backoff applies.
-        retry_after = min(max(millis / 1000.0, 0.0), MAX_RETRY_AFTER) if math.isfinite(millis) else None
     if message:
         # PDS echoes the x-acs-security-token header (an STS token) in its string to sign.
         message = _redact_token(message)
-    string_to_sign = None
-    hint = None
-    kwargs: dict[str, Any] = {
-        "http_status": status,
-        "code": code,
-        "message": message,
-        "request_id": request_id,
-    }
     c = code or ""
-    if c == "SignatureDoesNotMatch" and message and "string to sign is:" in message:
-        string_to_sign = message.split("string to sign is:", 1)[1].strip()
-        hint = (
-            "Check that the AccessKey Secret belongs to the AccessKey ID; the server's string to "
-            "sign is in the exception's string_to_sign attribute"
-        )
-    if c.startswith(SKEW_CODES):
-        offset = _server_clock_offset(headers, now)
-        if offset is not None:
-            hint = (
-                f"This machine's clock is off: the server's clock is {offset:+.0f} s from it. "
-                "Fix the clock (NTP), or set the connection extra correct_clock_skew to true"
-            )
-        else:
-            hint = "This machine's clock is probably off by more than 15 minutes; fix it (NTP)"
-
-    if status < 400:
-        # An error inside an HTTP 200 body (DLF's Success: false): judged by its code, and by
-        # the HTTP status the body states, if any.
-        stated = body.get("HttpStatusCode") or body.get("httpStatusCode")
-        if isinstance(stated, int) and not isinstance(stated, bool) and 400 <= stated <= 599:
-            status = stated
-    cls: type[ApiError]
-    retryable = False
-    if c.startswith("Throttling") or c == "Rejected.Throttling" or status == 429:
-        cls = ThrottledError
-    elif c in _SERVICE_CODES or status >= 500 or (c.startswith("D5") and "x-ca-error-code" in headers):
-        cls = ServiceError
-    elif c.startswith(_AUTH_CODES) or status == 401:
-        cls = AuthenticationError
-    elif c.startswith(("Forbidden", "NoPermission")) or status == 403:
-        cls = PermissionDeniedError
-    elif status == 404 or c.endswith("NotFound") or ".NotFound" in c or c.startswith("NoSuch"):
-        cls = NotFoundError
-    else:
-        cls = ApiError
-        retryable = c == "SignatureNonceUsed"
-    err = cls(**kwargs, string_to_sign=string_to_sign, retry_after=retry_after, hint=hint)
-    if retryable:
+    string_to_sign, hint = _hint(c, message, headers, now)
+    cls = _error_class(c, status, headers, body)
+    err = cls(
+        http_status=status,
+        code=code,
+        message=message,
+        request_id=request_id,
+        string_to_sign=string_to_sign,
+        retry_after=_retry_after(headers),
+        hint=hint,
+    )
+    if cls is ApiError and c == "SignatureNonceUsed":
         err.retryable = True
     err.clock_offset = _server_clock_offset(headers, now) if c.startswith(SKEW_CODES) else None  # type: ignore[attr-defined]
     return err

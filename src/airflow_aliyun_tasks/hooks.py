@@ -3,8 +3,10 @@ service of the registry.
 
 Airflow glue only. Connections are resolved lazily (never in ``__init__``), with
 ``aget_connection`` on the async path so nothing blocks the event loop; endpoints come from the
-connection (region, VPC, per-service overrides); requests go through
-:class:`~airflow_aliyun_tasks.client.AlibabaCloudClient`.
+connection (region, VPC, per-service overrides); every request (status, start, cancel, the Test
+button) goes through the connection's one
+:class:`~airflow_aliyun_tasks.client.AlibabaCloudClient`, built by
+:func:`~airflow_aliyun_tasks.client.build_client`, retries and timeout chosen per call.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response
+from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response, Signer, build_client
 from airflow_aliyun_tasks.config import (
     ConnectionSettings,
     Endpoint,
@@ -35,6 +37,14 @@ from airflow_aliyun_tasks.network import environment_key
 from airflow_aliyun_tasks.services import SERVICES, ApiRequest, ServiceSpec, get_service, validate_id
 from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
 from airflow_aliyun_tasks.status import TaskStatus
+
+__all__ = [
+    "CONNECTION_SHARE_SECONDS",
+    "AlibabaCloudTasksHook",
+    "client_for",
+    "service_endpoint",
+    "sts_endpoint",
+]
 
 # Cache: one client (and so one credential source) per connection per process. Keyed on the
 # connection id, ConnectionSettings.fingerprint() (credentials, STS endpoint, region, retry,
@@ -66,9 +76,9 @@ _VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def client_for(conn_id: str, settings: ConnectionSettings) -> AlibabaCloudClient:
-    """The process-wide client of a connection: its credential source is built once and reused
-    (temporary credentials are cached and refreshed near expiry). A changed connection gets a
-    new client."""
+    """The process-wide client of a connection (:func:`~airflow_aliyun_tasks.client.build_client`):
+    its credential source is built once and reused (temporary credentials are cached and
+    refreshed near expiry). A changed connection gets a new client."""
     key = (conn_id, settings.fingerprint(), environment_key(settings.network))
     client = _clients.get(key)
     if client is None:
@@ -76,20 +86,8 @@ def client_for(conn_id: str, settings: ConnectionSettings) -> AlibabaCloudClient
             client = _clients.get(key)
             if client is None:
                 source = build_credential_source(settings, sts_endpoint(settings))
-                client = _clients[key] = AlibabaCloudClient(source, **client_options(settings))
+                client = _clients[key] = build_client(settings, source)
     return client
-
-
-def client_options(settings: ConnectionSettings) -> dict[str, Any]:
-    """The :class:`AlibabaCloudClient` keywords of a connection (timeouts, retries, network)."""
-    return {
-        "timeout": settings.timeout,
-        "connect_timeout": settings.connect_timeout,
-        "max_retries": settings.max_retries,
-        "correct_clock_skew": settings.correct_clock_skew,
-        "user_agent": settings.user_agent,
-        "network": settings.network,
-    }
 
 
 def sts_endpoint(settings: ConnectionSettings) -> Endpoint:
@@ -371,7 +369,7 @@ class AlibabaCloudTasksHook(BaseHook):
             raise ConfigurationError(
                 "service", f"pass exactly one of service ({', '.join([*SERVICES, 'sts'])}) or endpoint"
             )
-        signer = "acs3"
+        signer: Signer = "acs3"
         if endpoint is not None:
             ep = parse_endpoint("endpoint", endpoint)
         elif service == "sts":
@@ -445,7 +443,7 @@ class AlibabaCloudTasksHook(BaseHook):
             body=body,
             domain_id=domain_id,
         )
-        return self._generic_client(settings, retries).send(call).body
+        return self._client_of(settings).send(call, retries=retries).body
 
     async def acall_api(
         self,
@@ -475,21 +473,7 @@ class AlibabaCloudTasksHook(BaseHook):
             body=body,
             domain_id=domain_id,
         )
-        return (await self._generic_client(settings, retries).asend(call)).body
-
-    def _generic_client(self, settings: ConnectionSettings, retries: bool) -> AlibabaCloudClient:
-        shared = client_for(self.aliyun_conn_id, settings)
-        if retries:
-            return shared
-        # The connection's credentials (cached STS keys included) and corrected clock, no retries.
-        once = AlibabaCloudClient(
-            shared.credentials,
-            timeout=settings.timeout,
-            max_retries=0,
-            correct_clock_skew=settings.correct_clock_skew,
-        )
-        once.clock_offset = shared.clock_offset
-        return once
+        return (await self._client_of(settings).asend(call, retries=retries)).body
 
     # ---- connection test
 
@@ -501,14 +485,10 @@ class AlibabaCloudTasksHook(BaseHook):
         """
         try:
             settings = self.settings
-            shared = client_for(self.aliyun_conn_id, settings)
+            client = self._client_of(settings)
             # One quick attempt: the Test button runs synchronously in the API server.
             # Corrective retries (fresh STS credentials, the server's clock) still happen once.
-            client = AlibabaCloudClient(
-                shared.credentials,
-                **{**client_options(settings), "timeout": min(settings.timeout, 10.0), "max_retries": 0},
-            )
-            client.clock_offset = shared.clock_offset
+            timeout = min(settings.timeout, 10.0)
             if settings.auth_type == "bearer":
                 # Bearer tokens are accepted by the services of PDS's signing scheme: ask one of
                 # them for a task that does not exist.
@@ -516,10 +496,12 @@ class AlibabaCloudTasksHook(BaseHook):
                 probe = {p.name: "connection-test" for p in spec.ids if p.required}
                 _, call, _ = self._status_call(settings, spec.name, probe)
                 with contextlib.suppress(NotFoundError):
-                    client.send(call)
+                    client.send(call, retries=False, timeout=timeout)
                 return True, f"PDS accepted the bearer token ({spec.title} at {call.endpoint.netloc})"
             body = client.send(
-                Call(endpoint=sts_endpoint(settings), action="GetCallerIdentity", version=STS_VERSION)
+                Call(endpoint=sts_endpoint(settings), action="GetCallerIdentity", version=STS_VERSION),
+                retries=False,
+                timeout=timeout,
             ).body
         except AlibabaCloudError as exc:
             return False, str(exc)

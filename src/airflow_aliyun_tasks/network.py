@@ -32,6 +32,15 @@ from airflow_aliyun_tasks._transport import ssl_context
 from airflow_aliyun_tasks.config import Endpoint, NetworkSettings, ProxyURL, parse_no_proxy, parse_proxy
 from airflow_aliyun_tasks.errors import ConfigurationError
 
+__all__ = [
+    "ENVIRONMENT_VARIABLES",
+    "Route",
+    "Router",
+    "async_transport",
+    "environment_key",
+    "sync_transport",
+]
+
 #: The environment variables a trusting connection reads.
 ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "https_proxy",

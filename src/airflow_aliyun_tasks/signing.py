@@ -21,6 +21,30 @@ from email.utils import formatdate
 from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
+__all__ = [
+    "ACS3_ALGORITHM",
+    "EMPTY_SHA256",
+    "JSON_CONTENT_TYPE",
+    "Acs3Request",
+    "Acs3Signature",
+    "PreparedAcs3Signer",
+    "PreparedPdsSigner",
+    "SignedRequest",
+    "acs3_headers",
+    "bearer_headers",
+    "canonical_query",
+    "dates",
+    "encode_path",
+    "format_acs_date",
+    "format_http_date",
+    "pds_headers",
+    "pds_string_to_sign",
+    "percent_encode",
+    "sha256_hex",
+    "sign_acs3",
+    "sign_pds",
+]
+
 ACS3_ALGORITHM = "ACS3-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"

@@ -12,6 +12,9 @@ an ``aiohttp`` session's, so the client's hot path calls these transports direct
   standard library's ``http.client`` connections.
 - :mod:`.shared`: what both use (limits, the response types, TLS context, the request as sent,
   response caps and decoding).
+- :mod:`.senders`: the one send interface the client calls (the lean transports implement it)
+  and the adapters that put an ``httpx`` client behind it (routes through a proxy or with
+  private CAs).
 
 Both are also ``httpx`` transports (``handle_async_request`` / ``handle_request``), so the
 shared ``httpx`` clients built on them behave like any other. Failures are raised as the
@@ -24,6 +27,7 @@ proxy settings from the environment, and both ask for ``gzip, deflate`` and deco
 from __future__ import annotations
 
 from airflow_aliyun_tasks._transport.async_transport import READ_TIMEOUT_CHECK, LeanAsyncTransport
+from airflow_aliyun_tasks._transport.senders import AsyncSender, HttpxAsyncSender, HttpxSyncSender, SyncSender
 from airflow_aliyun_tasks._transport.shared import (
     DEFAULT_LIMITS,
     MAX_HEADER_BYTES,
@@ -39,9 +43,13 @@ __all__ = [
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
     "READ_TIMEOUT_CHECK",
+    "AsyncSender",
     "BodyTooLargeError",
+    "HttpxAsyncSender",
+    "HttpxSyncSender",
     "LeanAsyncTransport",
     "LeanSyncTransport",
     "RawResponse",
+    "SyncSender",
     "ssl_context",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import os
 import select
+import socket
 import ssl
 import threading
 import time
@@ -150,79 +151,15 @@ class LeanSyncTransport(httpx.BaseTransport):
         conn = entry.conn
         reusable = False
         try:
-            sock = conn.sock
-            if sock is not None:
-                sock.settimeout(write)
-            try:
-                conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-                encoding = False
-                for name, value in headers.items():
-                    conn.putheader(name, value)
-                    encoding = encoding or name.lower() == "accept-encoding"
-                if not encoding:
-                    conn.putheader("accept-encoding", "gzip, deflate")  # what httpx sends
-                if content:
-                    conn.putheader("content-length", str(len(content)))
-                elif method in BODY_METHODS:
-                    conn.putheader("content-length", "0")
-                conn.endheaders(content or None)
-            except TimeoutError as exc:
-                raise httpx.WriteTimeout(str(exc) or "timed out") from None
-            except OSError as exc:
-                raise httpx.WriteError(str(exc) or type(exc).__name__) from None
-            deadline = None if total is None else time.monotonic() + total
-
-            def arm() -> None:  # the read timeout, shortened to what is left of ``total``
-                if sock is None:
-                    return
-                if deadline is None:
-                    sock.settimeout(read)
-                    return
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("timed out")
-                sock.settimeout(left if read is None else min(read, left))
-
-            try:
-                arm()
-                resp = conn.getresponse()
-                status = resp.status
-                raw_headers = resp.getheaders()
-                if max_body is not None and too_big(resp.getheader("content-length"), max_body):
-                    raise BodyTooLargeError(status, httpx.Headers(raw_headers))
-                encoded = decompress and bool(resp.getheader("content-encoding"))
-                chunks: list[bytes] = []
-                size = 0
-                cap = None if max_body is None else wire_cap(max_body, encoded)
-                while True:
-                    arm()
-                    # read1: at most one receive, so the deadline is checked between receives
-                    chunk = resp.read1(READ_CHUNK)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    if cap is not None and size > cap:
-                        raise BodyTooLargeError(status, httpx.Headers(raw_headers))
-                    chunks.append(chunk)
-                if not resp.isclosed():  # read1 leaves a fully read response open: close it
-                    resp.read()
-                if resp.length:  # http.client returns a short body silently; httpx does not
-                    raise httpx.RemoteProtocolError(INCOMPLETE)
-                reusable = not resp.will_close
-            except TimeoutError as exc:
-                raise httpx.ReadTimeout(str(exc) or "timed out") from None
-            except (http.client.RemoteDisconnected, http.client.BadStatusLine) as exc:
-                raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from None
-            except (http.client.HTTPException, ValueError) as exc:
-                raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from None
-            except OSError as exc:
-                raise httpx.ReadError(str(exc) or type(exc).__name__) from None
+            _write_request(conn, method, target, headers, content, write)
+            status, raw_headers, body, encoded, reusable = _read_response(
+                conn, _Deadline(conn.sock, read, total), max_body, decompress
+            )
         finally:
             if reusable:
                 self._checkin(key, entry)
             else:
                 conn.close()
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         hdrs = httpx.Headers(raw_headers)
         if encoded:
             body = decoded(body, hdrs["content-encoding"], max_body)
@@ -254,3 +191,97 @@ class LeanSyncTransport(httpx.BaseTransport):
         for entries in idle.values():
             for entry in entries:
                 entry.conn.close()
+
+
+def _write_request(
+    conn: http.client.HTTPConnection,
+    method: str,
+    target: str,
+    headers: Mapping[str, str],
+    content: bytes | None,
+    write: float | None,
+) -> None:
+    """Send the request head and body: the caller's headers as given, plus what httpx adds."""
+    if conn.sock is not None:
+        conn.sock.settimeout(write)
+    try:
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        encoding = False
+        for name, value in headers.items():
+            conn.putheader(name, value)
+            encoding = encoding or name.lower() == "accept-encoding"
+        if not encoding:
+            conn.putheader("accept-encoding", "gzip, deflate")  # what httpx sends
+        if content:
+            conn.putheader("content-length", str(len(content)))
+        elif method in BODY_METHODS:
+            conn.putheader("content-length", "0")
+        conn.endheaders(content or None)
+    except TimeoutError as exc:
+        raise httpx.WriteTimeout(str(exc) or "timed out") from None
+    except OSError as exc:
+        raise httpx.WriteError(str(exc) or type(exc).__name__) from None
+
+
+class _Deadline:
+    """The socket's timeout before each receive: the read timeout, shortened to what is left of
+    ``total`` (seconds from now for the whole response)."""
+
+    __slots__ = ("deadline", "read", "sock")
+
+    def __init__(self, sock: socket.socket | None, read: float | None, total: float | None) -> None:
+        self.sock = sock
+        self.read = read
+        self.deadline = None if total is None else time.monotonic() + total
+
+    def arm(self) -> None:
+        if self.sock is None:
+            return
+        if self.deadline is None:
+            self.sock.settimeout(self.read)
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        self.sock.settimeout(left if self.read is None else min(self.read, left))
+
+
+def _read_response(
+    conn: http.client.HTTPConnection, timer: _Deadline, max_body: int | None, decompress: bool
+) -> tuple[int, list[tuple[str, str]], bytes, bool, bool]:
+    """Status, headers, body (as sent: still encoded), whether it is encoded, and whether the
+    connection may be reused; failures as httpx's exceptions."""
+    try:
+        timer.arm()
+        resp = conn.getresponse()
+        status = resp.status
+        raw_headers = resp.getheaders()
+        if max_body is not None and too_big(resp.getheader("content-length"), max_body):
+            raise BodyTooLargeError(status, httpx.Headers(raw_headers))
+        encoded = decompress and bool(resp.getheader("content-encoding"))
+        cap = None if max_body is None else wire_cap(max_body, encoded)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            timer.arm()
+            chunk = resp.read1(READ_CHUNK)  # at most one receive: the deadline is checked between
+            if not chunk:
+                break
+            size += len(chunk)
+            if cap is not None and size > cap:
+                raise BodyTooLargeError(status, httpx.Headers(raw_headers))
+            chunks.append(chunk)
+        if not resp.isclosed():  # read1 leaves a fully read response open: close it
+            resp.read()
+        if resp.length:  # http.client returns a short body silently; httpx does not
+            raise httpx.RemoteProtocolError(INCOMPLETE)
+    except TimeoutError as exc:
+        raise httpx.ReadTimeout(str(exc) or "timed out") from None
+    except (http.client.RemoteDisconnected, http.client.BadStatusLine) as exc:
+        raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from None
+    except (http.client.HTTPException, ValueError) as exc:
+        raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from None
+    except OSError as exc:
+        raise httpx.ReadError(str(exc) or type(exc).__name__) from None
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return status, raw_headers, body, encoded, not resp.will_close
