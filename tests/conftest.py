@@ -98,6 +98,7 @@ HTTP_MODULES = frozenset(
         "test_operators",
         "test_secret_hygiene",
         "test_transport",
+        "test_vocabulary",
     }
 )
 

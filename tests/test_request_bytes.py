@@ -46,7 +46,12 @@ GENERIC: dict[str, dict[str, Any]] = {
         "version": "2023-08-08",
         "service": "emr_serverless_spark",
         "path": "/api/v1/workspaces/w-1/jobRuns",
-        "body": {"name": "etl", "codeType": "JAR", "clientToken": "tok", "tags": [{"key": "a", "value": "b"}]},
+        "body": {
+            "name": "etl",
+            "codeType": "JAR",
+            "clientToken": "tok",
+            "tags": [{"key": "a", "value": "b"}],
+        },
     },
     "dataworks_import_query": {
         "action": "ImportWorkflowDefinition",
