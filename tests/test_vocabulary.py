@@ -52,7 +52,8 @@ pytestmark = pytest.mark.usefixtures("fresh_clients", "close_shared_sync_client"
 
 
 def synthetic(**fields: Any) -> ServiceSpec:
-    """A spec shaped as its fields say (the rest: DataWorks's)."""
+    """A spec shaped as its fields say (the rest: DataWorks's, JSON bodies unless said)."""
+    fields.setdefault("body_encoding", "json")
     return dataclasses.replace(DATAWORKS, name="synthetic", label="Synthetic", **fields)
 
 

@@ -126,7 +126,8 @@ def encode_body(body: Any, encoding: BodyEncoding) -> tuple[bytes, str | None]:
     """The bytes and the content type of ``body`` sent with ``encoding``; ``(b"", None)`` for
     no body (``None``).
 
-    - ``"json"``: compact JSON, UTF-8 (``application/json; charset=utf-8``).
+    - ``"json"``: compact JSON, UTF-8 (``application/json; charset=utf-8``); bytes are taken as
+      already encoded.
     - ``"form"``: a mapping as tea-openapi encodes a ``formData`` body: keys sorted,
       ``urllib.parse.urlencode`` (a space is ``+``), ``None`` values left out, each value as
       :func:`form_value` writes it; a string or bytes is taken as already encoded.
@@ -138,6 +139,8 @@ def encode_body(body: Any, encoding: BodyEncoding) -> tuple[bytes, str | None]:
     if body is None:
         return b"", None
     if encoding == "json":
+        if isinstance(body, bytes | bytearray):  # already encoded
+            return bytes(body), JSON_CONTENT_TYPE
         return _compact(body).encode(), JSON_CONTENT_TYPE
     if encoding == "raw":
         if isinstance(body, bytes | bytearray):
