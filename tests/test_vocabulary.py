@@ -575,3 +575,61 @@ def test_unknown_form_body_value_is_refused_before_sending(make_conn: Any) -> No
             "X", "2024-05-18", service="dataworks", body={"a": object()}, body_encoding="form"
         )
     assert json.loads(encode_body({"a": 1}, "json")[0]) == {"a": 1}
+
+
+# --------------------------------------------------------------------------- the emulator's core
+
+
+def test_emulator_core_serves_what_service_modules_script(
+    emulator: Emulator, make_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty 202, an error inside an HTTP 200 envelope, and the request's headers and JSON
+    array parameters as a handler reads them."""
+    from airflow_aliyun_tasks.errors import NotFoundError
+    from airflow_aliyun_tasks.testing import _core
+    from airflow_aliyun_tasks.testing._base import Reply, envelope_error, header_key, list_param_keys
+
+    make_conn()
+    hook = AlibabaCloudTasksHook()
+    seen: list[Any] = []
+    replies: list[Reply] = []
+
+    def answer(self: Any, call: Any, service: Any) -> Reply:
+        seen.append(
+            (
+                call.header("X-Fc-Async-Task-Id"),
+                call.json_list("Ids"),
+                call.json_list("Name"),
+                header_key("fc", "x-fc-async-task-id")(call),
+                list_param_keys("dataworks", "Ids")(call),
+            )
+        )
+        return replies.pop(0)
+
+    monkeypatch.setattr(_core.Emulator, "_answer", answer)
+    replies.append(Reply.empty(202))
+    empty = hook.call_api(
+        "GetJobStatus",
+        "2024-05-18",
+        service="dataworks",
+        headers={"x-fc-async-task-id": "airflow-1"},
+        body={"Ids": [1, 2], "Name": "n"},
+        response_body="none",
+    )
+    assert empty == {}
+    assert seen[-1] == (
+        "airflow-1",
+        [1, 2],
+        None,
+        ("fc", "airflow-1"),
+        (("dataworks", "1"), ("dataworks", "2")),
+    )
+    replies.append(envelope_error("Job.NotFound", "no such job", "R-9"))
+    with pytest.raises(NotFoundError) as info:
+        hook.call_api("GetJobStatus", "2024-05-18", service="dataworks")
+    assert (info.value.code, info.value.message, info.value.request_id) == (
+        "Job.NotFound",
+        "no such job",
+        "R-9",
+    )
+    assert info.value.http_status == 200

@@ -592,8 +592,15 @@ class Emulator(
             if op.kind == "start":
                 counter = self._starts if reply is None else self._starts_accepted
                 counter[(op.service, op.action)] += 1
-            elif op.kind == "cancel" and task_key is not None:
-                (self._cancels if reply is None else self._cancels_accepted)[task_key] += 1
+            elif op.kind == "cancel":
+                keys = op.task_keys(call) if op.task_keys is not None else (task_key,)
+                for key in keys:
+                    if key is None:
+                        continue
+                    if reply is None:
+                        self._cancels[key] += 1
+                    elif reply.accepted_tasks is None or key in reply.accepted_tasks:
+                        self._cancels_accepted[key] += 1
             if reply is None:
                 self._requests[op.service] += 1
                 if op.kind == "status" and task_key is not None:
