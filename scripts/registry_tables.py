@@ -70,7 +70,7 @@ def sensors_table() -> str:
 
 def endpoints_table() -> str:
     rows = [
-        "| service | override extra | public host | VPC host |",
+        "| service (key in `endpoints`) | or the extra | public host | VPC host |",
         "|---|---|---|---|",
     ]
     for name, spec in SERVICES.items():
@@ -132,7 +132,8 @@ def connection_table() -> str:
         )
     for extra in EXTRAS:
         masked = " Masked in the form." if extra.secret else ""
-        rows.append(f"| extra `{extra.name}` | {extra.label} | {_cell(extra.help)}{masked} |")
+        label = extra.label if extra.form else f"(not in the form: {extra.label})"
+        rows.append(f"| extra `{extra.name}` | {label} | {_cell(extra.help)}{masked} |")
     return "\n".join(rows)
 
 

@@ -174,10 +174,13 @@ def _table_names(text: str, name: str) -> set[str]:
 def test_connection_form_parser_and_docs_agree() -> None:
     """The form, the parser and the docs' tables name the same extras, and the parser accepts
     every one of them."""
-    from airflow_aliyun_tasks.config import EXTRA_FIELDS
+    from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS, EXTRA_FIELDS, EXTRAS
     from airflow_aliyun_tasks.get_provider_info import CONN_FIELDS
 
-    assert set(CONN_FIELDS) == EXTRA_FIELDS
+    assert set(CONN_FIELDS) == {e.name for e in EXTRAS if e.form}
+    # One form field for every endpoint; the per-service extras stay accepted.
+    assert "endpoints" in CONN_FIELDS
+    assert set(EXTRA_FIELDS) - set(CONN_FIELDS) == set(ENDPOINT_EXTRAS)
     for page in ("README.md", "docs/connection.md"):
         names = _table_names((ROOT / page).read_text(encoding="utf-8"), "connection")
         assert names == EXTRA_FIELDS | {"login", "password"}, page
