@@ -1280,6 +1280,26 @@ def test_emr_failed_run_carries_the_state_change_reason(state: str, expected: st
     assert status.error_code == "ERR-200001"
 
 
+@pytest.mark.parametrize("reason", [None, {"code": "ERR-300001", "message": "cancel timed out"}])
+def test_emr_cancel_failed_is_a_failure_that_says_the_run_may_still_run(reason: Any) -> None:
+    """``CancelFailed`` (listed by the API metadata, defined nowhere): the cancel request failed.
+    It ends the wait as failed, as the Airflow and dbt integrations of EMR Serverless Spark read
+    it, with a message that says the run may still be running."""
+    run: dict[str, Any] = {"state": "CancelFailed"}
+    if reason is not None:
+        run["stateChangeReason"] = reason
+    status = parse(EMR_SERVERLESS_SPARK, {"requestId": "R-2", "jobRun": run})
+    assert status.state == FAILED
+    assert status.raw_status == "CancelFailed"
+    assert status.message is not None
+    assert "cancel" in status.message.lower()
+    assert "may still be running" in status.message
+    if reason is not None:
+        assert "cancel timed out" in status.message
+        assert status.error_code == "ERR-300001"
+    assert parse(EMR_SERVERLESS_SPARK, {"jobRun": {"state": "cancelfailed"}}).state == FAILED
+
+
 def test_emr_request_sends_the_region_in_the_query() -> None:
     req = EMR_SERVERLESS_SPARK.build_request(
         {"workspace_id": "w-1", "job_run_id": "jr-2"}, region_id="cn-shanghai"
