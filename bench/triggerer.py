@@ -553,8 +553,10 @@ class Deployment:
             elapsed = b.at - a.at
             polls = polls1.get(kind, 0) - polls0.get(kind, 0) if kind in polls0 else None
             cpu = b.total - a.total
+            expected = trig.n * elapsed / self.opts.interval if kind in POLLING else None
             out[kind] = {
                 "window_s": elapsed,
+                "expected_polls": expected,
                 "cpu_share": cpu / elapsed,
                 "supervisor_share": (b.supervisor - a.supervisor) / elapsed,
                 "runner_share": (b.runner - a.runner) / elapsed,
@@ -806,6 +808,11 @@ def run(opts: Options) -> dict[str, Any]:
                                 )
                         if trig.stalled or trig.failed:
                             keep = True
+                        polls, expected = entry.get("polls"), entry.get("expected_polls")
+                        if polls is not None and expected and polls < expected / 2:
+                            note(f"  {kind}: only {polls:,} polls in the window, {expected:,.0f} expected")
+                            entry["few_polls"] = True
+                            keep = True
                     results["rounds"].append(round_)
                     note("  " + one_line(round_))
                     dep.triggerers.clear()
@@ -984,6 +991,14 @@ def render_section(results: Mapping[str, Any], level: int = 2) -> str:
             "Runner RSS slope between the two sizes, per wait: "
             + ", ".join(f"{k} {_kb(v)}" for k, v in slopes.items())
             + ".",
+        ]
+    few = [
+        f"{k} at {r['n']:,}" for r in results["rounds"] for k, e in r["kinds"].items() if e.get("few_polls")
+    ]
+    if few:
+        lines += [
+            "",
+            "**Fewer than half the expected polls in the window** (figures not valid): " + ", ".join(few),
         ]
     stalls = results.get("stalls") or []
     lines += [
