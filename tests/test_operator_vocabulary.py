@@ -106,6 +106,10 @@ class FakeTI:
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
 
+    def xcom_pull(self, task_ids: str, key: str, map_indexes: int) -> Any:
+        assert (task_ids, map_indexes) == ("t", -1)
+        return self.xcoms.get(key)
+
 
 class FakeStore:
     def __init__(self) -> None:
@@ -428,6 +432,28 @@ def test_several_tasks_deferred_one_at_a_time() -> None:
     with pytest.raises(AirflowException, match="Polling failed"):
         op(hook, service=WF, action="CreateInstances", deferrable=True).execute_several_complete(
             ctx(store), error, **resume
+        )
+
+
+def test_several_tasks_resume_from_xcom_without_the_deferral_kwargs() -> None:
+    """``dag.test()`` of Airflow 3.3 resumes with the event alone (the deferral's kwargs are
+    replaced): the wait's state comes back from XCom."""
+    hook = FakeHook()
+    _two_phase(hook, {"11": ["Running"], "12": ["Running"]}, [11, 12])
+    context = ctx(None)
+    with pytest.raises(TaskDeferred):
+        op(hook, service=WF, action="CreateInstances", deferrable=True).execute(context)
+    assert context["ti"].xcoms["aliyun_wait"]["tasks"] == [{"instance_id": "11"}, {"instance_id": "12"}]
+    hook.statuses["12"] = ["Success"]
+    done = TaskStatus(service=WF, ids={"instance_id": "11"}, state=SUCCEEDED, raw_status="Success")
+    event = {"status": "success", "message": "ok", "task_status": done.to_dict(), "service": WF, "ids": {}}
+    result = op(hook, service=WF, action="CreateInstances", deferrable=True).execute_several_complete(
+        context, event
+    )
+    assert [r["ids"]["instance_id"] for r in result] == ["11", "12"]
+    with pytest.raises(AirflowException, match="without the state"):
+        op(hook, service=WF, action="CreateInstances", deferrable=True).execute_several_complete(
+            ctx(None), event
         )
 
 

@@ -76,6 +76,10 @@ STATE_KEY = "airflow_aliyun_tasks.task"
 #: started several), pushed right after the start.
 TASK_IDS_XCOM_KEY = "aliyun_task_ids"
 
+#: XCom key of the state of a deferred wait on several tasks (``{"tasks", "ended", "waiting",
+#: "deadline"}``), for a resume that does not get the deferral's kwargs back.
+WAIT_XCOM_KEY = "aliyun_wait"
+
 #: Namespace of the client tokens the operator derives (UUID 5).
 CLIENT_TOKEN_NAMESPACE = uuid.UUID("6f3a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
 
@@ -647,7 +651,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
     def _wait(self, context: Context) -> Any:
         if self._several:
             if self.deferrable:
-                return self._defer_several(time.time() + self.timeout, poll_first=False)
+                return self._defer_several(context, time.time() + self.timeout, poll_first=False)
             return self._poll_all_until_done()
         if self.deferrable:
             from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
@@ -760,9 +764,11 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                 self.log.info("%s", describe(status))
                 self._ended[i] = status.to_dict()
 
-    def _defer_several(self, deadline: float, *, poll_first: bool) -> Any:
+    def _defer_several(self, context: Context, deadline: float, *, poll_first: bool) -> Any:
         """Defer on the first task still running; the others are polled at each resume. The
-        trigger cancels them all on kill (its ``cancel_also``)."""
+        trigger cancels them all on kill (its ``cancel_also``). The wait's state goes in the
+        deferral's kwargs, and in XCom (``aliyun_wait``) for a runner that resumes without
+        them (``dag.test()`` of Airflow 3.3 replaces them with the event)."""
         if poll_first:
             self._poll_pending_once()
         running = [i for i, e in enumerate(self._ended) if e is None]
@@ -773,6 +779,10 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
 
         waiting = running[0]
+        state = {"tasks": self._tasks, "ended": self._ended, "waiting": waiting, "deadline": deadline}
+        ti = context.get("ti")
+        if ti is not None:
+            ti.xcom_push(key=WAIT_XCOM_KEY, value=state)
         self.log.info(
             "Deferring on %s (%d of %d tasks still running)",
             describe_ids(self.service, self._tasks[waiting]),
@@ -796,24 +806,30 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                 cancel_also=[dict(self._tasks[i]) for i in running[1:]] if self.cancel_on_kill else (),
             ),
             method_name="execute_several_complete",
-            kwargs={"tasks": self._tasks, "ended": self._ended, "waiting": waiting, "deadline": deadline},
+            kwargs=state,
             timeout=timedelta(seconds=max(deadline - time.time(), 0.0) + 60),
         )
 
     def execute_several_complete(
-        self,
-        context: Context,
-        event: dict[str, Any] | None = None,
-        *,
-        tasks: list[dict[str, str]],
-        ended: list[dict[str, Any] | None],
-        waiting: int,
-        deadline: float,
+        self, context: Context, event: dict[str, Any] | None = None, **state: Any
     ) -> Any:
         """Resume after the trigger ended one of several tasks: poll the others once, and defer
-        again on one still running, or finish."""
+        again on one still running, or finish. ``state``: the deferral's kwargs (``tasks``,
+        ``ended``, ``waiting``, ``deadline``), else what :meth:`_defer_several` left in XCom."""
         status, message = self._validate_event(event)
         assert event is not None
+        if not state:
+            ti = context.get("ti")
+            pulled = (
+                ti.xcom_pull(task_ids=self.task_id, key=WAIT_XCOM_KEY, map_indexes=ti.map_index)
+                if ti
+                else None
+            )
+            state = dict(pulled) if isinstance(pulled, Mapping) else {}
+        try:
+            tasks, ended, waiting, deadline = (state[k] for k in ("tasks", "ended", "waiting", "deadline"))
+        except KeyError:
+            raise AirflowException("Resumed without the state of the wait on several tasks") from None
         self._several = True
         self._set_tasks([_plain(ids) for ids in tasks], list(ended))
         if status == "error":
@@ -822,12 +838,12 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             return self._fail("timeout", message, event.get("task_status"))
         task_status = event.get("task_status")
         if isinstance(task_status, dict):
-            self._ended[waiting] = task_status
+            self._ended[int(waiting)] = task_status
         else:  # an end without a status (malformed): the next poll reads it
             self.log.warning(
                 "%s ended %s without a status", describe_ids(self.service, tasks[waiting]), status
             )
-        return self._defer_several(float(deadline), poll_first=True)
+        return self._defer_several(context, float(deadline), poll_first=True)
 
     def _finish_several(self) -> Any:
         """Every task ended: their statuses if all succeeded, else fail naming each that did not."""
