@@ -92,6 +92,7 @@ HTTP_MODULES = frozenset(
         "test_credentials",
         "test_emulator",
         "test_emulator_emr",
+        "test_emulator_dataworks_workflow",
         "test_hook",
         "test_hostile_input",
         "test_network",

@@ -47,6 +47,11 @@ from airflow_aliyun_tasks.services._spec import (
     validate_id,
 )
 from airflow_aliyun_tasks.services.dataworks import DATAWORKS, DATAWORKS_STATES, parse_dataworks
+from airflow_aliyun_tasks.services.dataworks_workflow import (
+    DATAWORKS_WORKFLOW,
+    DATAWORKS_WORKFLOW_STATES,
+    parse_dataworks_workflow,
+)
 from airflow_aliyun_tasks.services.dlf import DLF, DLF_STATES, parse_dlf
 from airflow_aliyun_tasks.services.emr_serverless_spark import (
     EMR_SERVERLESS_SPARK,
@@ -59,6 +64,8 @@ from airflow_aliyun_tasks.services.pds import PDS, PDS_STATES, parse_pds
 __all__ = [
     "DATAWORKS",
     "DATAWORKS_STATES",
+    "DATAWORKS_WORKFLOW",
+    "DATAWORKS_WORKFLOW_STATES",
     "DLF",
     "DLF_STATES",
     "EMR_SERVERLESS_SPARK",
@@ -99,6 +106,7 @@ __all__ = [
     "is_list_path",
     "lookup",
     "parse_dataworks",
+    "parse_dataworks_workflow",
     "parse_dlf",
     "parse_emr_serverless_spark",
     "parse_mma",
@@ -109,7 +117,17 @@ __all__ = [
 ]
 
 #: Every service, by name, in the order the docs list them.
-SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (DLF, DATAWORKS, MMA, PDS, EMR_SERVERLESS_SPARK)}
+SERVICES: dict[str, ServiceSpec] = {
+    s.name: s
+    for s in (
+        DLF,
+        DATAWORKS,
+        MMA,
+        PDS,
+        EMR_SERVERLESS_SPARK,
+        DATAWORKS_WORKFLOW,
+    )
+}
 
 #: Every id name of every service, in registry order, without repeats (the trigger's flat id
 #: keywords, and so the templated fields a sensor started in the triggerer may render).
