@@ -654,30 +654,38 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                 return self._defer_several(context, time.time() + self.timeout, poll_first=False)
             return self._poll_all_until_done()
         if self.deferrable:
-            from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
-
             deadline = time.time() + self.timeout
             self.log.info("Deferring: polling every %s s for up to %.0f s", self.poll_interval, self.timeout)
             self.defer(
-                trigger=AlibabaCloudTaskTrigger(
-                    service=self.service,
-                    ids=dict(self._task_ids),
-                    aliyun_conn_id=self.aliyun_conn_id,
-                    region_id=self.region_id or None,
-                    poll_interval=max(self.poll_interval, MIN_POLL_INTERVAL),
-                    end_time=deadline,
-                    max_consecutive_failures=self.max_consecutive_failures,
-                    initial_delay=max(self.poll_interval, MIN_POLL_INTERVAL),
-                    success_states=list(self.success_states),
-                    failure_states=list(self.failure_states),
-                    partial_success_ok=self.partial_success_ok,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
+                trigger=self._trigger(self._task_ids, deadline),
                 method_name="execute_complete",
                 # A backstop: the trigger's own deadline normally ends the wait first.
                 timeout=timedelta(seconds=self.timeout + 60),
             )
         return self._poll_until_done()
+
+    def _trigger(
+        self, ids: Mapping[str, str], deadline: float, cancel_also: Sequence[Mapping[str, str]] = ()
+    ) -> Any:
+        """The trigger that waits on the task ``ids`` until ``deadline`` (epoch seconds);
+        ``cancel_also``: the other tasks its on_kill cancels too."""
+        from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
+
+        return AlibabaCloudTaskTrigger(
+            service=self.service,
+            ids=dict(ids),
+            aliyun_conn_id=self.aliyun_conn_id,
+            region_id=self.region_id or None,
+            poll_interval=max(self.poll_interval, MIN_POLL_INTERVAL),
+            end_time=deadline,
+            max_consecutive_failures=self.max_consecutive_failures,
+            initial_delay=max(self.poll_interval, MIN_POLL_INTERVAL),
+            success_states=list(self.success_states),
+            failure_states=list(self.failure_states),
+            partial_success_ok=self.partial_success_ok,
+            cancel_on_kill=self.cancel_on_kill,
+            cancel_also=[dict(other) for other in cancel_also] if self.cancel_on_kill else (),
+        )
 
     def _poll_until_done(self) -> Any:
         deadline = time.monotonic() + self.timeout
@@ -776,8 +784,6 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             return self._finish_several()
         if time.time() >= deadline:
             self._fail("timeout", f"{len(running)} of {len(self._tasks)} tasks still running at the deadline")
-        from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
-
         waiting = running[0]
         state = {"tasks": self._tasks, "ended": self._ended, "waiting": waiting, "deadline": deadline}
         ti = context.get("ti")
@@ -790,21 +796,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             len(self._tasks),
         )
         self.defer(
-            trigger=AlibabaCloudTaskTrigger(
-                service=self.service,
-                ids=dict(self._tasks[waiting]),
-                aliyun_conn_id=self.aliyun_conn_id,
-                region_id=self.region_id or None,
-                poll_interval=max(self.poll_interval, MIN_POLL_INTERVAL),
-                end_time=deadline,
-                max_consecutive_failures=self.max_consecutive_failures,
-                initial_delay=max(self.poll_interval, MIN_POLL_INTERVAL),
-                success_states=list(self.success_states),
-                failure_states=list(self.failure_states),
-                partial_success_ok=self.partial_success_ok,
-                cancel_on_kill=self.cancel_on_kill,
-                cancel_also=[dict(self._tasks[i]) for i in running[1:]] if self.cancel_on_kill else (),
-            ),
+            trigger=self._trigger(self._tasks[waiting], deadline, [self._tasks[i] for i in running[1:]]),
             method_name="execute_several_complete",
             kwargs=state,
             timeout=timedelta(seconds=max(deadline - time.time(), 0.0) + 60),
