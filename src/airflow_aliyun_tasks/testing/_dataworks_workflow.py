@@ -294,7 +294,7 @@ SERVICE = Service(
     id_names=("workflow_instance_id",),
     adder="add_dataworks_workflow_instance",
     running=RUNNING,
-    start_lifecycle=("NotRun", "Running", "Running", "Success"),
+    start_lifecycle=("NotRun", "Running", "Success"),
 )
 
 
