@@ -506,3 +506,12 @@ def test_trigger_cancels_the_other_tasks_on_kill(monkeypatch: pytest.MonkeyPatch
     cancelled.clear()
     asyncio.run(AlibabaCloudTaskTrigger(**{**kwargs, "cancel_on_kill": False}).on_kill())
     assert cancelled == []
+
+
+def test_an_explicit_endpoint_still_sends_the_services_bodies() -> None:
+    hook = FakeHook()
+    hook.answers["RunOne"] = [{"InstanceId": 7}]
+    hook.statuses["7"] = ["Success"]
+    op(hook, service=WF, action="RunOne", endpoint="http://127.0.0.1:1", body={"A": 1}).execute(ctx(None))
+    assert hook.calls[0][1]["body_encoding"] == "form"  # the synthetic workflow service's (DataWorks')
+    assert hook.calls[0][1]["service"] is None

@@ -397,6 +397,9 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         if headers:
             options["headers"] = dict(headers)
         encoding = self.body_encoding or (op.body_encoding if op is not None else None)
+        service_encoding = get_service(self.service).body_encoding
+        if not encoding and self.endpoint and service_encoding != "json":
+            encoding = service_encoding  # an explicit endpoint still takes the service's bodies
         if encoding:
             options["body_encoding"] = encoding
         if op is not None and op.response_body != "json":
@@ -413,8 +416,9 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
 
     def _await_follow_up(self, values: dict[str, str]) -> list[dict[str, str]] | None:
         """Poll the follow-up call of a two-phase start on the worker until the tasks exist;
-        their ids. ``None``: the creation failed or its operation is gone (logged): submit
-        afresh. Transient errors are tolerated ``max_consecutive_failures`` times in a row."""
+        their ids. ``None``: the operation is gone (logged): submit afresh. A creation that
+        failed raises :class:`_CreationFailedError` (logged). Transient errors are tolerated
+        ``max_consecutive_failures`` times in a row."""
         from airflow_aliyun_tasks.errors import NotFoundError, is_transient
 
         spec = get_service(self.service)
