@@ -31,6 +31,7 @@ DAGS = [  # (dag id, service, id of the task that waits: an operator, or the sen
     ("example_aliyun_mma", "mma", "wait_for_migration"),
     ("example_aliyun_pds", "pds", "archive_files"),
     ("example_aliyun_emr_serverless_spark", "emr_serverless_spark", "spark_job"),
+    ("example_aliyun_dataworks_workflow", "dataworks_workflow", "backfill"),
 ]
 
 
@@ -111,8 +112,9 @@ def main() -> int:
                     [*airflow, "dags", "test", dag_id], env=env, stdout=out, stderr=subprocess.STDOUT
                 )
             wall = time.monotonic() - started
-            final, task_id = read_result(home / "airflow.db", dag_id, sensor)
-            polls = count_polls(url, service, task_id)
+            final, tasks = read_result(home / "airflow.db", dag_id, sensor)
+            polls = count_polls(url, service, tasks)
+            task_id = shown(tasks)
             outcome = "ok" if proc.returncode == 0 and final == "succeeded" else f"FAILED (see {log})"
             failed |= outcome != "ok"
             rows.append((service, task_id, final, polls, wall, outcome))
@@ -137,9 +139,10 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def read_result(db: Path, dag_id: str, sensor: str) -> tuple[str, str]:
-    """The final TaskStatus (the XCom return value of the task that waits) from the SQLite
-    metadata DB."""
+def read_result(db: Path, dag_id: str, sensor: str) -> tuple[str, list[dict[str, Any]]]:
+    """The final state and the ids of the tasks waited on, from the XCom return value of the
+    task that waits in the SQLite metadata DB: one TaskStatus, or a list of them (a start that
+    started several tasks)."""
     with sqlite3.connect(db) as con:
         row = con.execute(
             "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value' "
@@ -150,28 +153,39 @@ def read_result(db: Path, dag_id: str, sensor: str) -> tuple[str, str]:
             state = con.execute(
                 "SELECT state FROM task_instance WHERE dag_id = ? AND task_id = ?", (dag_id, sensor)
             ).fetchone()
-            return (state[0] if state else "not run") or "none", "-"
+            return (state[0] if state else "not run") or "none", []
     value = row[0]
-    status = json.loads(value) if isinstance(value, str | bytes) else value
-    if isinstance(status, str):  # stored twice-encoded by some Airflow versions
-        status = json.loads(status)
-    ids = status.get("ids", {})
-    task_id = "/".join(str(v) for k, v in ids.items() if k not in ("domain_id", "catalog_id", "workspace_id"))
-    return status.get("state", "?"), task_id
+    result = json.loads(value) if isinstance(value, str | bytes) else value
+    if isinstance(result, str):  # stored twice-encoded by some Airflow versions
+        result = json.loads(result)
+    statuses = result if isinstance(result, list) else [result]
+    states = {s.get("state", "?") for s in statuses}
+    return (states.pop() if len(states) == 1 else "mixed"), [s.get("ids", {}) for s in statuses]
 
 
-def count_polls(url: str, service: str, task_id: str) -> int:
+def _task_id(ids: dict[str, Any]) -> str:
+    return "/".join(str(v) for k, v in ids.items() if k not in ("domain_id", "catalog_id", "workspace_id"))
+
+
+def shown(tasks: list[dict[str, Any]]) -> str:
+    """The task ids as the summary shows them (a count for several)."""
+    if len(tasks) > 1:
+        return f"{len(tasks)} instances"
+    return _task_id(tasks[0]) if tasks else "-"
+
+
+def count_polls(url: str, service: str, tasks: list[dict[str, Any]]) -> int:
+    """Status polls of the tasks waited on (summed over several)."""
+    wanted = {_task_id(ids) for ids in tasks}
+    total = 0
     for task in get_json(f"{url}/_emulator/stats")["tasks"]:
         if task.get("service") != service:
             continue
-        ids = [
-            str(v)
-            for k, v in task.get("ids", {}).items()
-            if k not in ("domain_id", "catalog_id", "workspace_id")
-        ]
-        if "/".join(ids) == task_id or task_id in ids:
-            return int(task.get("polls", 0))
-    return 0
+        ids = task.get("ids", {})
+        values = {str(v) for k, v in ids.items() if k not in ("domain_id", "catalog_id", "workspace_id")}
+        if _task_id(ids) in wanted or wanted & values:
+            total += int(task.get("polls", 0))
+    return total
 
 
 if __name__ == "__main__":

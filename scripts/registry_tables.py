@@ -15,7 +15,7 @@ from pathlib import Path
 from airflow_aliyun_tasks.config import AUTH_TYPES, EXTRAS
 from airflow_aliyun_tasks.get_provider_info import get_provider_info
 from airflow_aliyun_tasks.sensors import AlibabaCloudTaskSensor
-from airflow_aliyun_tasks.services import SERVICES, ServiceSpec
+from airflow_aliyun_tasks.services import SERVICES, ServiceSpec, StartOperation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def sensors_table() -> str:
 
 def endpoints_table() -> str:
     rows = [
-        "| service | override extra | public host | VPC host |",
+        "| service (key in `endpoints`) | or the extra | public host | VPC host |",
         "|---|---|---|---|",
     ]
     for name, spec in SERVICES.items():
@@ -80,36 +80,65 @@ def endpoints_table() -> str:
     return "\n".join(rows)
 
 
+def _where(path: str) -> str:
+    return f"request `{path.removeprefix('request:')}`" if path.startswith("request:") else f"`{path}`"
+
+
+def _ids_of(op: StartOperation) -> str:
+    """Where a start operation's answer has the task's ids (a two-phase start: its follow-up's)."""
+    if op.follow_up is not None:
+        fu = op.follow_up
+        ids = ", ".join(f"`{n}` ← {_where(w)}" for n, w in fu.task_ids.items())
+        params = ", ".join(f"`{p}`" for p in fu.params)
+        return f"two phases: {params}, then `{fu.action}` until `{fu.status}` is {', '.join(fu.done)}: {ids}"
+    ids = ", ".join(f"`{n}` ← {_where(w)}" for n, w in op.task_ids.items())
+    if op.may_finish_at_once:
+        ids += " (absent when it finished at once)"
+    return ids
+
+
+def _idempotency(op: StartOperation) -> str:
+    """A client token, an id the caller chooses for the task (the key is one of its ids), or none."""
+    if not op.idempotency_param:
+        return "none"
+    where = f"`{op.idempotency_param}` ({op.idempotency_location})"
+    if f"request:{op.idempotency_param}" in op.task_ids.values():
+        return f"caller-chosen id {where}"
+    return f"client token {where}"
+
+
+def _ram(spec: ServiceSpec, actions: list[str]) -> str:
+    prefix, _, action = spec.ram_action.partition(":")
+    if action == "*":  # no action of its own is documented for each operation
+        return f"`{spec.ram_action}`"
+    return ", ".join(f"`{prefix}:{a}`" for a in actions)
+
+
 def start_operations_table() -> str:
     from airflow_aliyun_tasks.testing import CANCEL_OPERATIONS, START_OPERATIONS
 
     rows = [
-        "| service | start operation | the task's ids in its answer | client token | cancel on kill "
+        "| service | start operation | the task's ids in its answer | idempotency | cancel on kill "
         "| RAM actions | in the emulator |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, spec in SERVICES.items():
-        prefix = spec.ram_action.split(":", 1)[0]
         for op in spec.start_operations:
-            ids = ", ".join(
-                f"`{n}` ← "
-                + (f"request `{w.removeprefix('request:')}`" if w.startswith("request:") else f"`{w}`")
-                for n, w in op.task_ids.items()
-            )
-            if op.may_finish_at_once:
-                ids += " (absent when it finished at once)"
-            token = (
-                f"`{op.idempotency_param}` ({op.idempotency_location})" if op.idempotency_param else "none"
-            )
             cancel = f"`{spec.cancel.action}`" if spec.cancel else "none: keeps running"
-            actions = [op.action, spec.action, *([spec.cancel.action] if spec.cancel else [])]
-            ram = ", ".join(f"`{prefix}:{a}`" for a in actions)
+            if spec.cancel and op.several():
+                cancel += " (every task)"
+            actions = [
+                op.action,
+                *([op.follow_up.action] if op.follow_up else []),
+                spec.action,
+                *([spec.cancel.action] if spec.cancel else []),
+            ]
             emulated = "yes" if (name, op.action) in START_OPERATIONS else "no"
             if spec.cancel and (name, spec.cancel.action) in CANCEL_OPERATIONS:
                 emulated += " (and the cancel)"
             rows.append(
-                f"| `{name}` | `{op.action}` ({op.method} `{op.path}`) | {ids} | {token} | {cancel} | {ram} "
-                f"| {emulated} |"
+                f"| `{name}` | `{op.action}` ({op.method} `{op.path}`) | {_ids_of(op)} | {_idempotency(op)} "
+                f"| {cancel} | {_ram(spec, actions)} | {emulated} |"
             )
     return "\n".join(rows)
 
@@ -132,7 +161,8 @@ def connection_table() -> str:
         )
     for extra in EXTRAS:
         masked = " Masked in the form." if extra.secret else ""
-        rows.append(f"| extra `{extra.name}` | {extra.label} | {_cell(extra.help)}{masked} |")
+        label = extra.label if extra.form else f"(not in the form: {extra.label})"
+        rows.append(f"| extra `{extra.name}` | {label} | {_cell(extra.help)}{masked} |")
     return "\n".join(rows)
 
 

@@ -92,12 +92,14 @@ HTTP_MODULES = frozenset(
         "test_credentials",
         "test_emulator",
         "test_emulator_emr",
+        "test_emulator_dataworks_workflow",
         "test_hook",
         "test_hostile_input",
         "test_network",
         "test_operators",
         "test_secret_hygiene",
         "test_transport",
+        "test_vocabulary",
     }
 )
 

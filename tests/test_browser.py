@@ -4,8 +4,9 @@ A real ``airflow api-server`` (SQLite, a throwaway ``AIRFLOW_HOME``, the simple 
 one user, ``[core] test_connection = Enabled``) serves the Airflow UI on 127.0.0.1; Debian's
 Chromium, driven headless by Playwright (never a downloaded browser), logs in, opens
 Admin -> Connections -> Add Connection, picks "Alibaba Cloud async tasks" (told apart from the ASF
-Alibaba provider's "Alibaba Cloud", installed beside it by the dev extras), fills the form with every endpoint
-pointed at the emulator, saves, and presses Test: once with good keys, once after the secret was
+Alibaba provider's "Alibaba Cloud", installed beside it by the dev extras), fills the form (its one
+"Endpoints" field, a JSON editor, with every service and STS pointed at the emulator), saves, and
+presses Test: once with good keys, once after the secret was
 edited to a wrong one. Screenshots of the form and of both results are written to ``docs/img/``
 (or to ``$ALIYUN_SCREENSHOT_DIR``).
 
@@ -41,6 +42,7 @@ from typing import Any
 
 import pytest
 
+from airflow_aliyun_tasks.config import ENDPOINT_NAMES
 from airflow_aliyun_tasks.testing import (
     DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET,
@@ -61,7 +63,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(os.environ.get("ALIYUN_SCREENSHOT_DIR") or Path(__file__).parent.parent / "docs" / "img")
-ENDPOINT_FIELDS = ("dlf_endpoint", "dataworks_endpoint", "mma_endpoint", "pds_endpoint", "sts_endpoint")
 OUR_FIELDS = (
     "region_id",
     "auth_type",
@@ -69,7 +70,7 @@ OUR_FIELDS = (
     "role_arn",
     "bearer_token",
     "pds_domain_id",
-    *ENDPOINT_FIELDS,
+    "endpoints",
 )
 SECRET_FIELDS = ("security_token", "bearer_token", "https_proxy", "http_proxy")
 CONN_ID = "aliyun_browser"
@@ -281,6 +282,15 @@ def _dismissed(page: Any, toast: Any) -> None:
     toast.wait_for(state="hidden")
 
 
+def _fill_json_editor(page: Any, editor: Any, value: Any) -> None:
+    """Replace the text of one of the form's JSON editors (a code editor) with ``value``, as
+    one line: the editor indents new lines and closes brackets as a user types."""
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(json.dumps(value))
+
+
 def test_hook_meta_has_the_aliyun_form(api_server: ApiServer) -> None:
     """What the UI receives for the form: our labels, hidden fields, extra fields and secrets."""
     meta = {m["connection_type"]: m for m in api_server.get_json("/ui/connections/hook_meta")}
@@ -298,6 +308,10 @@ def test_hook_meta_has_the_aliyun_form(api_server: ApiServer) -> None:
         assert std[hidden]["hidden"] is True, hidden
     extra = aliyun["extra_fields"]
     assert set(OUR_FIELDS) <= set(extra)
+    # One JSON field for every endpoint; the per-service extras are not in the form.
+    assert extra["endpoints"]["schema"]["type"] == ["object", "null"]
+    assert extra["endpoints"]["schema"]["title"] == "Endpoints"
+    assert not [name for name in extra if name.endswith("_endpoint")]
     assert extra["region_id"]["schema"]["title"] == "Region"
     assert extra["region_id"]["value"] == "cn-hangzhou"
     assert extra["auth_type"]["value"] == "access_key"
@@ -351,23 +365,21 @@ def test_connection_form_and_test_button(page: Any, api_server: ApiServer, emula
         "RAM role ARN",
         "PDS access token",
         "PDS domain id",
-        "DLF endpoint",
-        "DataWorks endpoint",
-        "MaxCompute endpoint",
-        "PDS endpoint",
-        "STS endpoint",
+        "Endpoints",
     ):
         assert dialog.get_by_text(label, exact=True).is_visible(), label
+    assert dialog.get_by_text("DLF endpoint", exact=True).count() == 0
     for name in SECRET_FIELDS:
         assert dialog.locator(f"#element_{name}").get_attribute("type") == "password", name
     assert dialog.locator("#element_region_id").input_value() == "cn-hangzhou"
     assert dialog.get_by_text("access_key", exact=True).is_visible()  # the auth type's default
-    for name in ENDPOINT_FIELDS:
-        dialog.locator(f"#element_{name}").fill(emulator.url)
+    endpoints = dict.fromkeys(ENDPOINT_NAMES, emulator.url)
+    _fill_json_editor(page, dialog.locator("#element_endpoints"), endpoints)
     dialog.locator("#element_pds_domain_id").fill("bj1")
     dialog.get_by_role("heading", name="Add Connection").click()  # no focus ring in the picture
     top = dialog.bounding_box()
-    last = dialog.locator("#element_sts_endpoint").bounding_box()
+    editor = dialog.locator("#element_endpoints").bounding_box()
+    last = {"y": editor["y"] + editor["height"] + 40}  # and its description
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(
         path=str(SCREENSHOTS / "connection-form-extra-fields.png"),
@@ -388,7 +400,7 @@ def test_connection_form_and_test_button(page: Any, api_server: ApiServer, emula
     assert stored["password"] == "***"
     assert (stored["host"], stored["port"], stored["schema"]) == (None, None, None)
     saved_extra = json.loads(stored["extra"])
-    assert {saved_extra[name] for name in ENDPOINT_FIELDS} == {emulator.url}
+    assert saved_extra["endpoints"] == endpoints
     assert saved_extra["pds_domain_id"] == "bj1"
     assert saved_extra["region_id"] == "cn-hangzhou"
     assert saved_extra["auth_type"] == "access_key"

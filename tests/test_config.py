@@ -131,6 +131,66 @@ def test_every_documented_extra_is_accepted() -> None:
     assert s.endpoints["sts_endpoint"].netloc == "[::1]:1"
 
 
+@pytest.mark.parametrize("as_text", [False, True])
+def test_endpoints_extra_sets_every_endpoint_in_one_object(as_text: bool) -> None:
+    """The connection form's one field for the endpoints: service name (or sts) -> host or URL;
+    an object, or its JSON text (a form or an environment variable may give either)."""
+    import json
+
+    value = {
+        "dlf": "dlf-vpc.cn-hangzhou.aliyuncs.com",
+        "emr_serverless_spark": "http://127.0.0.1:9",
+        "sts": "",
+    }
+    s = parse({"endpoints": json.dumps(value) if as_text else value, "pds_endpoint": "http://localhost"})
+    assert s.endpoints == {
+        "dlf_endpoint": Endpoint("https", "dlf-vpc.cn-hangzhou.aliyuncs.com"),
+        "emr_serverless_spark_endpoint": Endpoint("http", "127.0.0.1", 9),
+        "pds_endpoint": Endpoint("http", "localhost"),
+    }
+    for empty in ("", "  ", {}, "{}", "null", None):
+        assert parse({"endpoints": empty}).endpoints == {}
+
+
+def test_endpoints_extra_and_a_service_extra_for_one_service_is_an_error() -> None:
+    err = refused("endpoints", {"endpoints": {"dlf": "dlf.example.com"}, "dlf_endpoint": "dlf.example.org"})
+    assert "dlf_endpoint" in str(err)
+    assert "endpoints" in str(err)
+    assert "given twice" in str(err)
+    err = refused(
+        "sts_endpoint", {"endpoints": {"sts": "sts.example.com"}, "sts_endpoint": "sts.example.org"}
+    )
+    assert "endpoints" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "text"),
+    [
+        ({"ecs": "ecs.example.com"}, "endpoints", "'ecs' is not a service"),
+        ({"dlf_endpoint": "x.example.com"}, "endpoints", "is not a service"),
+        ({"dlf": 5}, "endpoints.dlf", "must be a host or URL"),
+        ({"dlf": "http://example.com"}, "endpoints.dlf", "plain http://"),
+        ({"dlf": "https://u:Sup3rS3cretPw@example.com"}, "endpoints.dlf", "user information"),
+        (["dlf"], "endpoints", "must be a JSON object"),
+        ("{not json", "endpoints", "must be a JSON object"),
+        ("[1]", "endpoints", "must be a JSON object"),
+    ],
+)
+def test_endpoints_extra_refused(value: Any, field: str, text: str) -> None:
+    err = refused(field, {"endpoints": value})
+    assert text in str(err)
+    assert "Sup3rS3cretPw" not in str(err)
+
+
+def test_sts_in_the_endpoints_extra_keys_the_client_cache() -> None:
+    base = parse()
+    other = parse({"endpoints": {"sts": "http://127.0.0.1:1"}})
+    assert other.endpoints["sts_endpoint"] == Endpoint("http", "127.0.0.1", 1)
+    assert other.fingerprint() != base.fingerprint()
+    assert parse({"sts_endpoint": "http://127.0.0.1:1"}).fingerprint() == other.fingerprint()
+    assert parse({"endpoints": {"dlf": "http://127.0.0.1:1"}}).fingerprint() == base.fingerprint()
+
+
 def test_empty_endpoint_extras_are_ignored() -> None:
     assert parse({"dlf_endpoint": "", "sts_endpoint": None}).endpoints == {}
 
@@ -733,6 +793,7 @@ def _changed_values() -> dict[str, Any]:
     }
     for name in ENDPOINT_EXTRAS:
         values[name] = "http://127.0.0.1:1"
+    values["endpoints"] = {"dlf": "http://127.0.0.1:2"}
     for name in EXTRA_FIELDS - set(values):  # the registry's id defaults
         values[name] = BY_NAME[name].example or "x1"
     return values
@@ -752,5 +813,5 @@ def test_fingerprint_counts_exactly_the_extras_the_client_depends_on(name: str) 
 def test_only_per_call_extras_stay_out_of_the_fingerprint() -> None:
     from airflow_aliyun_tasks.services import connection_defaults
 
-    per_call = (set(ENDPOINT_EXTRAS) - {"sts_endpoint"}) | set(connection_defaults())
+    per_call = (set(ENDPOINT_EXTRAS) - {"sts_endpoint"}) | set(connection_defaults()) | {"endpoints"}
     assert {name for name, extra in BY_NAME.items() if not extra.fingerprint} == per_call

@@ -174,10 +174,13 @@ def _table_names(text: str, name: str) -> set[str]:
 def test_connection_form_parser_and_docs_agree() -> None:
     """The form, the parser and the docs' tables name the same extras, and the parser accepts
     every one of them."""
-    from airflow_aliyun_tasks.config import EXTRA_FIELDS
+    from airflow_aliyun_tasks.config import ENDPOINT_EXTRAS, EXTRA_FIELDS, EXTRAS
     from airflow_aliyun_tasks.get_provider_info import CONN_FIELDS
 
-    assert set(CONN_FIELDS) == EXTRA_FIELDS
+    assert set(CONN_FIELDS) == {e.name for e in EXTRAS if e.form}
+    # One form field for every endpoint; the per-service extras stay accepted.
+    assert "endpoints" in CONN_FIELDS
+    assert set(EXTRA_FIELDS) - set(CONN_FIELDS) == set(ENDPOINT_EXTRAS)
     for page in ("README.md", "docs/connection.md"):
         names = _table_names((ROOT / page).read_text(encoding="utf-8"), "connection")
         assert names == EXTRA_FIELDS | {"login", "password"}, page
@@ -220,3 +223,24 @@ def test_readme_demo_sample_has_every_service() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     sample = readme.split("The demo ends with a table like this one:", 1)[1].split("```", 2)[1]
     assert [line.split()[0] for line in sample.strip().splitlines()[2:]] == list(SERVICES)
+
+
+def test_the_demo_runs_every_example_dag_and_every_service() -> None:
+    """``scripts/demo.py`` names its DAGs (it does not discover them): each example DAG that
+    waits on a task is in its list, and every service of the registry has one."""
+    import importlib.util
+
+    from airflow_aliyun_tasks.services import SERVICES
+
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
+    assert spec is not None
+    assert spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    listed = {dag_id for dag_id, _, _ in demo.DAGS}
+    # the asset watcher waits on nothing itself: its trigger runs in a deployment's triggerer
+    files = {p.stem for p in (ROOT / "example_dags").glob("example_aliyun_*.py")} - {
+        "example_aliyun_asset_watcher"
+    }
+    assert listed == files
+    assert {service for _, service, _ in demo.DAGS} == set(SERVICES)

@@ -47,6 +47,7 @@ def ids_for(service: str, n: int) -> dict[str, Any]:
         "mma": {"source_id": 2000028, "async_task_id": 1000 + n},
         "pds": {"async_task_id": f"pds-task-{n}"},
         "emr_serverless_spark": {"workspace_id": "w-e2e", "job_run_id": f"jr-{n}"},
+        "dataworks_workflow": {"workflow_instance_id": 7_000_000 + n},
     }[service]
 
 
@@ -65,6 +66,8 @@ def add_task(
         emulator.add_mma_task(ids["source_id"], ids["async_task_id"], statuses, **options)
     elif service == "emr_serverless_spark":
         emulator.add_emr_serverless_spark_job_run(ids["workspace_id"], ids["job_run_id"], statuses, **options)
+    elif service == "dataworks_workflow":
+        emulator.add_dataworks_workflow_instance(ids["workflow_instance_id"], statuses, **options)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1", **options)
 
@@ -80,6 +83,8 @@ LIFECYCLES = {
         ["Running", "Failed"],
         ["Running", "Cancelling", "Cancelled"],
     ),
+    # no cancelled state: a stopped instance reports Failure
+    "dataworks_workflow": (["NotRun", "Running", "Success"], ["Running", "Failure"], None),
 }
 FAILURE_OPTIONS = {
     "dlf": {"message": "database staging_tmp is locked by another task"},
@@ -93,7 +98,10 @@ FAILURE_OPTIONS = {
         "state_change_reason_message": "Driver exited with code 1: NameError in wordcount.py",
         "state_change_reason_code": "ERR-200001",
     },
+    "dataworks_workflow": {"name": "nightly"},
 }
+#: what the log says of a failure, where it is not the first failure option
+FAILURE_TEXT = {"pds": "is not readable", "dataworks_workflow": "its task instances say why"}
 
 
 @pytest.mark.parametrize("service", list(LIFECYCLES))
@@ -115,7 +123,7 @@ def test_deferrable_success_failure_cancelled(
     assert (state, states) == ("failed", {"wait": "failed"})
     out = capfd.readouterr()
     log = out.out + out.err
-    expected = next(iter(FAILURE_OPTIONS[service].values())) if service != "pds" else "is not readable"
+    expected = FAILURE_TEXT.get(service) or next(iter(FAILURE_OPTIONS[service].values()))
     assert expected in log
     assert "Task failed" in log
 
@@ -174,12 +182,39 @@ def test_poke_and_reschedule_modes(mode: str, airflow_db: str, emulator: Emulato
     assert emulator.poll_count("mma", **ids) == 3
 
 
+def test_workflow_instance_sensor_on_the_worker(airflow_db: str, emulator: Emulator, make_conn: Any) -> None:
+    make_conn()
+    ids = ids_for("dataworks_workflow", 32)
+    add_task(emulator, "dataworks_workflow", ids, ["WaitResource", "Running", "Success"])
+    state, states = run_dag("e2e_dataworks_workflow_poke", ids)
+    assert (state, states) == ("success", {"wait": "success"})
+    assert emulator.poll_count("dataworks_workflow", **ids) == 3
+
+
 def test_ids_templated_from_upstream_xcom(airflow_db: str, emulator: Emulator, make_conn: Any) -> None:
     make_conn()
     emulator.add_dataworks_job("dw-from-xcom", ["Running", "Success"])
     state, states = run_dag("e2e_xcom_ids", {"job_id": "dw-from-xcom"})
     assert (state, states) == ("success", {"produce": "success", "wait": "success"})
     assert emulator.poll_count("dataworks", job_id="dw-from-xcom") == 2
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "worker"])
+def test_operator_backfills_workflow_instances(
+    mode: str, airflow_db: str, emulator: Emulator, make_conn: Any
+) -> None:
+    """Two phases, three instances (one per business date), each waited for; the list of their
+    statuses goes to XCom."""
+    make_conn()
+    emulator.set_dataworks_create_result(["Creating", "Creating", "Created"])
+    emulator.set_start_lifecycle("dataworks_workflow", ["NotRun", "Running", "Success"])
+    state, states = run_dag(f"e2e_operator_workflow_{mode}", {"last_day": "2026-01-03"})
+    assert state == "success", states
+    assert states == {"backfill": "success", "check": "success"}
+    assert emulator.start_count("dataworks_workflow", "CreateWorkflowInstances") == 1
+    instances = emulator.tasks("dataworks_workflow")
+    assert len(instances) == 3
+    assert {i["history"][-1] for i in instances} == {"Success"}
 
 
 @pytest.mark.parametrize("mode", ["deferrable", "worker"])

@@ -7,6 +7,11 @@ while the operator waits, a remote task that fails, a lost answer to the start c
 "cancel on kill": marking a waiting task failed cancels the EMR Serverless Spark job run once,
 on the worker and in the triggerer; for a service without a cancel operation the log says the
 remote task keeps running.
+
+The same for DataWorks workflow instances (``dataworks_workflow``): a start without a client
+token reconnected after SIGKILL, a two-phase start killed while its follow-up is polled that
+resumes polling instead of creating again, and a backfill of several instances whose every
+instance is stopped when the task is marked failed (deferred and on the worker).
 """
 
 from __future__ import annotations
@@ -25,7 +30,15 @@ from stack import AirflowStack, postgres_available, wait_until
 pytestmark = [pytest.mark.airflow]
 
 DAGS = Path(__file__).parent / "operator_dags"
-DAG_IDS = ("op_worker", "op_worker_once", "op_deferred", "op_dataworks_deferred")
+DAG_IDS = (
+    "op_worker",
+    "op_worker_once",
+    "op_deferred",
+    "op_dataworks_deferred",
+    "op_workflow_worker",
+    "op_workflow_backfill_worker",
+    "op_workflow_backfill_deferred",
+)
 EMR = "emr_serverless_spark"
 TASK = "spark_job"
 
@@ -80,9 +93,9 @@ def starts(stack: AirflowStack, service: str, action: str) -> dict[str, int]:
     raise AssertionError(f"no start operation {service} {action}")
 
 
-def cancels(stack: AirflowStack, ids: dict[str, str]) -> dict[str, int]:
+def cancels(stack: AirflowStack, ids: dict[str, str], service: str = EMR) -> dict[str, int]:
     for row in stack.emulator_stats()["cancels"]:
-        if row["service"] == EMR and row["ids"] == ids:
+        if row["service"] == service and row["ids"] == ids:
             return {"requests": row["requests"], "accepted": row["accepted"]}
     return {"requests": 0, "accepted": 0}
 
@@ -295,3 +308,120 @@ def _alive(pid: Any) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+# --------------------------------------------------------------------------- DataWorks workflow instances
+
+WF = "dataworks_workflow"
+WF_TASK = "workflow"
+
+
+def instances(stack: AirflowStack) -> list[dict[str, Any]]:
+    return [t for t in stack.emulator_stats()["tasks"] if t["service"] == WF]
+
+
+def polled_instances(stack: AirflowStack, count: int, polls: int = 1) -> list[dict[str, Any]]:
+    def found() -> list[dict[str, Any]] | None:
+        seen = instances(stack)
+        return seen if len(seen) == count and all(t["polls"] >= polls for t in seen) else None
+
+    result: list[dict[str, Any]] = wait_until(
+        found, timeout=120, interval=0.3, what=f"{count} polled instances"
+    )
+    return result
+
+
+def test_workflow_worker_killed_after_the_start_reconnects_on_retry(emu: AirflowStack) -> None:
+    stack, dag_id, run_id = emu, "op_workflow_worker", "wf_kill_worker"
+    lifecycle(stack, ["NotRun", *["Running"] * 10, "Success"], service=WF)
+    stack.trigger_dag(dag_id, run_id)
+    (instance,) = polled_instances(stack, 1, polls=2)
+    pid = wait_until(lambda: ti(stack, dag_id, run_id, WF_TASK).get("pid"), timeout=30, what="the task's pid")
+    os.kill(int(pid), signal.SIGKILL)
+
+    assert final_state(stack, dag_id, run_id, WF_TASK) == "success"
+    assert ti(stack, dag_id, run_id, WF_TASK)["try_number"] == 2
+    assert starts(stack, WF, "ExecuteAdhocWorkflowInstance")["requests"] == 1
+    assert len(instances(stack)) == 1
+    assert return_value(stack, dag_id, run_id, WF_TASK)["ids"] == instance["ids"]
+    assert "Reconnecting to the task an earlier try started" in stack.task_log_text(dag_id, run_id, WF_TASK)
+
+
+def test_workflow_two_phase_start_killed_while_creating_resumes_polling(emu: AirflowStack) -> None:
+    stack, dag_id, run_id = emu, "op_workflow_backfill_worker", "wf_kill_creating"
+    lifecycle(stack, ["Running", "Success"], service=WF)
+    stack.emulator("POST", "dataworks_create_result", {"statuses": [*["Creating"] * 12, "Created"]})
+    stack.trigger_dag(dag_id, run_id)
+    # the start, then two polls of GetCreateWorkflowInstancesResult: the operation is recorded
+    wait_until(
+        lambda: stack.emulator_stats()["requests"][WF] >= 3,
+        timeout=120,
+        interval=0.3,
+        what="the follow-up polls",
+    )
+    assert instances(stack) == []
+    pid = wait_until(lambda: ti(stack, dag_id, run_id, WF_TASK).get("pid"), timeout=30, what="the task's pid")
+    os.kill(int(pid), signal.SIGKILL)
+
+    assert final_state(stack, dag_id, run_id, WF_TASK, timeout=180) == "success"
+    assert ti(stack, dag_id, run_id, WF_TASK)["try_number"] == 2
+    assert starts(stack, WF, "CreateWorkflowInstances")["requests"] == 1
+    created = instances(stack)
+    assert len(created) == 2
+    value = return_value(stack, dag_id, run_id, WF_TASK)
+    assert sorted(v["ids"]["workflow_instance_id"] for v in value) == sorted(
+        t["ids"]["workflow_instance_id"] for t in created
+    )
+    assert {v["state"] for v in value} == {"succeeded"}
+    assert "Resuming the start an earlier try made" in stack.task_log_text(dag_id, run_id, WF_TASK)
+
+
+def test_marking_the_deferred_backfill_failed_stops_every_instance(emu: AirflowStack) -> None:
+    stack, dag_id, run_id = emu, "op_workflow_backfill_deferred", "wf_cancel_deferred"
+    lifecycle(stack, ["Running"], service=WF)
+    stack.trigger_dag(dag_id, run_id)
+    deferred_and_exit_seen(stack, dag_id, run_id, WF_TASK)
+    # the trigger polls the first instance; the second waits for the operator's next resume
+    wait_until(
+        lambda: any(t["polls"] >= 1 for t in instances(stack)),
+        timeout=120,
+        interval=0.3,
+        what="a trigger poll",
+    )
+    created = instances(stack)
+    assert len(created) == 2
+    mark_failed(stack, dag_id, run_id, WF_TASK)
+
+    for instance in created:
+        wait_until(
+            lambda i=instance: cancels(stack, i["ids"], WF)["accepted"] == 1,
+            timeout=90,
+            what="StopWorkflowInstances from the triggerer",
+        )
+    time.sleep(3)
+    assert [cancels(stack, i["ids"], WF) for i in created] == [{"requests": 1, "accepted": 1}] * 2
+    assert ti(stack, dag_id, run_id, WF_TASK)["state"] == "failed"
+    assert "Cancelled the remote task with DataWorks workflow StopWorkflowInstances" in stack.task_log_text(
+        dag_id, run_id, WF_TASK
+    )
+
+
+def test_marking_the_backfill_failed_on_the_worker_stops_every_instance(emu: AirflowStack) -> None:
+    stack, dag_id, run_id = emu, "op_workflow_backfill_worker", "wf_cancel_worker"
+    lifecycle(stack, ["Running"], service=WF)
+    stack.trigger_dag(dag_id, run_id)
+    created = polled_instances(stack, 2, polls=2)
+    mark_failed(stack, dag_id, run_id, WF_TASK)
+
+    for instance in created:
+        wait_until(
+            lambda i=instance: cancels(stack, i["ids"], WF)["accepted"] == 1,
+            timeout=90,
+            what="StopWorkflowInstances from on_kill",
+        )
+    wait_until(
+        lambda: not _alive(ti(stack, dag_id, run_id, WF_TASK).get("pid")), timeout=60, what="the task to exit"
+    )
+    assert [cancels(stack, i["ids"], WF) for i in created] == [{"requests": 1, "accepted": 1}] * 2
+    assert ti(stack, dag_id, run_id, WF_TASK)["state"] == "failed"
+    assert starts(stack, WF, "CreateWorkflowInstances")["requests"] == 1

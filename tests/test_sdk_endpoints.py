@@ -28,6 +28,8 @@ SDK_CLIENTS = {
     "dataworks": ("alibabacloud_dataworks_public20240518.client", "dataworks-public"),
     "mma": ("alibabacloud_maxcompute20220104.client", "maxcompute"),
     "emr_serverless_spark": ("alibabacloud_emr_serverless_spark20230808.client", "emr-serverless-spark"),
+    # DataWorks workflow instances: the same SDK client as DataWorks' jobs.
+    "dataworks_workflow": ("alibabacloud_dataworks_public20240518.client", "dataworks-public"),
 }
 #: Regions checked for a client without a map (its rule applies everywhere).
 RULE_REGIONS = ("cn-hangzhou", "cn-beijing", "cn-shanghai", "cn-shenzhen", "ap-southeast-1", "eu-central-1")
@@ -48,6 +50,8 @@ KEPT: dict[tuple[str, str, str], str] = {
     ("dlf", "vpc", "dlf.{region}.aliyuncs.com"): "the SDKs' maps ignore the network",
     ("dataworks", "vpc", "dataworks.aliyuncs.com"): "the SDKs' maps ignore the network",
     ("dataworks", "vpc", "dataworks.{region}.aliyuncs.com"): "the SDKs' maps ignore the network",
+    ("dataworks_workflow", "vpc", "dataworks.aliyuncs.com"): "the SDKs' maps ignore the network",
+    ("dataworks_workflow", "vpc", "dataworks.{region}.aliyuncs.com"): "the SDKs' maps ignore the network",
     ("mma", "public", "maxcompute.aliyuncs.com"): "the central `maxcompute.aliyuncs.com`",
     ("mma", "vpc", "maxcompute.aliyuncs.com"): "the central `maxcompute.aliyuncs.com`",
 }

@@ -13,7 +13,13 @@ import pytest
 from airflow_aliyun_tasks._decode import decode
 from airflow_aliyun_tasks.config import Endpoint, parse_connection, sts_host
 from airflow_aliyun_tasks.credential_sources import OidcRoleSource
-from airflow_aliyun_tasks.errors import ApiError, NotFoundError, ServiceError, ThrottledError
+from airflow_aliyun_tasks.errors import (
+    ApiError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceError,
+    ThrottledError,
+)
 
 ROLE_ARN = "acs:ram::1234567890123456:role/airflow"
 OIDC_ARN = "acs:ram::1234567890123456:oidc-provider/k8s"
@@ -165,3 +171,42 @@ def test_dlf_success_false_judged_by_its_code() -> None:
     plain = dlf(Code="InvalidParameter", Message="bad")
     assert type(plain) is ApiError
     assert plain.code == "InvalidParameter"
+
+
+def test_camel_case_success_false_judged_by_its_code() -> None:
+    """The envelope of Realtime Compute for Apache Flink (``ververica`` 2022-07-18): HTTP 200 with
+    ``success: false``, ``errorCode``, ``errorMessage``, ``requestId``, ``httpCode`` (documented
+    as always 200) and ``accessDeniedDetail`` when RAM refused the call."""
+
+    def flink(**body: Any) -> Exception:
+        envelope = {"success": False, "httpCode": 200, "requestId": "R-2", "data": {}, **body}
+        return _err(200, json.dumps(envelope).encode())
+
+    throttled = flink(errorCode="Throttling.User", errorMessage="slow down")
+    assert isinstance(throttled, ThrottledError)
+    assert throttled.retryable
+    assert (throttled.code, throttled.message, throttled.request_id) == (
+        "Throttling.User",
+        "slow down",
+        "R-2",
+    )
+    assert isinstance(flink(errorCode="Job.NotFound", errorMessage="no such job"), NotFoundError)
+    assert isinstance(flink(errorCode="InternalError", errorMessage="oops"), ServiceError)
+    assert isinstance(flink(errorCode="990301", errorMessage="x", httpCode=404), NotFoundError)
+    assert isinstance(flink(errorCode="990301", errorMessage="x", httpCode=503), ServiceError)
+    denied = flink(
+        errorCode="990301",
+        errorMessage="You are not authorized",
+        accessDeniedDetail='{"AuthAction":"stream:GetJob","NoPermissionType":"ImplicitDeny"}',
+    )
+    assert isinstance(denied, PermissionDeniedError)
+    assert not denied.retryable
+    plain = flink(errorCode="990301", errorMessage="deployment is not running")
+    assert type(plain) is ApiError
+    assert (plain.code, plain.message) == ("990301", "deployment is not running")
+    assert "HTTP 200 990301: deployment is not running [RequestId: R-2]" in str(plain)
+    # success: true is an answer, whatever the other fields say
+    ok = decode(
+        200, httpx.Headers({}), json.dumps({"success": True, "errorCode": "", "data": {}}).encode(), now=0.0
+    )
+    assert ok.body["success"] is True

@@ -24,6 +24,8 @@ from airflow_aliyun_tasks.errors import BadResponseError, ConfigurationError
 from airflow_aliyun_tasks.services import (
     DATAWORKS,
     DATAWORKS_STATES,
+    DATAWORKS_WORKFLOW,
+    DATAWORKS_WORKFLOW_STATES,
     DLF,
     DLF_STATES,
     EMR_SERVERLESS_SPARK,
@@ -537,6 +539,7 @@ def _body_with_status(spec: ServiceSpec, raw: Any) -> dict[str, Any]:
         "mma": {"data": {"status": raw, "running": False}},
         "pds": {"state": raw},
         "emr_serverless_spark": {"jobRun": {"state": raw}},
+        "dataworks_workflow": {"WorkflowInstance": {"Status": raw}},
     }[spec.name]
 
 
@@ -573,6 +576,7 @@ def _table_cases() -> list[Any]:
         (DATAWORKS, DATAWORKS_STATES),
         (MMA, MMA_STATES),
         (PDS, PDS_STATES),
+        (DATAWORKS_WORKFLOW, DATAWORKS_WORKFLOW_STATES),
     ):
         for key, expected in table.items():
             cases.append(pytest.param(spec, key, expected, id=f"{spec.name}-{key}"))
@@ -614,6 +618,28 @@ def test_state_tables_cover_documented_values() -> None:
         FAILED,
     ]
     assert CANCELLED not in PDS_STATES.values()  # none documented
+    documented = (
+        "NotRun",
+        "Running",
+        "WaitTime",
+        "CheckingCondition",
+        "WaitResource",
+        "Failure",
+        "Success",
+        "Checking",
+    )
+    assert [DATAWORKS_WORKFLOW_STATES[v.lower()] for v in documented] == [
+        RUNNING,
+        RUNNING,
+        RUNNING,
+        RUNNING,
+        RUNNING,
+        FAILED,
+        SUCCEEDED,
+        RUNNING,
+    ]
+    assert set(DATAWORKS_WORKFLOW_STATES) == {v.lower() for v in documented}
+    assert CANCELLED not in DATAWORKS_WORKFLOW_STATES.values()  # a stopped instance is a Failure
 
 
 # --------------------------------------------------------------------------- wrong shapes
@@ -622,7 +648,9 @@ NON_OBJECTS = [None, [], [{"Status": "Running"}], "Running", "", 0, 1.5, True, F
 
 
 @pytest.mark.parametrize(
-    ("spec", "key"), [(DLF, "TaskStatus"), (DATAWORKS, "JobStatus"), (MMA, "data")], ids=["dlf", "dw", "mma"]
+    ("spec", "key"),
+    [(DLF, "TaskStatus"), (DATAWORKS, "JobStatus"), (MMA, "data"), (DATAWORKS_WORKFLOW, "WorkflowInstance")],
+    ids=["dlf", "dw", "mma", "dw_workflow"],
 )
 @pytest.mark.parametrize("value", NON_OBJECTS, ids=repr)
 def test_object_not_an_object(spec: ServiceSpec, key: str, value: Any) -> None:
@@ -631,7 +659,9 @@ def test_object_not_an_object(spec: ServiceSpec, key: str, value: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("spec", "key"), [(DLF, "TaskStatus"), (DATAWORKS, "JobStatus"), (MMA, "data")], ids=["dlf", "dw", "mma"]
+    ("spec", "key"),
+    [(DLF, "TaskStatus"), (DATAWORKS, "JobStatus"), (MMA, "data"), (DATAWORKS_WORKFLOW, "WorkflowInstance")],
+    ids=["dlf", "dw", "mma", "dw_workflow"],
 )
 def test_object_missing(spec: ServiceSpec, key: str) -> None:
     with pytest.raises(BadResponseError, match=f"no '{key}' object"):
@@ -791,6 +821,19 @@ _emr_inner = _object(
     ("state",),
 )
 
+_dw_workflow_inner = _object(
+    {
+        "Id": NUMBER_FIELD,
+        "Status": _status_field(DATAWORKS_WORKFLOW_STATES),
+        "Type": TEXT_FIELD,
+        "ProjectId": NUMBER_FIELD,
+        "StartedTime": NUMBER_FIELD,
+        "FinishedTime": NUMBER_FIELD,
+        "Tags": JSON,
+    },
+    ("Status",),
+)
+
 BODIES: dict[str, Any] = {
     "dlf": _top(
         {
@@ -824,6 +867,9 @@ BODIES: dict[str, Any] = {
     "emr_serverless_spark": _top(
         {"jobRun": _inner(_emr_inner), "requestId": TEXT_FIELD, "RequestId": TEXT_FIELD},
         ("jobRun",),
+    ),
+    "dataworks_workflow": _top(
+        {"WorkflowInstance": _inner(_dw_workflow_inner), "RequestId": TEXT_FIELD}, ("WorkflowInstance",)
     ),
 }
 
@@ -910,6 +956,7 @@ VALID_IDS: dict[str, dict[str, Any]] = {
     "mma": {"source_id": "2000017", "async_task_id": "2523"},
     "pds": {"async_task_id": "4221bf6e6ab43e7ba3c34c0ac4a1d9ba6e4c0e03", "domain_id": "bj12345"},
     "emr_serverless_spark": {"workspace_id": "w-d2d82aa09151abcd", "job_run_id": "jr-93d98d2f7061abcd"},
+    "dataworks_workflow": {"workflow_instance_id": "1234567890123"},
 }
 
 
@@ -966,8 +1013,18 @@ VALID_IDS: dict[str, dict[str, Any]] = {
             "emr-serverless-spark.{region_id}.aliyuncs.com",
             "emr-serverless-spark-vpc.{region_id}.aliyuncs.com",
         ),
+        (
+            "dataworks_workflow",
+            "GetWorkflowInstance",
+            "2024-05-18",
+            "RPC",
+            "GET",
+            "acs3",
+            "dataworks.{region_id}.aliyuncs.com",
+            "dataworks-vpc.{region_id}.aliyuncs.com",
+        ),
     ],
-    ids=["dlf", "dataworks", "mma", "pds", "emr_serverless_spark"],
+    ids=["dlf", "dataworks", "mma", "pds", "emr_serverless_spark", "dataworks_workflow"],
 )
 def test_spec_metadata(
     name: str, action: str, version: str, style: str, method: str, signer: str, endpoint: str, vpc: str
@@ -1280,6 +1337,26 @@ def test_emr_failed_run_carries_the_state_change_reason(state: str, expected: st
     assert status.error_code == "ERR-200001"
 
 
+@pytest.mark.parametrize("reason", [None, {"code": "ERR-300001", "message": "cancel timed out"}])
+def test_emr_cancel_failed_is_a_failure_that_says_the_run_may_still_run(reason: Any) -> None:
+    """``CancelFailed`` (listed by the API metadata, defined nowhere): the cancel request failed.
+    It ends the wait as failed, as the Airflow and dbt integrations of EMR Serverless Spark read
+    it, with a message that says the run may still be running."""
+    run: dict[str, Any] = {"state": "CancelFailed"}
+    if reason is not None:
+        run["stateChangeReason"] = reason
+    status = parse(EMR_SERVERLESS_SPARK, {"requestId": "R-2", "jobRun": run})
+    assert status.state == FAILED
+    assert status.raw_status == "CancelFailed"
+    assert status.message is not None
+    assert "cancel" in status.message.lower()
+    assert "may still be running" in status.message
+    if reason is not None:
+        assert "cancel timed out" in status.message
+        assert status.error_code == "ERR-300001"
+    assert parse(EMR_SERVERLESS_SPARK, {"jobRun": {"state": "cancelfailed"}}).state == FAILED
+
+
 def test_emr_request_sends_the_region_in_the_query() -> None:
     req = EMR_SERVERLESS_SPARK.build_request(
         {"workspace_id": "w-1", "job_run_id": "jr-2"}, region_id="cn-shanghai"
@@ -1305,10 +1382,12 @@ def test_registry_start_and_cancel_operations() -> None:
     assert EMR_SERVERLESS_SPARK.cancel.action == "CancelJobRun"
     for spec in SERVICES.values():
         for op in spec.start_operations:
-            # Every id of the status call is found in the start response or the request.
-            assert set(op.task_ids) >= {p.name for p in spec.ids if p.required}, (spec.name, op.action)
-        if spec.name != "emr_serverless_spark":
-            assert spec.cancel is None, spec.name
+            # Every id of the status call is found in the start response (or its follow-up's), or
+            # the request.
+            task_ids = op.follow_up.task_ids if op.follow_up else op.task_ids
+            assert set(task_ids) >= {p.name for p in spec.ids if p.required}, (spec.name, op.action)
+    with_cancel = {name for name, spec in SERVICES.items() if spec.cancel is not None}
+    assert with_cancel == {"emr_serverless_spark", "dataworks_workflow"}
 
 
 # --------------------------------------------------------------------------- start and cancel operations
@@ -1360,9 +1439,12 @@ def test_request_values_and_ids_from_a_start_response() -> None:
 def test_every_start_operation_names_ids_of_its_service() -> None:
     for spec in SERVICES.values():
         for op in spec.start_operations:
-            assert set(op.task_ids) <= set(spec.id_names), (spec.name, op.action)
-            assert {p.name for p in spec.ids if p.required} <= set(op.task_ids), (spec.name, op.action)
-            assert op.idempotency_location in ("body", "query")
+            task_ids = op.follow_up.task_ids if op.follow_up else op.task_ids
+            assert set(task_ids) <= set(spec.id_names), (spec.name, op.action)
+            assert {p.name for p in spec.ids if p.required} <= set(task_ids), (spec.name, op.action)
+            assert op.idempotency_location in ("body", "query", "header")
+        cancel_params = spec.cancel.params if spec.cancel and spec.cancel.params else ()
+        assert {p.name for p in cancel_params} <= set(spec.id_names), spec.name
 
 
 def test_cancel_request() -> None:
@@ -1378,3 +1460,103 @@ def test_cancel_request() -> None:
     )
     with pytest.raises(ConfigurationError, match="no operation that cancels"):
         DATAWORKS.build_cancel_request({"job_id": "j"})
+
+
+# --------------------------------------------------------------------------- DataWorks workflow instances
+
+#: GetWorkflowInstance's answer, with every field of the SDK's response model
+#: (alibabacloud-dataworks-public20240518 9.11.0, GetWorkflowInstanceResponseBody).
+DATAWORKS_WORKFLOW_SAMPLE = """{"RequestId":"22C97E95-F023-56B5-8852-B1A77A17****","WorkflowInstance":{
+   "Id":1234,"Status":"Running","Type":"Normal","Name":"WorkInstance1","ProjectId":100,"EnvType":"Prod",
+   "WorkflowId":1234,"WorkflowTaskInstanceId":1234,"UnifiedWorkflowInstanceId":1234,"BizDate":1710239005403,
+   "StartedTime":1710239005403,"FinishedTime":null,"CreateTime":1710239005403,"ModifyTime":1710239005403,
+   "CreateUser":"1000","ModifyUser":"1000","Owner":"1000","WorkflowParameters":"{}",
+   "Tags":[{"Key":"key1","Value":"value1"}]}}"""
+
+
+def test_dataworks_workflow_sample() -> None:
+    status = parse(DATAWORKS_WORKFLOW, json.loads(DATAWORKS_WORKFLOW_SAMPLE), "header-id")
+    assert status.service == "dataworks_workflow"
+    assert (status.state, status.raw_status, status.message) == (RUNNING, "Running", None)
+    assert status.request_id == "22C97E95-F023-56B5-8852-B1A77A17****"
+    assert status.raw["WorkflowInstance"]["Tags"] == [{"Key": "key1", "Value": "value1"}]
+
+
+def test_dataworks_workflow_failure_says_where_the_reason_is() -> None:
+    status = parse(DATAWORKS_WORKFLOW, {"WorkflowInstance": {"Status": "Failure"}}, "rid")
+    assert status.state == FAILED
+    assert status.request_id == "rid"
+    assert "task instances" in (status.message or "")
+    assert "stopped" in (status.message or "")
+    assert status.error_code is None
+
+
+def test_dataworks_workflow_requests() -> None:
+    """Status: GET with the integer ``Id`` in the query. Cancel: a form whose ``Ids`` is a JSON
+    array of integers. Starts: form bodies; the follow-up a GET with ``OperationId``."""
+    from airflow_aliyun_tasks.services import FORM_CONTENT_TYPE
+
+    ids = {"workflow_instance_id": "1234"}
+    assert DATAWORKS_WORKFLOW.build_request(ids) == ApiRequest(
+        method="GET", path="/", query={"Id": "1234"}, body=b"", content_type=None
+    )
+    with pytest.raises(ConfigurationError, match="integer"):
+        DATAWORKS_WORKFLOW.build_request({"workflow_instance_id": "wi-1"})
+    assert DATAWORKS_WORKFLOW.build_cancel_request(ids) == ApiRequest(
+        method="POST", path="/", query={}, body=b"Ids=%5B1234%5D", content_type=FORM_CONTENT_TYPE
+    )
+    assert DATAWORKS_WORKFLOW.body_encoding == "form"
+    assert (DATAWORKS_WORKFLOW.endpoint, DATAWORKS_WORKFLOW.endpoint_exceptions) == (
+        DATAWORKS.endpoint,
+        DATAWORKS.endpoint_exceptions,
+    )
+    adhoc = DATAWORKS_WORKFLOW.start_operation("ExecuteAdhocWorkflowInstance")
+    assert adhoc is not None
+    assert adhoc.task_ids == {"workflow_instance_id": "WorkflowInstanceId"}
+    assert (adhoc.idempotency_param, adhoc.follow_up, adhoc.several()) == (None, None, False)
+    create = DATAWORKS_WORKFLOW.start_operation("CreateWorkflowInstances")
+    assert create is not None
+    assert create.follow_up is not None
+    assert create.several()
+    follow_up = create.follow_up
+    assert follow_up.values({"OperationId": "e15ad21c-1", "RequestId": "r"}) == (
+        {"OperationId": "e15ad21c-1"},
+        [],
+    )
+    assert follow_up.build_request({"OperationId": "e15ad21c-1"}, "form") == ApiRequest(
+        method="GET", path="/", query={"OperationId": "e15ad21c-1"}, body=b"", content_type=None
+    )
+    created = {"Result": {"Status": "Created", "WorkflowInstanceIds": [11, 12]}}
+    assert follow_up.outcome(created) == ("done", "Created")
+    assert services.tasks_from_response(follow_up.task_ids, created, {})[0] == [
+        {"workflow_instance_id": "11"},
+        {"workflow_instance_id": "12"},
+    ]
+    failed = {"Result": {"Status": "CreateFailure", "FailureMessage": "no nodes"}}
+    assert follow_up.outcome(failed) == ("failed", "CreateFailure")
+    assert services.lookup(failed, follow_up.message) == "no nodes"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"SuccessInfo": {"1234": {"Success": True, "Message": ""}}}, None),
+        ({"SuccessInfo": {"1234": {"Success": "true"}}}, None),
+        (
+            {"SuccessInfo": {"1234": {"Success": False, "Message": "The instance does not exist."}}},
+            "does not exist",
+        ),
+        ({"SuccessInfo": {"1234": {"Success": False}}}, "was not stopped"),
+        ({"SuccessInfo": {"5678": {"Success": True}}}, "no result for workflow instance 1234"),
+        ({"SuccessInfo": {}}, "no result"),
+        ({"RequestId": "r"}, "no result"),
+        ({"SuccessInfo": {"1234": "yes"}}, "no result"),
+    ],
+)
+def test_dataworks_workflow_stop_is_judged_per_instance(body: dict[str, Any], reason: str | None) -> None:
+    found = DATAWORKS_WORKFLOW.check_cancel(body, {"workflow_instance_id": "1234"})
+    if reason is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert reason in found

@@ -32,7 +32,11 @@ Signer = Literal["acs3", "pds", "none", "rpc"]
 
 @dataclass(frozen=True)
 class Call:
-    """One API call, independent of credentials: what the hook asks the client to send."""
+    """One API call, independent of credentials: what the hook asks the client to send.
+
+    ``headers``: request headers of the operation (ids in headers, Function Compute's
+    ``x-fc-*``), sent beside the signed ones and not signed; their names are checked by the
+    registry (never ``x-acs-*``). ``empty_ok``: an empty 2xx answer is accepted (as ``{}``)."""
 
     endpoint: Endpoint
     action: str
@@ -43,6 +47,8 @@ class Call:
     body: bytes = b""
     content_type: str | None = None
     signer: Signer = "acs3"
+    headers: Mapping[str, str] | None = None
+    empty_ok: bool = False
 
     @cached_property
     def _plan(self) -> _Plan:
@@ -146,4 +152,6 @@ class _Plan:
             if call.content_type:
                 headers["content-type"] = call.content_type
         headers["user-agent"] = user_agent
+        if call.headers:
+            headers.update(call.headers)
         return headers

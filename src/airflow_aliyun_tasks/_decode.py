@@ -68,9 +68,14 @@ def _xml_error(raw: bytes) -> dict[str, str] | None:
     return fields if any(k in fields for k in ("Code", "Message", "RequestId")) else None
 
 
-def decode(status: int, headers: httpx.Headers, raw: bytes, *, now: float) -> Response:
+def decode(
+    status: int, headers: httpx.Headers, raw: bytes, *, now: float, empty_ok: bool = False
+) -> Response:
     """The :class:`Response` of an answer, or the exception it means. ``now`` (epoch seconds,
-    the local clock) measures the server's clock offset on a clock-skew error."""
+    the local clock) measures the server's clock offset on a clock-skew error. ``empty_ok``:
+    an empty 2xx body is an answer (``{}``), for an operation that answers without one."""
+    if empty_ok and 200 <= status < 300 and not raw.strip():
+        return Response(status=status, headers=headers, body={}, request_id=header_request_id(headers))
     parsed = _loads(raw)
     obj = parsed if isinstance(parsed, dict) else None
     if obj is None and status >= 400 and "xml" in headers.get("content-type", "").lower():

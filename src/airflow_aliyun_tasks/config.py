@@ -16,6 +16,7 @@ accepted keys (:data:`EXTRA_FIELDS`), the form (``get_provider_info.CONN_FIELDS`
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -52,7 +53,7 @@ _OIDC_ARN_RE = re.compile(r"^acs:ram::[0-9]+:oidc-provider/[A-Za-z0-9._\-]+$")
 _SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9._@\-]{2,64}$")
 
 #: The JSON type of an extra's value, as the connection form declares it.
-Kind = Literal["string", "integer", "number", "boolean"]
+Kind = Literal["string", "integer", "number", "boolean", "object"]
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ class Extra:
     :param description: what the extra is; :attr:`help` adds the auth types, bounds and default
         (the form's and the docs' text).
     :param kind: the value's type: ``"string"`` (stripped; empty means absent), ``"integer"``,
-        ``"number"`` (within ``minimum`` .. ``maximum``) or ``"boolean"`` (``true``/``false``,
-        ``1``/``0``, ``yes``/``no``).
+        ``"number"`` (within ``minimum`` .. ``maximum``), ``"boolean"`` (``true``/``false``,
+        ``1``/``0``, ``yes``/``no``) or ``"object"`` (a JSON object, or its text; empty means
+        absent).
     :param default: the value when the extra is absent or empty.
     :param choices: the values a string may take (``auth_type``, matched case-insensitively).
     :param check: validates a present value, once its kind is read, and returns what the
@@ -80,6 +82,11 @@ class Extra:
     :param required: every connection must set it (``region_id``); the form starts with
         ``example`` filled in.
     :param example: a value shown as the form's placeholder.
+    :param form: shown in the connection form; an extra left out of it is still accepted (from
+        the extra's JSON, an environment variable or a secrets backend).
+    :param expands: the value, once checked, is a mapping of other extras of its family to their
+        values (``endpoints``: one object for every service's endpoint); an extra given both
+        ways is an error that names both.
     """
 
     name: str
@@ -96,6 +103,8 @@ class Extra:
     fingerprint: bool = True
     required: bool = False
     example: str = ""
+    form: bool = True
+    expands: bool = False
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -125,6 +134,8 @@ class Extra:
             value = _int(extra, self.name, self.default, *self.bounds)
         elif self.kind == "number":
             value = _number(extra, self.name, self.default, *self.bounds)
+        elif self.kind == "object":
+            value = _object(extra, self.name)
         else:
             value = _str(extra, self.name)
             if value is None:
@@ -358,6 +369,23 @@ def _number(extra: Mapping[str, Any], key: str, default: float | None, lo: float
     return number
 
 
+def _object(extra: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """A JSON object extra: an object, or its JSON text; empty (``""``, ``{}``, ``null``): absent."""
+    value = extra.get(key)
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigurationError(key, "must be a JSON object") from None
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(key, f"must be a JSON object, got {type(value).__name__}")
+    return dict(value) or None
+
+
 def _choice(extra: Extra, value: str) -> str:
     chosen = value.lower()
     if chosen not in extra.choices:
@@ -481,10 +509,11 @@ _ENDPOINTS: tuple[Extra, ...] = (
             name=spec.endpoint_extra,
             label=f"{spec.label} endpoint",
             description=f"A host or URL that replaces {_placeholders(spec.endpoint)} (plain http:// only "
-            "for a loopback host).",
+            f'for a loopback host); the same as "{spec.name}" in endpoints.',
             check=parse_endpoint,
             # The hook resolves a service's endpoint for each call: the client does not depend on it.
             fingerprint=False,
+            form=False,
         )
         for spec in SERVICES.values()
     ),
@@ -492,15 +521,52 @@ _ENDPOINTS: tuple[Extra, ...] = (
         name="sts_endpoint",
         label="STS endpoint",
         description="A host or URL that replaces sts.<region>.aliyuncs.com (plain http:// only for a "
-        "loopback host).",
+        'loopback host); the same as "sts" in endpoints.',
         check=parse_endpoint,
         # The client's credential source calls STS there (AssumeRole, AssumeRoleWithOIDC).
         fingerprint=True,
+        form=False,
     ),
 )
 
 #: The endpoint override extras, in registry order, STS's last.
 ENDPOINT_EXTRAS: tuple[str, ...] = tuple(e.name for e in _ENDPOINTS)
+
+#: The names the ``endpoints`` extra takes: every service of the registry, and ``sts``.
+ENDPOINT_NAMES: tuple[str, ...] = (*SERVICES, "sts")
+
+
+def _endpoint_map(name: str, value: Mapping[str, Any]) -> dict[str, Endpoint]:
+    """The ``endpoints`` extra: service name (or ``sts``) -> host or URL, as the per-service
+    extras by extra name (``{"dlf_endpoint": Endpoint(...)}``)."""
+    out: dict[str, Endpoint] = {}
+    for key, host in value.items():
+        if key not in ENDPOINT_NAMES:
+            raise ConfigurationError(
+                name, f"{key!r} is not a service (expected some of: {', '.join(ENDPOINT_NAMES)})"
+            )
+        if host is None or host == "":
+            continue
+        if not isinstance(host, str):
+            raise ConfigurationError(f"{name}.{key}", f"must be a host or URL, got {type(host).__name__}")
+        out[f"{key}_endpoint"] = parse_endpoint(f"{name}.{key}", host)
+    return out
+
+
+#: The connection form's one field for every endpoint: a JSON object of service name -> host.
+_ENDPOINT_MAP = Extra(
+    name="endpoints",
+    label="Endpoints",
+    description="Hosts or URLs that replace the services' default endpoints: a JSON object of service "
+    f"name ({', '.join(ENDPOINT_NAMES)}) to host or URL, for example "
+    '{"dataworks": "dataworks-vpc.cn-hangzhou.aliyuncs.com", "sts": "sts-vpc.cn-hangzhou.aliyuncs.com"} '
+    "(plain http:// only for a loopback host). The <service>_endpoint extras do the same one by one.",
+    kind="object",
+    check=_endpoint_map,
+    expands=True,
+    # What it holds for STS keys the cache through sts_endpoint, which it fills in.
+    fingerprint=False,
+)
 
 
 @dataclass(frozen=True)
@@ -641,8 +707,11 @@ class ConnectionSettings:
     )
     #: Defaults of ids, by extra name (``{"pds_domain_id": "bj1"}``).
     id_defaults: dict[str, str] = field(default_factory=dict, metadata={_FAMILY: _ID_DEFAULTS})
-    #: Endpoint overrides, by extra name (``{"dlf_endpoint": Endpoint(...)}``).
-    endpoints: dict[str, Endpoint] = field(default_factory=dict, metadata={_FAMILY: _ENDPOINTS})
+    #: Endpoint overrides, by extra name (``{"dlf_endpoint": Endpoint(...)}``): from the
+    #: ``endpoints`` extra and the ``<service>_endpoint`` extras.
+    endpoints: dict[str, Endpoint] = field(
+        default_factory=dict, metadata={_FAMILY: (_ENDPOINT_MAP, *_ENDPOINTS)}
+    )
     use_vpc_endpoints: bool = _extra(
         "Use VPC endpoints",
         "Use the services' VPC endpoints instead of the public ones.",
@@ -720,11 +789,31 @@ def _build(cls: type[Any], values: Mapping[str, Any], **other: Any) -> Any:
         if _EXTRA in f.metadata:
             kwargs[f.name] = values[f.name]
         elif _FAMILY in f.metadata:
-            family: tuple[Extra, ...] = f.metadata[_FAMILY]
-            kwargs[f.name] = {e.name: values[e.name] for e in family if values[e.name] is not None}
+            kwargs[f.name] = _family(f.metadata[_FAMILY], values)
         elif _NESTED in f.metadata:
             kwargs[f.name] = _build(f.metadata[_NESTED], values)
     return cls(**kwargs, **other)
+
+
+def _family(family: tuple[Extra, ...], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A family's values by extra name; an extra that :attr:`Extra.expands` contributes the
+    extras it holds, and one given both ways is an error naming both."""
+    out: dict[str, Any] = {}
+    via: dict[str, str] = {}
+    for extra in family:
+        value = values[extra.name]
+        if value is None:
+            continue
+        for name, item in value.items() if extra.expands else ((extra.name, value),):
+            if name in out:
+                first, second = sorted((via[name], extra.name))
+                raise ConfigurationError(
+                    second,
+                    f"the {name.removesuffix('_endpoint')} endpoint is given twice, in {first} and in "
+                    f"{second}: give it once",
+                )
+            out[name], via[name] = item, extra.name
+    return out
 
 
 def _fingerprint(settings: Any) -> Iterator[Any]:

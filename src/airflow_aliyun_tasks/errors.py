@@ -261,14 +261,24 @@ def _hint(
     return string_to_sign, hint
 
 
+#: Fields of an HTTP 200 error body that state the HTTP status the error stands for (DLF's
+#: ``HttpStatusCode``; Flink's ``httpCode``, documented as always 200).
+_STATED_STATUS_FIELDS = ("HttpStatusCode", "httpStatusCode", "httpCode")
+#: Fields of an error body that explain a RAM refusal (Flink's ``accessDeniedDetail``, the POP
+#: gateway's ``AccessDeniedDetail``).
+_ACCESS_DENIED_FIELDS = ("AccessDeniedDetail", "accessDeniedDetail")
+
+
 def _error_class(code: str, status: int, headers: httpx.Headers, body: Mapping[str, Any]) -> type[ApiError]:
     """The exception class of an error answer, by its code and HTTP status."""
     if status < 400:
-        # An error inside an HTTP 200 body (DLF's Success: false): judged by its code, and by
-        # the HTTP status the body states, if any.
-        stated = body.get("HttpStatusCode") or body.get("httpStatusCode")
+        # An error inside an HTTP 200 body (DLF's Success: false, Flink's success: false): judged
+        # by its code, by the HTTP status the body states, if any, and by a RAM refusal's detail.
+        stated = next((body.get(k) for k in _STATED_STATUS_FIELDS if body.get(k) is not None), None)
         if isinstance(stated, int) and not isinstance(stated, bool) and 400 <= stated <= 599:
             status = stated
+        if any(body.get(k) for k in _ACCESS_DENIED_FIELDS) and not code.startswith("Throttling"):
+            return PermissionDeniedError
     if code.startswith("Throttling") or code == "Rejected.Throttling" or status == 429:
         return ThrottledError
     if code in _SERVICE_CODES or status >= 500 or (code.startswith("D5") and "x-ca-error-code" in headers):

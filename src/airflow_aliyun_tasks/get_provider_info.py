@@ -33,7 +33,9 @@ def _form_field(extra: Extra) -> dict[str, Any]:
 
 
 #: The connection form's extra fields (``conn-fields``): field name -> label, description, schema.
-CONN_FIELDS: dict[str, Any] = {extra.name: _form_field(extra) for extra in EXTRAS}
+#: The extras left out of the form (each service's ``<service>_endpoint``: the form has one
+#: ``endpoints`` field for all) are accepted all the same.
+CONN_FIELDS: dict[str, Any] = {extra.name: _form_field(extra) for extra in EXTRAS if extra.form}
 
 
 def _services() -> str:
@@ -92,7 +94,7 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": {"login": "AccessKey ID", "password": "AccessKey Secret"},
                     "placeholders": {
                         "login": "LTAI...",
-                        **{extra.name: extra.example for extra in EXTRAS if extra.example},
+                        **{extra.name: extra.example for extra in EXTRAS if extra.example and extra.form},
                     },
                 },
                 "conn-fields": CONN_FIELDS,

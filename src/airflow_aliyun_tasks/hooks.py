@@ -32,10 +32,20 @@ from airflow_aliyun_tasks.config import (
     sts_host,
 )
 from airflow_aliyun_tasks.credential_sources import STS_VERSION, build_credential_source
-from airflow_aliyun_tasks.errors import AlibabaCloudError, ConfigurationError, NotFoundError
+from airflow_aliyun_tasks.errors import AlibabaCloudError, ApiError, ConfigurationError, NotFoundError
 from airflow_aliyun_tasks.network import environment_key
-from airflow_aliyun_tasks.services import SERVICES, ApiRequest, ServiceSpec, get_service, validate_id
-from airflow_aliyun_tasks.signing import JSON_CONTENT_TYPE
+from airflow_aliyun_tasks.services import (
+    SERVICES,
+    ApiRequest,
+    BodyEncoding,
+    ResponseBody,
+    ServiceSpec,
+    check_header_name,
+    check_header_value,
+    encode_body,
+    get_service,
+    validate_id,
+)
 from airflow_aliyun_tasks.status import TaskStatus
 
 __all__ = [
@@ -128,6 +138,7 @@ def _spec_call(
         body=req.body,
         content_type=req.content_type,
         signer=spec.signer,
+        headers=dict(req.headers) or None,
     )
 
 
@@ -301,17 +312,35 @@ class AlibabaCloudTasksHook(BaseHook):
         req = spec.build_cancel_request(clean, settings.region_id)
         return _spec_call(spec, settings, clean, spec.cancel.action, req)
 
+    @staticmethod
+    def _cancelled(service: str, response: Response, ids: Mapping[str, Any]) -> dict[str, Any]:
+        """The cancel's answer, or the error its per-task results report (``CancelOperation.check``)."""
+        spec = get_service(service)
+        reason = spec.check_cancel(response.body, spec.validate_ids(ids))
+        if reason is not None:
+            raise ApiError(
+                http_status=response.status,
+                code=None,
+                message=f"{spec.label} {spec.cancel.action if spec.cancel else ''}: {reason}",
+                request_id=response.request_id,
+            )
+        return response.body
+
     def cancel_task(self, service: str, **ids: Any) -> dict[str, Any]:
         """Cancel one task of ``service`` with the service's cancel operation (EMR Serverless
         Spark ``CancelJobRun``); returns the response body. A service without one raises
-        :class:`~airflow_aliyun_tasks.errors.ConfigurationError` (see ``ServiceSpec.cancel``)."""
+        :class:`~airflow_aliyun_tasks.errors.ConfigurationError` (see ``ServiceSpec.cancel``).
+        An answer whose per-task result says the cancel failed (DataWorks
+        ``SuccessInfo``) raises :class:`~airflow_aliyun_tasks.errors.ApiError` with the reason."""
         settings = self.settings
-        return self._client_of(settings).send(self._cancel_call(settings, service, ids)).body
+        response = self._client_of(settings).send(self._cancel_call(settings, service, ids))
+        return self._cancelled(service, response, ids)
 
     async def acancel_task(self, service: str, **ids: Any) -> dict[str, Any]:
         """Async :meth:`cancel_task`."""
         settings = await self.asettings()
-        return (await self._client_of(settings).asend(self._cancel_call(settings, service, ids))).body
+        response = await self._client_of(settings).asend(self._cancel_call(settings, service, ids))
+        return self._cancelled(service, response, ids)
 
     def get_dlf_async_task_status(self, async_task_id: str, catalog_id: str | None = None) -> TaskStatus:
         """DLF ``GetAsyncTaskStatus`` (RAM action ``dlf:GetAsyncTaskStatus``)."""
@@ -358,6 +387,9 @@ class AlibabaCloudTasksHook(BaseHook):
         query: Mapping[str, Any] | None,
         body: Any,
         domain_id: str | None,
+        headers: Mapping[str, Any] | None = None,
+        body_encoding: BodyEncoding | None = None,
+        response_body: ResponseBody = "json",
     ) -> Call:
         if not isinstance(action, str) or not _ACTION.fullmatch(action):
             raise ConfigurationError(
@@ -370,6 +402,7 @@ class AlibabaCloudTasksHook(BaseHook):
                 "service", f"pass exactly one of service ({', '.join([*SERVICES, 'sts'])}) or endpoint"
             )
         signer: Signer = "acs3"
+        encoding: BodyEncoding = "json"
         if endpoint is not None:
             ep = parse_endpoint("endpoint", endpoint)
         elif service == "sts":
@@ -379,17 +412,16 @@ class AlibabaCloudTasksHook(BaseHook):
             host_ids = {} if domain_id is None else {"domain_id": validate_id("domain_id", domain_id)}
             ep = service_endpoint(spec, settings, host_ids)
             signer = spec.signer
+            encoding = spec.body_encoding
         method = method.upper()
         if method not in ("GET", "POST", "PUT", "DELETE", "PATCH"):
             raise ConfigurationError("method", f"unsupported HTTP method {method!r}")
         if not path.startswith("/") or ".." in path.split("/"):
             raise ConfigurationError("path", f"must be an absolute API path, got {path!r}")
         str_query = {str(k): _query_value(k, v) for k, v in (query or {}).items() if v is not None}
-        raw_body = b""
-        content_type = None
-        if body is not None:
-            raw_body = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            content_type = JSON_CONTENT_TYPE
+        raw_body, content_type = encode_body(body, body_encoding or encoding)
+        if response_body not in ("json", "none"):
+            raise ConfigurationError("response_body", f"must be json or none, got {response_body!r}")
         return Call(
             endpoint=ep,
             action=action,
@@ -400,6 +432,8 @@ class AlibabaCloudTasksHook(BaseHook):
             body=raw_body,
             content_type=content_type,
             signer=signer,
+            headers=_headers(headers) or None,
+            empty_ok=response_body == "none",
         )
 
     def call_api(
@@ -415,6 +449,9 @@ class AlibabaCloudTasksHook(BaseHook):
         body: Any = None,
         domain_id: str | None = None,
         retries: bool = True,
+        headers: Mapping[str, Any] | None = None,
+        body_encoding: BodyEncoding | None = None,
+        response_body: ResponseBody = "json",
     ) -> dict[str, Any]:
         """Make any signed call and return the JSON response body.
 
@@ -425,6 +462,16 @@ class AlibabaCloudTasksHook(BaseHook):
         ``domain_id`` is the domain of a service whose host names one (PDS).
 
         Non-string query values are sent as JSON (lists, dicts) or their string form.
+
+        ``body`` is encoded as ``body_encoding`` says (see
+        :func:`~airflow_aliyun_tasks.services.encode_body`): ``"json"``, ``"form"`` (the
+        ``formData`` bodies of RPC APIs; lists and objects in a field as JSON text) or
+        ``"raw"`` (an opaque payload); by default as ``service``'s requests are
+        (:attr:`~airflow_aliyun_tasks.services.ServiceSpec.body_encoding`), else JSON. The
+        signature covers exactly the bytes sent. ``headers`` are request headers of the
+        operation (not ``x-acs-*``: the client's), sent unsigned. ``response_body="none"``
+        accepts an empty 2xx answer (returned as ``{}``), for an operation that answers without
+        a body.
 
         ``retries=False`` sends the call once, without the client's retries (throttling, 5xx,
         a dropped connection): for a call that must not be repeated, such as starting a task
@@ -442,6 +489,9 @@ class AlibabaCloudTasksHook(BaseHook):
             query=query,
             body=body,
             domain_id=domain_id,
+            headers=headers,
+            body_encoding=body_encoding,
+            response_body=response_body,
         )
         return self._client_of(settings).send(call, retries=retries).body
 
@@ -458,6 +508,9 @@ class AlibabaCloudTasksHook(BaseHook):
         body: Any = None,
         domain_id: str | None = None,
         retries: bool = True,
+        headers: Mapping[str, Any] | None = None,
+        body_encoding: BodyEncoding | None = None,
+        response_body: ResponseBody = "json",
     ) -> dict[str, Any]:
         """Async :meth:`call_api`."""
         settings = await self.asettings()
@@ -472,6 +525,9 @@ class AlibabaCloudTasksHook(BaseHook):
             query=query,
             body=body,
             domain_id=domain_id,
+            headers=headers,
+            body_encoding=body_encoding,
+            response_body=response_body,
         )
         return (await self._client_of(settings).asend(call, retries=retries)).body
 
@@ -522,6 +578,17 @@ def _mask_proxy_passwords(settings: ConnectionSettings) -> None:
         if proxy is not None and proxy.password:
             mask_secret(proxy.password)
             mask_secret(proxy.url)
+
+
+def _headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """Request headers of an operation, names checked (lower-cased) and values as text."""
+    out: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if value is None:
+            continue
+        key = check_header_name(name)
+        out[key] = check_header_value(key, value)
+    return out
 
 
 def _query_value(name: Any, value: Any) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "AlibabaCloudConsoleLink",
     "AlibabaCloudTaskConsoleLink",
     "DataWorksConsoleLink",
+    "DataWorksWorkflowConsoleLink",
     "DlfConsoleLink",
     "EmrServerlessSparkConsoleLink",
     "MmaConsoleLink",
@@ -134,6 +135,12 @@ class EmrServerlessSparkConsoleLink(AlibabaCloudConsoleLink):
     service = "emr_serverless_spark"
 
 
+class DataWorksWorkflowConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the DataWorks console, for a workflow instance."""
+
+    service = "dataworks_workflow"
+
+
 #: Link class per service, as the sensors use them: one per service of the registry (a test
 #: checks that none is missing and that each class is named as its spec says).
 CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
@@ -144,6 +151,7 @@ CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
         MmaConsoleLink,
         PdsConsoleLink,
         EmrServerlessSparkConsoleLink,
+        DataWorksWorkflowConsoleLink,
     )
 }
 

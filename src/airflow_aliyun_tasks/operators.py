@@ -7,6 +7,10 @@ task state store right after the start and a retry reconnects; where the API tak
 token, the token is derived from the task instance, so even a lost answer cannot start a second
 task. On kill it cancels the remote task where the service can.
 
+A start operation may start several tasks (a two-phase start such as DataWorks
+``CreateWorkflowInstances``, whose follow-up call names every workflow instance created): the
+operator then waits for every one, and succeeds only if all succeed.
+
 Cheap to import (DAG parsing): the hook and the trigger are imported when the operator runs.
 """
 
@@ -26,12 +30,20 @@ from airflow_aliyun_tasks._compat import (
     TaskDeferralTimeout,
     conf,
 )
-from airflow_aliyun_tasks._poll import GAVE_UP
+from airflow_aliyun_tasks._poll import GAVE_UP, PollTracker, Step, log_lines
 from airflow_aliyun_tasks._wait import MIN_POLL_INTERVAL, TaskWaitMixin
 from airflow_aliyun_tasks.exceptions import AlibabaCloudTaskError, AlibabaCloudTaskTimeoutError
 from airflow_aliyun_tasks.links import AlibabaCloudTaskConsoleLink
-from airflow_aliyun_tasks.services import get_service, ids_from_response, request_values
+from airflow_aliyun_tasks.services import (
+    FollowUp,
+    StartOperation,
+    get_service,
+    request_values,
+    tasks_from_response,
+)
 from airflow_aliyun_tasks.status import (
+    OUTCOME_CANCELLED,
+    OUTCOME_FAILED,
     OUTCOME_SUCCESS,
     SUCCEEDED,
     TaskStatus,
@@ -54,11 +66,19 @@ __all__ = [
 ]
 
 #: Task state store key under which the operator records the task it started (Airflow 3.3+):
-#: ``{"service", "ids", "generation"}``. Renaming it would break retries in flight.
+#: ``{"service", "ids", "generation"}``; with several tasks also ``"tasks"`` (the ids of each;
+#: ``"ids"`` is the first's); during a two-phase start, before any task exists,
+#: ``{"service", "follow_up", "generation"}`` (the follow-up call's parameters). Renaming it
+#: would break retries in flight.
 STATE_KEY = "airflow_aliyun_tasks.task"
 
-#: XCom key of the started task's ids (``{"service", "ids"}``), pushed right after the start.
+#: XCom key of the started task's ids (``{"service", "ids"}``, and ``"tasks"`` when the start
+#: started several), pushed right after the start.
 TASK_IDS_XCOM_KEY = "aliyun_task_ids"
+
+#: XCom key of the state of a deferred wait on several tasks (``{"tasks", "ended", "waiting",
+#: "deadline"}``), for a resume that does not get the deferral's kwargs back.
+WAIT_XCOM_KEY = "aliyun_wait"
 
 #: Namespace of the client tokens the operator derives (UUID 5).
 CLIENT_TOKEN_NAMESPACE = uuid.UUID("6f3a1c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
@@ -88,8 +108,12 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         knows share their service's version).
     :param endpoint: an explicit host or URL for the start call (then ``service`` only says
         how to wait).
-    :param method, path, query, body: the request (RPC APIs: ``query`` and path ``/``; ROA
-        APIs: ``path`` and a JSON ``body``).
+    :param method, path, query, body: the request (RPC APIs: ``query`` and path ``/``, or a form
+        ``body``; ROA APIs: ``path`` and a JSON ``body``).
+    :param headers: request headers of the start call (beside the constant ones the registry
+        knows for the operation, such as Function Compute's ``x-fc-invocation-type``).
+    :param body_encoding: ``"json"``, ``"form"`` or ``"raw"``: how ``body`` is sent; default:
+        as the registry says for the operation, else as the service's requests are.
     :param domain_id: the domain of a service whose host names one (PDS); also the task's
         ``domain_id`` when waiting.
     :param id_paths: where the task's ids are, for an operation the package does not know:
@@ -100,7 +124,8 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         (``client_token_param``); default: derived from the DAG id, task id, run id and map
         index, the same for every try (see the docs). Ignored where the API takes none.
     :param client_token_param: the request parameter of the client token, for an operation
-        the package does not know (``"body:clientToken"`` or ``"query:ClientToken"``).
+        the package does not know (``"body:clientToken"``, ``"query:ClientToken"`` or
+        ``"header:<name>"``).
     :param aliyun_conn_id: the ``aliyun`` connection.
     :param region_id: the task's region, instead of the connection's ``region_id``. Templated.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
@@ -124,6 +149,14 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
     Returns (and pushes to XCom) the final :meth:`TaskStatus.to_dict`; the task's ids are also
     pushed right after the start under ``aliyun_task_ids``. With ``wait_for_completion=False``
     it returns ``{"service": ..., "ids": {...}}``.
+
+    A start operation that may start several tasks (an id path with ``*``, such as the
+    follow-up of DataWorks ``CreateWorkflowInstances``) returns the list of their final
+    statuses, and succeeds only when every one succeeded (else it fails naming each that did
+    not, once all have ended). Deferred, it waits in the trigger for one task at a time and
+    polls the others once on the worker at each resume; on the worker it polls them all each
+    interval. A two-phase start's follow-up call is polled on the worker, after the operation
+    is recorded in the task state store: a retry resumes polling it instead of creating again.
     """
 
     template_fields: Sequence[str] = (
@@ -135,12 +168,13 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         "path",
         "query",
         "body",
+        "headers",
         "domain_id",
         "id_paths",
         "client_token",
         "region_id",
     )
-    template_fields_renderers = {"body": "json", "query": "json", "id_paths": "json"}
+    template_fields_renderers = {"body": "json", "query": "json", "id_paths": "json", "headers": "json"}
     ui_color = "#ff6a00"
     operator_extra_links = (AlibabaCloudTaskConsoleLink(),)
 
@@ -155,6 +189,8 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         path: str = "/",
         query: Mapping[str, Any] | None = None,
         body: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        body_encoding: str | None = None,
         domain_id: str | None = None,
         id_paths: Mapping[str, str] | None = None,
         client_token: str | None = None,
@@ -183,11 +219,21 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         self.path = path
         self.query = dict(query) if query is not None else None
         self.body = body
+        self.headers = dict(headers) if headers is not None else None
+        if body_encoding not in (None, "json", "form", "raw"):
+            raise ValueError("body_encoding must be 'json', 'form' or 'raw'")
+        self.body_encoding = body_encoding
         self.domain_id = domain_id
         self.id_paths = dict(id_paths) if id_paths is not None else None
         self.client_token = client_token
-        if client_token_param is not None and client_token_param.split(":", 1)[0] not in ("body", "query"):
-            raise ValueError("client_token_param must look like 'body:<name>' or 'query:<name>'")
+        if client_token_param is not None and client_token_param.split(":", 1)[0] not in (
+            "body",
+            "query",
+            "header",
+        ):
+            raise ValueError(
+                "client_token_param must look like 'body:<name>', 'query:<name>' or 'header:<name>'"
+            )
         self.client_token_param = client_token_param
         self.aliyun_conn_id = aliyun_conn_id
         self.region_id = region_id
@@ -202,7 +248,11 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         self.failure_states = [str(s) for s in (failure_states or ())]
         self._partial_success_ok = partial_success_ok
         self.max_consecutive_failures = max_consecutive_failures
-        self._task_ids: dict[str, str] = {}  # the ids of the task being waited on
+        self._task_ids: dict[str, str] = {}  # the ids of the task being waited on (the first one)
+        self._tasks: list[dict[str, str]] = []  # the ids of every task started
+        self._ended: list[dict[str, Any] | None] = []  # each task's final status, once it ended
+        self._several = False  # the start may start several tasks: the result is a list
+        self._creating: dict[str, str] | None = None  # a two-phase start's follow-up, before any task
         self._killed = False
         self._hook: AlibabaCloudTasksHook | None = None
 
@@ -227,7 +277,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
 
     # ---- the start operation
 
-    def _id_paths(self) -> tuple[dict[str, str], Any]:
+    def _id_paths(self) -> tuple[dict[str, str], StartOperation | None]:
         """Where the ids are, and the registry's start operation (``None`` when unknown)."""
         spec = get_service(self.service)
         op = spec.start_operation(self.action)
@@ -241,7 +291,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             )
         return dict(op.task_ids), op
 
-    def _token_param(self, op: Any) -> tuple[str, str] | None:
+    def _token_param(self, op: StartOperation | None) -> tuple[str, str] | None:
         """``(location, name)`` of the client token, or ``None``."""
         if self.client_token_param:
             location, name = self.client_token_param.split(":", 1)
@@ -265,19 +315,30 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         suffix: int | str = generation if has_store else f"try{getattr(ti, 'try_number', 1)}"
         return client_token(ti.dag_id, ti.task_id, ti.run_id, map_index, suffix)
 
-    def _start(self, context: Context, generation: int, has_store: bool) -> dict[str, str] | None:
-        """Submit the operation; the task's ids (``None``: it finished at once, no task)."""
+    def _start(
+        self, context: Context, generation: int, has_store: bool
+    ) -> tuple[list[dict[str, str]] | None, dict[str, str] | None]:
+        """Submit the operation: the tasks it started (``None``: it finished at once, no task),
+        or, for a two-phase start, the follow-up call's parameters (no task yet)."""
         spec = get_service(self.service)
         paths, op = self._id_paths()
         query = dict(self.query) if self.query else None
         body = self.body
+        headers: dict[str, Any] = {**(op.headers if op is not None else {}), **(self.headers or {})}
         token_param = self._token_param(op)
         token = self._client_token(context, generation, has_store) if token_param else None
         if token_param and token:
             location, name = token_param
+            if op is not None and not self.client_token and not self.client_token_param:
+                token = op.idempotency_format.format(token=token)
             if location == "query":
                 query = dict(query or {})
                 token = str(query.setdefault(name, token))
+            elif location == "header":
+                given = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+                if given is None:
+                    headers[name] = token
+                token = str(given if given is not None else token)
             elif body is None or isinstance(body, Mapping):
                 body = dict(body or {})
                 token = str(body.setdefault(name, token))
@@ -296,9 +357,20 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             domain_id=self.domain_id,
             # Without a client token a repeated start could start a second task.
             retries=idempotent,
+            **self._call_options(op, headers),
         )
-        request = request_values(op.path if op is not None else self.path, self.path, query, body)
-        ids, missing = ids_from_response(paths, response, request)
+        follow_up = op.follow_up if op is not None and not self.id_paths else None
+        if follow_up is not None:
+            values, missing = follow_up.values(response)
+            if missing:
+                raise AirflowException(
+                    f"{spec.label} {self.action}: the response has no "
+                    + ", ".join(f"{n} (at {follow_up.params[n]})" for n in missing)
+                    + f" for {follow_up.action}; response keys: {_keys(response)}"
+                )
+            return None, values
+        request = request_values(op.path if op is not None else self.path, self.path, query, body, headers)
+        tasks, missing = tasks_from_response(paths, response, request)
         if missing:
             from_response = [n for n in missing if not paths[n].startswith("request:")]
             if (
@@ -307,15 +379,112 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                 and len(from_response) == len([p for p in paths.values() if not p.startswith("request:")])
             ):
                 self.log.info("%s %s finished at once: no async task to wait for", spec.label, self.action)
-                return None
+                return None, None
             raise AirflowException(
                 f"{spec.label} {self.action}: the response has no "
                 + ", ".join(f"{n} (at {paths[n]})" for n in missing)
-                + f"; response keys: {sorted(response) if isinstance(response, Mapping) else type(response).__name__}"
+                + f"; response keys: {_keys(response)}"
             )
-        if self.domain_id and "domain_id" in spec.id_names and "domain_id" not in ids:
-            ids["domain_id"] = str(self.domain_id)
-        return spec.validate_ids(ids)
+        for ids in tasks:
+            if self.domain_id and "domain_id" in spec.id_names and "domain_id" not in ids:
+                ids["domain_id"] = str(self.domain_id)
+        return [spec.validate_ids(ids) for ids in tasks], None
+
+    def _call_options(self, op: StartOperation | None, headers: Mapping[str, Any]) -> dict[str, Any]:
+        """``call_api``'s options for the start: given only where they differ from its defaults
+        (a start of the first services is sent as it always was)."""
+        options: dict[str, Any] = {}
+        if headers:
+            options["headers"] = dict(headers)
+        encoding = self.body_encoding or (op.body_encoding if op is not None else None)
+        service_encoding = get_service(self.service).body_encoding
+        if not encoding and self.endpoint and service_encoding != "json":
+            encoding = service_encoding  # an explicit endpoint still takes the service's bodies
+        if encoding:
+            options["body_encoding"] = encoding
+        if op is not None and op.response_body != "json":
+            options["response_body"] = op.response_body
+        return options
+
+    # ---- a two-phase start's follow-up
+
+    def _follow_up(self) -> FollowUp:
+        _, op = self._id_paths()
+        assert op is not None
+        assert op.follow_up is not None
+        return op.follow_up
+
+    def _await_follow_up(self, values: dict[str, str]) -> list[dict[str, str]] | None:
+        """Poll the follow-up call of a two-phase start on the worker until the tasks exist;
+        their ids. ``None``: the operation is gone (logged): submit afresh. A creation that
+        failed raises :class:`_CreationFailedError` (logged). Transient errors are tolerated
+        ``max_consecutive_failures`` times in a row."""
+        from airflow_aliyun_tasks.errors import NotFoundError, is_transient
+
+        spec = get_service(self.service)
+        follow_up = self._follow_up()
+        self._creating = dict(values)
+        what = f"{spec.label} {follow_up.action} " + " ".join(f"{k}={v}" for k, v in values.items())
+        req = follow_up.build_request(values, spec.body_encoding)
+        interval = max(min(follow_up.poll_interval, self.poll_interval), MIN_POLL_INTERVAL)
+        deadline = time.monotonic() + min(follow_up.timeout, self.timeout)
+        failures = 0
+        last: str | None = None
+        self.log.info("Waiting for the tasks of %s", what)
+        while True:
+            if self._killed:
+                raise AirflowException("The task was killed while the start operation was creating its tasks")
+            try:
+                response = self.hook.call_api(
+                    follow_up.action,
+                    self.version or spec.version,
+                    service=None if self.endpoint else self.service,
+                    endpoint=self.endpoint,
+                    method=req.method,
+                    path=req.path,
+                    query=req.query or None,
+                    body=req.body or None,
+                    headers=dict(req.headers) or None,
+                    body_encoding=follow_up.body_encoding or spec.body_encoding,
+                )
+            except NotFoundError as exc:
+                self.log.warning("%s: the operation is gone; submitting afresh: %s", what, exc)
+                return None
+            except Exception as exc:
+                failures += 1
+                if not is_transient(exc) or failures > self.max_consecutive_failures:
+                    raise
+                self.log.warning(
+                    "%s: poll failed (%d/%d): %s", what, failures, self.max_consecutive_failures, exc
+                )
+            else:
+                failures = 0
+                outcome, status = follow_up.outcome(response)
+                if status != last:
+                    self.log.info("%s: %s", what, status)
+                    last = status
+                if outcome == "failed":
+                    reason = follow_up.message and lookup_text(response, follow_up.message)
+                    self.log.warning(
+                        "%s: %s%s; submitting afresh", what, status, f": {reason}" if reason else ""
+                    )
+                    self._creating = None
+                    raise _CreationFailedError(f"{what}: {status}" + (f": {reason}" if reason else ""))
+                if outcome == "done":
+                    tasks, missing = tasks_from_response(follow_up.task_ids, response, {})
+                    if missing:
+                        raise AirflowException(
+                            f"{what}: {status}, but the response has no "
+                            + ", ".join(f"{n} (at {follow_up.task_ids[n]})" for n in missing)
+                        )
+                    self._creating = None
+                    return [spec.validate_ids(ids) for ids in tasks]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AirflowException(
+                    f"{what}: still {last or 'unknown'} after {min(follow_up.timeout, self.timeout):.0f} s"
+                )
+            time.sleep(min(interval, remaining))
 
     # ---- execute
 
@@ -332,100 +501,195 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             recorded: Any = store.get(STATE_KEY)
             if isinstance(recorded, Mapping) and recorded.get("service") == spec.name:
                 generation = int(recorded.get("generation") or 0)
-                ids = {str(k): str(v) for k, v in dict(recorded.get("ids") or {}).items()}
-                resumed = self._resume(context, ids)
+                resumed = self._resume(context, recorded, store, generation)
                 if resumed is not _SUBMIT:
                     return resumed
                 generation += 1
-        ids_or_none = self._start(context, generation, store is not None)
-        if ids_or_none is None:
-            return TaskStatus(service=spec.name, ids={}, state=SUCCEEDED, raw={}).to_dict()
-        self._task_ids = ids_or_none
-        if store is not None:
-            record: Any = {"service": spec.name, "ids": dict(self._task_ids), "generation": generation}
+        while True:
+            tasks, follow_up = self._start(context, generation, store is not None)
+            if follow_up is None:
+                break
+            # Recorded before polling: a retry resumes polling instead of creating again.
+            self._record(
+                store, {"service": spec.name, "follow_up": dict(follow_up), "generation": generation}
+            )
             try:
-                store.set(STATE_KEY, record)
-            except Exception as exc:  # the task runs: wait for it rather than fail and start another
-                self.log.warning(
-                    "Could not record the task in the task state store (a retry of this try will "
-                    "not find it): %s",
-                    exc,
-                )
+                tasks = self._await_follow_up(follow_up)
+            except _CreationFailedError as exc:
+                raise AirflowException(str(exc)) from None
+            if tasks is not None:
+                break
+            generation += 1  # the operation is gone: submit afresh
+        if tasks is None:
+            return TaskStatus(service=spec.name, ids={}, state=SUCCEEDED, raw={}).to_dict()
+        return self._started(context, store, tasks, generation)
+
+    def _started(self, context: Context, store: Any, tasks: list[dict[str, str]], generation: int) -> Any:
+        """Record and announce the tasks started, then wait (or return their ids)."""
+        _, op = self._id_paths()
+        self._several = len(tasks) > 1 or (op is not None and op.several() and not self.id_paths)
+        self._set_tasks(tasks)
+        record: dict[str, Any] = {"service": self.service, "ids": dict(tasks[0]), "generation": generation}
+        if self._several:
+            record["tasks"] = [dict(ids) for ids in tasks]
+        self._record(store, record)
         self._announce(context)
         if not self.wait_for_completion:
-            return {"service": spec.name, "ids": dict(self._task_ids)}
+            return self._ids_result()
         return self._wait(context)
+
+    def _record(self, store: Any, record: dict[str, Any]) -> None:
+        if store is None:
+            return
+        try:
+            store.set(STATE_KEY, record)
+        except Exception as exc:  # the task runs: wait for it rather than fail and start another
+            self.log.warning(
+                "Could not record the task in the task state store (a retry of this try will "
+                "not find it): %s",
+                exc,
+            )
+
+    def _set_tasks(
+        self, tasks: list[dict[str, str]], ended: list[dict[str, Any] | None] | None = None
+    ) -> None:
+        self._tasks = [dict(ids) for ids in tasks]
+        self._task_ids = dict(tasks[0]) if tasks else {}
+        self._ended = list(ended) if ended is not None else [None] * len(tasks)
+
+    def _ids_result(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"service": self.service, "ids": dict(self._task_ids)}
+        if self._several:
+            result["tasks"] = [dict(ids) for ids in self._tasks]
+        return result
 
     def _announce(self, context: Context) -> None:
         """Log the ids, push them to XCom and store the console link's parameters."""
-        self.log.info("Task started: %s", describe_ids(self.service, self._task_ids))
+        if self._several:
+            self.log.info(
+                "%d tasks started: %s",
+                len(self._tasks),
+                "; ".join(describe_ids(self.service, ids) for ids in self._tasks),
+            )
+        else:
+            self.log.info("Task started: %s", describe_ids(self.service, self._task_ids))
         ti = context.get("ti")
         if ti is not None:
-            ti.xcom_push(key=TASK_IDS_XCOM_KEY, value={"service": self.service, "ids": dict(self._task_ids)})
+            ti.xcom_push(key=TASK_IDS_XCOM_KEY, value=self._ids_result())
         self._store_console_link(context)
 
-    def _resume(self, context: Context, ids: dict[str, str]) -> Any:
-        """A task an earlier try started: wait on it if it still runs, return its status if it
-        succeeded, :data:`_SUBMIT` to submit afresh if it failed or was cancelled (or is gone)."""
+    def _resume(self, context: Context, recorded: Mapping[str, Any], store: Any, generation: int) -> Any:
+        """What an earlier try recorded: wait on its tasks if one still runs, return their
+        statuses if all succeeded, resume polling a two-phase start's follow-up, or
+        :data:`_SUBMIT` to submit afresh (a task failed, was cancelled or is gone)."""
+        if isinstance(recorded.get("tasks"), list):
+            self._several = True
+            listed = [_plain(ids) for ids in recorded["tasks"] if isinstance(ids, Mapping)]
+            return self._resume_tasks(context, listed) if listed else _SUBMIT
+        if isinstance(recorded.get("ids"), Mapping):
+            return self._resume_tasks(context, [_plain(recorded["ids"])])
+        if isinstance(recorded.get("follow_up"), Mapping):
+            values = _plain(recorded["follow_up"])
+            self.log.info("Resuming the start an earlier try made: %s", values)
+            try:
+                tasks = self._await_follow_up(values)
+            except _CreationFailedError:
+                return _SUBMIT
+            return _SUBMIT if tasks is None else self._started(context, store, tasks, generation)
+        return _SUBMIT
+
+    def _resume_tasks(self, context: Context, tasks: list[dict[str, str]]) -> Any:
         from airflow_aliyun_tasks.errors import NotFoundError
 
-        what = describe_ids(self.service, ids)
-        try:
-            status = self.hook.get_task_status(self.service, **ids)
-        except NotFoundError as exc:
-            self.log.warning("The task an earlier try started is gone (%s); submitting afresh: %s", what, exc)
-            return _SUBMIT
-        outcome = self._outcome(status)
-        self._task_ids = ids
-        if outcome is None:
-            self.log.info("Reconnecting to the task an earlier try started: %s", describe(status))
+        statuses: list[TaskStatus] = []
+        for ids in tasks:
+            try:
+                statuses.append(self.hook.get_task_status(self.service, **ids))
+            except NotFoundError as exc:
+                what = describe_ids(self.service, ids)
+                self.log.warning(
+                    "The task an earlier try started is gone (%s); submitting afresh: %s", what, exc
+                )
+                return _SUBMIT
+        outcomes = [self._outcome(status) for status in statuses]
+        if any(outcome is None for outcome in outcomes):
+            ended = [None if o is None else s.to_dict() for s, o in zip(statuses, outcomes, strict=True)]
+            self._set_tasks(tasks, ended)
+            for status, outcome in zip(statuses, outcomes, strict=True):
+                if outcome is None:
+                    self.log.info("Reconnecting to the task an earlier try started: %s", describe(status))
             self._announce(context)
             if not self.wait_for_completion:
-                return {"service": self.service, "ids": dict(ids)}
+                return self._ids_result()
             return self._wait(context)
-        if outcome == OUTCOME_SUCCESS:
-            self.log.info(
-                "The task an earlier try started has already succeeded; not submitting again: %s",
-                describe(status),
-            )
+        if all(outcome == OUTCOME_SUCCESS for outcome in outcomes):
+            self._set_tasks(tasks, [status.to_dict() for status in statuses])
+            for status in statuses:
+                self.log.info(
+                    "The task an earlier try started has already succeeded; not submitting again: %s",
+                    describe(status),
+                )
             self._announce(context)
             if not self.wait_for_completion:
-                return {"service": self.service, "ids": dict(ids)}
-            return status.to_dict()
-        self.log.warning(
-            "The task an earlier try started ended %s; submitting afresh: %s", outcome, describe(status)
-        )
-        self._task_ids = {}
+                return self._ids_result()
+            return self._result(statuses)
+        for status, outcome in zip(statuses, outcomes, strict=True):
+            if outcome != OUTCOME_SUCCESS:
+                self.log.warning(
+                    "The task an earlier try started ended %s; submitting afresh: %s",
+                    outcome,
+                    describe(status),
+                )
+        self._set_tasks([])
         return _SUBMIT
+
+    def _result(self, statuses: list[TaskStatus]) -> Any:
+        """What the task returns for these final statuses: a list when the start may start
+        several tasks, else the one status."""
+        if self._several:
+            return [status.to_dict() for status in statuses]
+        return statuses[0].to_dict()
 
     # ---- waiting
 
     def _wait(self, context: Context) -> Any:
+        if self._several:
+            if self.deferrable:
+                return self._defer_several(context, time.time() + self.timeout, poll_first=False)
+            return self._poll_all_until_done()
         if self.deferrable:
-            from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
-
             deadline = time.time() + self.timeout
             self.log.info("Deferring: polling every %s s for up to %.0f s", self.poll_interval, self.timeout)
             self.defer(
-                trigger=AlibabaCloudTaskTrigger(
-                    service=self.service,
-                    ids=dict(self._task_ids),
-                    aliyun_conn_id=self.aliyun_conn_id,
-                    region_id=self.region_id or None,
-                    poll_interval=max(self.poll_interval, MIN_POLL_INTERVAL),
-                    end_time=deadline,
-                    max_consecutive_failures=self.max_consecutive_failures,
-                    initial_delay=max(self.poll_interval, MIN_POLL_INTERVAL),
-                    success_states=list(self.success_states),
-                    failure_states=list(self.failure_states),
-                    partial_success_ok=self.partial_success_ok,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
+                trigger=self._trigger(self._task_ids, deadline),
                 method_name="execute_complete",
                 # A backstop: the trigger's own deadline normally ends the wait first.
                 timeout=timedelta(seconds=self.timeout + 60),
             )
         return self._poll_until_done()
+
+    def _trigger(
+        self, ids: Mapping[str, str], deadline: float, cancel_also: Sequence[Mapping[str, str]] = ()
+    ) -> Any:
+        """The trigger that waits on the task ``ids`` until ``deadline`` (epoch seconds);
+        ``cancel_also``: the other tasks its on_kill cancels too."""
+        from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
+
+        return AlibabaCloudTaskTrigger(
+            service=self.service,
+            ids=dict(ids),
+            aliyun_conn_id=self.aliyun_conn_id,
+            region_id=self.region_id or None,
+            poll_interval=max(self.poll_interval, MIN_POLL_INTERVAL),
+            end_time=deadline,
+            max_consecutive_failures=self.max_consecutive_failures,
+            initial_delay=max(self.poll_interval, MIN_POLL_INTERVAL),
+            success_states=list(self.success_states),
+            failure_states=list(self.failure_states),
+            partial_success_ok=self.partial_success_ok,
+            cancel_on_kill=self.cancel_on_kill,
+            cancel_also=[dict(other) for other in cancel_also] if self.cancel_on_kill else (),
+        )
 
     def _poll_until_done(self) -> Any:
         deadline = time.monotonic() + self.timeout
@@ -446,6 +710,149 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                 state = last.state if last else "unpolled"
                 self._fail("timeout", f"still {state} after {self.timeout:.0f} s", last)
             time.sleep(min(max(self.poll_interval, MIN_POLL_INTERVAL), max(remaining, 0.0)))
+
+    # ---- waiting for several tasks
+
+    def _poll_task(self, ids: dict[str, str], tracker: PollTracker) -> Step:
+        """Poll one of several tasks on the worker; its lines logged."""
+        try:
+            status = self.hook.get_task_status(self.service, **ids)
+        except Exception as exc:
+            step = tracker.failed(exc)
+        else:
+            step = tracker.polled(status)
+        log_lines(self.log, step.logs)
+        return step
+
+    def _tracker(self, ids: dict[str, str]) -> PollTracker:
+        return PollTracker(
+            what=describe_ids(self.service, ids),
+            success_states=self.success_states,
+            failure_states=self.failure_states,
+            partial_success_ok=self.partial_success_ok,
+            max_failures=self.max_consecutive_failures,
+        )
+
+    def _poll_all_until_done(self) -> Any:
+        """Several tasks on the worker: poll every one not ended, each interval."""
+        deadline = time.monotonic() + self.timeout
+        trackers = [self._tracker(ids) for ids in self._tasks]
+        while True:
+            if self._killed:
+                raise AirflowException("The task was killed while waiting")
+            for i, ids in enumerate(self._tasks):
+                if self._ended[i] is not None:
+                    continue
+                step = self._poll_task(ids, trackers[i])
+                if step.outcome == GAVE_UP:
+                    self._raise_gave_up(step)
+                last = trackers[i].last
+                if step.outcome is not None and last is not None:
+                    self._ended[i] = last.to_dict()
+            if all(e is not None for e in self._ended):
+                return self._finish_several()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                running = [i for i, e in enumerate(self._ended) if e is None]
+                last = trackers[running[0]].last
+                self._fail(
+                    "timeout",
+                    f"{len(running)} of {len(self._tasks)} tasks still running after {self.timeout:.0f} s",
+                    last,
+                )
+            time.sleep(min(max(self.poll_interval, MIN_POLL_INTERVAL), max(remaining, 0.0)))
+
+    def _poll_pending_once(self) -> None:
+        """Poll every task not ended once, on the worker (a resume between two deferrals)."""
+        for i, ids in enumerate(self._tasks):
+            if self._ended[i] is not None:
+                continue
+            try:
+                status = self.hook.get_task_status(self.service, **ids)
+            except Exception as exc:  # the trigger polls it again, with its failure limit
+                self.log.warning("%s: poll failed: %s", describe_ids(self.service, ids), exc)
+                continue
+            if self._outcome(status) is not None:
+                self.log.info("%s", describe(status))
+                self._ended[i] = status.to_dict()
+
+    def _defer_several(self, context: Context, deadline: float, *, poll_first: bool) -> Any:
+        """Defer on the first task still running; the others are polled at each resume. The
+        trigger cancels them all on kill (its ``cancel_also``). The wait's state goes in the
+        deferral's kwargs, and in XCom (``aliyun_wait``) for a runner that resumes without
+        them (``dag.test()`` of Airflow 3.3 replaces them with the event)."""
+        if poll_first:
+            self._poll_pending_once()
+        running = [i for i, e in enumerate(self._ended) if e is None]
+        if not running:
+            return self._finish_several()
+        if time.time() >= deadline:
+            self._fail("timeout", f"{len(running)} of {len(self._tasks)} tasks still running at the deadline")
+        waiting = running[0]
+        state = {"tasks": self._tasks, "ended": self._ended, "waiting": waiting, "deadline": deadline}
+        ti = context.get("ti")
+        if ti is not None:
+            ti.xcom_push(key=WAIT_XCOM_KEY, value=state)
+        self.log.info(
+            "Deferring on %s (%d of %d tasks still running)",
+            describe_ids(self.service, self._tasks[waiting]),
+            len(running),
+            len(self._tasks),
+        )
+        self.defer(
+            trigger=self._trigger(self._tasks[waiting], deadline, [self._tasks[i] for i in running[1:]]),
+            method_name="execute_several_complete",
+            kwargs=state,
+            timeout=timedelta(seconds=max(deadline - time.time(), 0.0) + 60),
+        )
+
+    def execute_several_complete(
+        self, context: Context, event: dict[str, Any] | None = None, **state: Any
+    ) -> Any:
+        """Resume after the trigger ended one of several tasks: poll the others once, and defer
+        again on one still running, or finish. ``state``: the deferral's kwargs (``tasks``,
+        ``ended``, ``waiting``, ``deadline``), else what :meth:`_defer_several` left in XCom."""
+        status, message = self._validate_event(event)
+        assert event is not None
+        if not state:
+            ti = context.get("ti")
+            pulled = (
+                ti.xcom_pull(task_ids=self.task_id, key=WAIT_XCOM_KEY, map_indexes=ti.map_index)
+                if ti
+                else None
+            )
+            state = dict(pulled) if isinstance(pulled, Mapping) else {}
+        try:
+            tasks, ended, waiting, deadline = (state[k] for k in ("tasks", "ended", "waiting", "deadline"))
+        except KeyError:
+            raise AirflowException("Resumed without the state of the wait on several tasks") from None
+        self._several = True
+        self._set_tasks([_plain(ids) for ids in tasks], list(ended))
+        if status == "error":
+            raise AirflowException(f"Polling failed: {message}")
+        if status == "timeout":
+            return self._fail("timeout", message, event.get("task_status"))
+        task_status = event.get("task_status")
+        if isinstance(task_status, dict):
+            self._ended[int(waiting)] = task_status
+        else:  # an end without a status (malformed): the next poll reads it
+            self.log.warning(
+                "%s ended %s without a status", describe_ids(self.service, tasks[waiting]), status
+            )
+        return self._defer_several(context, float(deadline), poll_first=True)
+
+    def _finish_several(self) -> Any:
+        """Every task ended: their statuses if all succeeded, else fail naming each that did not."""
+        statuses = [TaskStatus.from_dict(e) for e in self._ended if e is not None]
+        bad = [(s, self._outcome(s)) for s in statuses if self._outcome(s) != OUTCOME_SUCCESS]
+        if not bad:
+            self.log.info("All %d tasks succeeded", len(statuses))
+            return self._result(statuses)
+        outcome = OUTCOME_FAILED if any(o != OUTCOME_CANCELLED for _, o in bad) else OUTCOME_CANCELLED
+        message = f"{len(bad)} of {len(statuses)} tasks did not succeed: " + "; ".join(
+            f"{describe(s)} ({o})" for s, o in bad
+        )
+        return self._fail(outcome, message, bad[0][0])
 
     def _fail(
         self, outcome: str, message: str, task_status: TaskStatus | dict[str, Any] | None = None
@@ -481,20 +888,49 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
     # ---- kill
 
     def on_kill(self) -> None:
-        """The worker is killing this task (marked failed, timed out, SIGTERM): cancel the
-        remote task where the service can, else log that it keeps running."""
+        """The worker is killing this task (marked failed, timed out, SIGTERM): cancel every
+        remote task not ended where the service can, else log that they keep running."""
         self._killed = True
-        if not self._task_ids:
+        pending = [ids for ids, e in zip(self._tasks, self._ended, strict=False) if e is None]
+        if not self._tasks and self._task_ids:  # set by a subclass or a test
+            pending = [self._task_ids]
+        if not pending:
+            if self._creating:
+                self.log.warning(
+                    "The start operation was still creating its tasks (%s): what it creates keeps running",
+                    self._creating,
+                )
             return
         from airflow_aliyun_tasks._cancel import cancel_remote_task
 
-        if not self.cancel_on_kill:
-            self.log.warning(
-                "cancel_on_kill is off: the remote task keeps running (%s)",
-                describe_ids(self.service, self._task_ids),
-            )
-            return
-        cancel_remote_task(self.hook, self.service, self._task_ids, self.log)
+        for ids in pending:
+            if not self.cancel_on_kill:
+                self.log.warning(
+                    "cancel_on_kill is off: the remote task keeps running (%s)",
+                    describe_ids(self.service, ids),
+                )
+                continue
+            cancel_remote_task(self.hook, self.service, ids, self.log)
+
+
+def _plain(ids: Mapping[Any, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in dict(ids).items()}
+
+
+def _keys(response: Any) -> str:
+    return str(sorted(response)) if isinstance(response, Mapping) else type(response).__name__
+
+
+def lookup_text(body: Any, dotted: str) -> str | None:
+    """The text at ``dotted`` in ``body``, if any."""
+    from airflow_aliyun_tasks.services import lookup
+
+    value = lookup(body, dotted)
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and str(value) else None
+
+
+class _CreationFailedError(Exception):
+    """A two-phase start's follow-up says the creation failed."""
 
 
 #: :meth:`AlibabaCloudAsyncTaskOperator._resume`'s "submit afresh".

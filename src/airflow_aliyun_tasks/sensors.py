@@ -36,6 +36,7 @@ __all__ = [
     "AlibabaCloudTaskSensor",
     "AlibabaCloudTaskSensorTimeout",
     "DataWorksJobSensor",
+    "DataWorksWorkflowInstanceSensor",
     "DlfAsyncTaskSensor",
     "EmrServerlessSparkJobRunSensor",
     "MmaAsyncTaskSensor",
@@ -376,3 +377,19 @@ class EmrServerlessSparkJobRunSensor(AlibabaCloudTaskSensor):
         super().__init__(**kwargs)
         self.workspace_id = workspace_id
         self.job_run_id = job_run_id
+
+
+class DataWorksWorkflowInstanceSensor(AlibabaCloudTaskSensor):
+    """Wait for a DataWorks workflow instance (``GetWorkflowInstance``, API 2024-05-18).
+
+    :param workflow_instance_id: the workflow instance (an integer), for example what
+        ``ExecuteAdhocWorkflowInstance`` returned. Templated.
+    """
+
+    service = "dataworks_workflow"
+    template_fields: Sequence[str] = ("workflow_instance_id",)
+    operator_extra_links = (console_link("dataworks_workflow"),)
+
+    def __init__(self, *, workflow_instance_id: int | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workflow_instance_id = workflow_instance_id

@@ -74,6 +74,9 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         cancel operation; a service without one gets a log line saying the remote task keeps
         running. Serialized only when true. The operator sets it; sensors do not (they did not
         start the task).
+    :param cancel_also: the ids of other tasks to cancel with this one on kill (an operator
+        that started several tasks waits on one at a time). Used by :meth:`on_kill` only, never
+        by :meth:`run`; serialized only when given.
     :param flat_ids: ids given one by one, by the names in :data:`ID_FIELDS` (they override the
         same names in ``ids``). A sensor that starts in the triggerer passes
         its templated ids this way: Airflow renders a template in the triggerer only for a
@@ -100,11 +103,13 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
         failure_states: Iterable[str] = (),
         partial_success_ok: bool = False,
         cancel_on_kill: bool = False,
+        cancel_also: Iterable[Mapping[str, Any]] = (),
         **flat_ids: Any,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.service = get_service(service).name
         self.cancel_on_kill = bool(cancel_on_kill)
+        self.cancel_also = [_plain_ids(other) for other in cancel_also]
         self.ids = _plain_ids({} if ids is None else ids)
         self.aliyun_conn_id = str(aliyun_conn_id)
         self.region_id = None if region_id is None or region_id == "" else str(region_id)
@@ -149,6 +154,8 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
             kwargs["region_id"] = self.region_id  # keeps the trigger row it always had
         if self.cancel_on_kill:
             kwargs["cancel_on_kill"] = True
+        if self.cancel_also:
+            kwargs["cancel_also"] = [dict(other) for other in self.cancel_also]
         for name in ID_FIELDS:
             value = getattr(self, name)
             if value is not None:
@@ -195,7 +202,9 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
             return
         from airflow_aliyun_tasks._cancel import cancel_remote_task_async
 
-        await cancel_remote_task_async(self._hook(), self.service, self.task_ids(), self.log)
+        hook = self._hook()
+        for ids in (self.task_ids(), *self.cancel_also):
+            await cancel_remote_task_async(hook, self.service, ids, self.log)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()

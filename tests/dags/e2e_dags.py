@@ -8,6 +8,7 @@ from airflow.sdk import DAG, task
 
 from airflow_aliyun_tasks.sensors import (
     DataWorksJobSensor,
+    DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
     MmaAsyncTaskSensor,
@@ -20,6 +21,7 @@ SENSORS = {
     "mma": (MmaAsyncTaskSensor, ("source_id", "async_task_id")),
     "pds": (PdsAsyncTaskSensor, ("async_task_id",)),
     "emr_serverless_spark": (EmrServerlessSparkJobRunSensor, ("workspace_id", "job_run_id")),
+    "dataworks_workflow": (DataWorksWorkflowInstanceSensor, ("workflow_instance_id",)),
 }
 MODES = {
     "deferrable": {"deferrable": True},

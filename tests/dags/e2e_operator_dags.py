@@ -1,4 +1,5 @@
-"""DAGs of the operator's ``dag.test()`` runs: start an EMR Serverless Spark job run and wait,
+"""DAGs of the operator's ``dag.test()`` runs: start an EMR Serverless Spark job run and wait, or
+backfill DataWorks workflow instances (two phases, several instances) and wait for every one,
 deferred (the trigger runs inline) or on the worker; a downstream task reads the XComs."""
 
 from __future__ import annotations
@@ -36,3 +37,38 @@ for _mode, _deferrable in (("deferrable", True), ("worker", False)):
             assert started["service"] == "emr_serverless_spark"
 
         check(spark.output)
+
+
+for _mode, _deferrable in (("deferrable", True), ("worker", False)):
+    with DAG(
+        dag_id=f"e2e_operator_workflow_{_mode}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"last_day": "2026-01-02"},
+    ):
+        backfill = AlibabaCloudAsyncTaskOperator(
+            task_id="backfill",
+            service="dataworks_workflow",
+            action="CreateWorkflowInstances",
+            body={
+                "Name": "e2e backfill",
+                "ProjectId": 10000,
+                "WorkflowId": 42,
+                "Type": "SupplementData",
+                "Periods": {
+                    "BizDates": [{"StartBizDate": "2026-01-01", "EndBizDate": "{{ params.last_day }}"}]
+                },
+            },
+            deferrable=_deferrable,
+            poll_interval=0.2,
+        )
+
+        @task
+        def check_all(statuses: list[dict[str, Any]], ti: Any = None) -> None:
+            started = ti.xcom_pull(task_ids="backfill", key="aliyun_task_ids")
+            assert [s["state"] for s in statuses] == ["succeeded"] * len(statuses), statuses
+            assert [s["ids"] for s in statuses] == started["tasks"], (statuses, started)
+            assert started["ids"] == started["tasks"][0]
+
+        check_all.override(task_id="check")(backfill.output)

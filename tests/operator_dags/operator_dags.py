@@ -1,7 +1,9 @@
 """DAGs of the operator's real-Airflow proofs (``tests/test_operator_airflow.py``).
 
 Each run names its own EMR Serverless Spark workspace (``conf["workspace"]``), so that a test
-can tell its job runs apart in the emulator.
+can tell its job runs apart in the emulator. The DataWorks workflow DAGs start one instance
+(``ExecuteAdhocWorkflowInstance``) or a backfill of two business dates in two phases
+(``CreateWorkflowInstances``); their tests reset the emulator and count every instance.
 """
 
 from __future__ import annotations
@@ -59,3 +61,46 @@ with dag("op_dataworks_deferred"):
         poll_interval=1,
         deferrable=True,
     )
+
+
+def workflow_adhoc(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    return AlibabaCloudAsyncTaskOperator(
+        task_id="workflow",
+        service="dataworks_workflow",
+        action="ExecuteAdhocWorkflowInstance",
+        body={
+            "Name": "adhoc",
+            "Owner": "1234567890123456",
+            "ProjectId": 10000,
+            "Tasks": [{"ClientUniqueCode": "count-rows", "Name": "count rows", "Type": "ODPS_SQL"}],
+        },
+        poll_interval=1,
+        **kwargs,
+    )
+
+
+def workflow_backfill(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    return AlibabaCloudAsyncTaskOperator(
+        task_id="workflow",
+        service="dataworks_workflow",
+        action="CreateWorkflowInstances",
+        body={
+            "Name": "backfill",
+            "ProjectId": 10000,
+            "WorkflowId": 42,
+            "Type": "SupplementData",
+            "Periods": {"BizDates": [{"StartBizDate": "2026-01-01", "EndBizDate": "2026-01-02"}]},
+        },
+        poll_interval=1,
+        **kwargs,
+    )
+
+
+with dag("op_workflow_worker"):
+    workflow_adhoc(deferrable=False)
+
+with dag("op_workflow_backfill_worker"):
+    workflow_backfill(deferrable=False)
+
+with dag("op_workflow_backfill_deferred"):
+    workflow_backfill(deferrable=True)

@@ -15,24 +15,43 @@ from __future__ import annotations
 
 from airflow_aliyun_tasks.errors import ConfigurationError
 from airflow_aliyun_tasks.services._spec import (
+    FORM_CONTENT_TYPE,
     HOST_LABEL_RE,
     MAX_ID_LENGTH,
+    RAW_CONTENT_TYPE,
     ApiRequest,
     ApiStyle,
+    BodyEncoding,
+    CancelCheck,
     CancelOperation,
     ConsoleLink,
+    FollowUp,
+    IdempotencyLocation,
     IdLocation,
     IdParam,
     Parser,
+    ResponseBody,
     ServiceSpec,
     SignerKind,
     StartOperation,
+    check_header_name,
+    check_header_value,
+    decode_form,
+    encode_body,
+    form_value,
     ids_from_response,
+    is_list_path,
     lookup,
     request_values,
+    tasks_from_response,
     validate_id,
 )
 from airflow_aliyun_tasks.services.dataworks import DATAWORKS, DATAWORKS_STATES, parse_dataworks
+from airflow_aliyun_tasks.services.dataworks_workflow import (
+    DATAWORKS_WORKFLOW,
+    DATAWORKS_WORKFLOW_STATES,
+    parse_dataworks_workflow,
+)
 from airflow_aliyun_tasks.services.dlf import DLF, DLF_STATES, parse_dlf
 from airflow_aliyun_tasks.services.emr_serverless_spark import (
     EMR_SERVERLESS_SPARK,
@@ -45,10 +64,13 @@ from airflow_aliyun_tasks.services.pds import PDS, PDS_STATES, parse_pds
 __all__ = [
     "DATAWORKS",
     "DATAWORKS_STATES",
+    "DATAWORKS_WORKFLOW",
+    "DATAWORKS_WORKFLOW_STATES",
     "DLF",
     "DLF_STATES",
     "EMR_SERVERLESS_SPARK",
     "EMR_SERVERLESS_SPARK_STATES",
+    "FORM_CONTENT_TYPE",
     "HOST_LABEL_RE",
     "ID_NAMES",
     "MAX_ID_LENGTH",
@@ -56,32 +78,56 @@ __all__ = [
     "MMA_STATES",
     "PDS",
     "PDS_STATES",
+    "RAW_CONTENT_TYPE",
     "SERVICES",
     "ApiRequest",
     "ApiStyle",
+    "BodyEncoding",
+    "CancelCheck",
     "CancelOperation",
     "ConsoleLink",
+    "FollowUp",
     "IdLocation",
     "IdParam",
+    "IdempotencyLocation",
     "Parser",
+    "ResponseBody",
     "ServiceSpec",
     "SignerKind",
     "StartOperation",
+    "check_header_name",
+    "check_header_value",
     "connection_defaults",
+    "decode_form",
+    "encode_body",
+    "form_value",
     "get_service",
     "ids_from_response",
+    "is_list_path",
     "lookup",
     "parse_dataworks",
+    "parse_dataworks_workflow",
     "parse_dlf",
     "parse_emr_serverless_spark",
     "parse_mma",
     "parse_pds",
     "request_values",
+    "tasks_from_response",
     "validate_id",
 ]
 
 #: Every service, by name, in the order the docs list them.
-SERVICES: dict[str, ServiceSpec] = {s.name: s for s in (DLF, DATAWORKS, MMA, PDS, EMR_SERVERLESS_SPARK)}
+SERVICES: dict[str, ServiceSpec] = {
+    s.name: s
+    for s in (
+        DLF,
+        DATAWORKS,
+        MMA,
+        PDS,
+        EMR_SERVERLESS_SPARK,
+        DATAWORKS_WORKFLOW,
+    )
+}
 
 #: Every id name of every service, in registry order, without repeats (the trigger's flat id
 #: keywords, and so the templated fields a sensor started in the triggerer may render).

@@ -3,6 +3,8 @@
 Endpoint: ``dataworks.{region}.aliyuncs.com`` (VPC ``dataworks-vpc.{region}``). The regions the
 official SDK's endpoint map sends to the central ``dataworks.aliyuncs.com`` (cn-qingdao,
 cn-huhehaote and others without a regional DataWorks host) are followed, for public endpoints.
+Request bodies are forms: every operation of ``alibabacloud-dataworks-public20240518`` 9.11.0 is
+``req_body_type='formData'``.
 """
 
 from __future__ import annotations
@@ -117,4 +119,5 @@ DATAWORKS = ServiceSpec(
         ),
     ),
     docs_page="docs/sensors/dataworks.md",
+    body_encoding="form",
 )

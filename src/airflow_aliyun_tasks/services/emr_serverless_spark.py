@@ -28,6 +28,16 @@ from airflow_aliyun_tasks.status import CANCELLED, FAILED, RUNNING, SUCCEEDED, T
 #: "the job status"). A ``Cancelling`` run is still running: it ends ``Cancelled``. A state not
 #: listed here is unknown: the wait goes on, with a warning naming it (``success_states`` and
 #: ``failure_states`` end a wait on it).
+#:
+#: ``CancelFailed``: Alibaba Cloud's API metadata lists it among the states of ListJobRuns'
+#: ``states`` filter ("Submitted, Pending, Running, Success, Failed, Cancelling, Cancelled,
+#: CancelFailed"); no document defines it, and the SDK (2.3.0) never names it. The cancel request
+#: failed: the run was not cancelled, and may still be running. It is a failure here, as the
+#: Airflow operator of apache/airflow#42209 and a dbt adapter for EMR Serverless Spark treat it
+#: (terminal, "did not succeed"); DolphinScheduler's plugin keeps polling instead (its
+#: ``RunState.isFinal`` omits it). Whether the run then goes on (and later reports Running,
+#: Success or Failed) or stays parked in ``CancelFailed`` is not documented: the message says the
+#: run may still be running, so that whoever reads the failure checks it.
 EMR_SERVERLESS_SPARK_STATES: dict[str, str] = {
     "submitted": RUNNING,
     "pending": RUNNING,
@@ -35,9 +45,13 @@ EMR_SERVERLESS_SPARK_STATES: dict[str, str] = {
     "cancelling": RUNNING,
     "success": SUCCEEDED,
     "failed": FAILED,
+    "cancelfailed": FAILED,
     "cancelled": CANCELLED,
     "canceled": CANCELLED,
 }
+
+#: What a ``CancelFailed`` run's status says (before the state change reason, when there is one).
+CANCEL_FAILED_MESSAGE = "the cancel request failed: the job run was not cancelled and may still be running"
 
 
 def parse_emr_serverless_spark(
@@ -49,12 +63,15 @@ def parse_emr_serverless_spark(
     reason = run.get("stateChangeReason")
     reason = reason if isinstance(reason, Mapping) else {}
     ended_badly = state in (FAILED, CANCELLED)
+    message = p.text(reason.get("message")) if ended_badly else None
+    if raw_status is not None and raw_status.lower() == "cancelfailed":
+        message = f"{CANCEL_FAILED_MESSAGE}: {message}" if message else CANCEL_FAILED_MESSAGE
     return TaskStatus(
         service="emr_serverless_spark",
         ids=ids,
         state=state,
         raw_status=raw_status,
-        message=p.text(reason.get("message")) if ended_badly else None,
+        message=message,
         error_code=p.text(reason.get("code")) if ended_badly else None,
         request_id=p.text(body.get("requestId")) or p.text(body.get("RequestId")) or request_id,
         raw=p.raw(body),

@@ -1,4 +1,5 @@
-"""A local Alibaba Cloud for tests: DLF, DataWorks, MaxCompute MMA, PDS, EMR Serverless Spark and STS.
+"""A local Alibaba Cloud for tests: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS,
+EMR Serverless Spark and STS.
 
 The emulator verifies signatures as the real gateways do, serves the status APIs of the async
 tasks and job runs (plus operations that start and cancel them, and STS), plays scripted task
@@ -50,8 +51,16 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
   state_change_reason_code=None, state_change_reason_message=None, fields=None)``
   (``stateChangeReason`` once the run has ended; a ``Failed`` run without a reason gets a generic
   one; ``fields`` adds to or overrides the ``jobRun`` object, camelCase keys)
+- ``emu.add_dataworks_workflow_instance(workflow_instance_id, statuses=("Running", "Success"), *,
+  name=None, project_id=None, instance_type=None, owner=None, env_type=None, workflow_id=None,
+  biz_date=None, workflow_parameters=None, unified_id=None)`` (an integer id; ``StartedTime`` once it
+  left ``NotRun``/``WaitTime``, ``FinishedTime`` once it ended)
 - ``emu.add_task(service, **spec)``: the same, by service name (``"dlf"``, ``"dataworks"``, ``"mma"``,
-  ``"pds"``, ``"emr_serverless_spark"``); ``statuses`` is accepted where the method says ``states``.
+  ``"pds"``, ``"emr_serverless_spark"``, ``"dataworks_workflow"``); ``statuses`` is accepted where the
+  method says ``states``.
+- ``emu.set_dataworks_create_result(statuses, failure_message=None)``: what the next DataWorks
+  ``CreateWorkflowInstances`` operations report, one status per poll of
+  ``GetCreateWorkflowInstancesResult`` (default ``Creating``, then ``Created``).
 - ``emu.start_lifecycles[service] = (...)`` or ``emu.set_start_lifecycle(service, statuses)``:
   statuses of the tasks created by the start operations (:data:`DEFAULT_START_LIFECYCLES`).
 
@@ -60,12 +69,14 @@ served, as ``(service, action)``: a subset of those the service registry knows (
 of the operator says which).
 
 Service names: :data:`SERVICES` is the four async-task services (``dlf``, ``dataworks``, ``mma``,
-``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``. STS is ``"sts"``.
+``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark`` and ``dataworks_workflow``. STS is
+``"sts"``.
 
 Faults: ``emu.inject_fault(kind, count=1, *, service=None, task=None)`` makes the next ``count``
 requests to an operation (status, start or cancel) of ``service``, or of any service but STS,
 misbehave; with ``task``, only the status polls of the task with that id (DLF ``TaskId``, DataWorks
-``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``, EMR Serverless Spark ``jobRunId``).
+``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``, EMR Serverless Spark ``jobRunId``, DataWorks
+workflow instance ``Id``).
 ``emu.set_fault_rate(rate, kinds=None, *, service=None, seed=None, exempt_tasks=())`` faults every
 further matching request with probability ``rate`` (kind drawn uniformly from ``kinds``, default
 :data:`FAULT_KINDS`), after the queued faults; polls of ``exempt_tasks`` are never faulted at
@@ -144,6 +155,17 @@ the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
   ``.../jobRuns/{jobRunId}``) answers ``{"requestId", "jobRunId"}``; a run that has not ended
   reports ``Cancelling`` on the next poll, then ``Cancelled``; an ended run gives 400
   ``InvalidJobRunState``. Errors have the POP shape.
+- DataWorks workflow instances (``2024-05-18``, RPC, form bodies): ``GetWorkflowInstance`` (GET,
+  ``Id`` an integer) answers ``RequestId`` and the ``WorkflowInstance`` object (``Id``, ``Status``,
+  ``Type``, ``Name``, ``ProjectId``, ``EnvType``, ``WorkflowId``, ``BizDate``, ``StartedTime``,
+  ``FinishedTime``...); ``Success`` and ``Failure`` end an instance. Unknown instance: 404
+  ``WorkflowInstance.NotFound``. Start operations: ``ExecuteAdhocWorkflowInstance`` (``Tasks`` a
+  JSON array) answers ``WorkflowInstanceId``; ``CreateWorkflowInstances`` (``Periods`` a JSON object)
+  answers ``OperationId``, and ``GetCreateWorkflowInstancesResult`` reports ``Result.Status``
+  (``Creating``, then ``Created`` with ``WorkflowInstanceIds``, one per business date, or
+  ``CreateFailure`` with ``FailureMessage``). Cancel operation: ``StopWorkflowInstances`` (``Ids`` a
+  JSON array) answers HTTP 200 with ``SuccessInfo.<id>: {Success, Message}``; a stopped instance
+  then reports ``Failure``.
 - STS (``2015-04-01``, RPC): ``GetCallerIdentity``, ``AssumeRole`` (keys live
   ``min(DurationSeconds, sts_ttl_seconds)``; then ``InvalidSecurityToken.Expired``) and the unsigned
   ``AssumeRoleWithOIDC``. Requests signed with an STS key must carry its token
@@ -176,6 +198,8 @@ Unsigned JSON endpoints on the same port, to script an emulator running in anoth
 - ``GET /_emulator/stats``: request counts per service and per polled task (``requests_by_task``),
   start operations (``starts``: service, action, requests, accepted) and cancels by task
   (``cancels``), tasks with their polls, faults served and pending, the fault rate
+- ``POST /_emulator/dataworks_create_result``: ``{"statuses": ["Creating", "CreateFailure"],
+  "failure_message": "..."}``
 - ``POST /_emulator/reset``, ``POST /_emulator/revoke`` ``{"access_key_id": ...}``,
   ``POST /_emulator/clock`` ``{"offset": 1200}``,
   ``POST /_emulator/start_lifecycle`` ``{"service": "pds", "statuses": ["Running", "Failed"]}``
@@ -206,7 +230,9 @@ here so that tests do not mistake them for facts): DataWorks unknown job (404
 202, missing POP credentials (400 ``MissingAuthorization``), the HTTP status of
 ``SignatureNonceUsed`` and of the ``InvalidSecurityToken.*`` codes (400), the STS key and token
 formats, and EMR Serverless Spark's product errors (404 ``InvalidJobRun.NotFound``, 400
-``InvalidJobRunState`` for cancelling an ended run, 400 ``InvalidParameter``; the POP error shape).
+``InvalidJobRunState`` for cancelling an ended run, 400 ``InvalidParameter``; the POP error shape),
+DataWorks workflow instances' (404 ``WorkflowInstance.NotFound``, 404 ``Operation.NotFound``, the
+result of stopping an ended instance, one instance per business date of a backfill).
 Nonces are remembered per gateway (POP, PDS) and access key.
 
 Start operations, from the public API reference:
@@ -220,13 +246,16 @@ Start operations, from the public API reference:
 - EMR Serverless Spark StartJobRun and CancelJobRun: the request and response models of the
   official SDK ``alibabacloud-emr-serverless-spark20230808``; GetJobRun:
   https://www.alibabacloud.com/help/en/emr/emr-serverless-spark/developer-reference/api-emr-serverless-spark-2023-08-08-getjobrun
+- DataWorks GetWorkflowInstance, ExecuteAdhocWorkflowInstance, CreateWorkflowInstances,
+  GetCreateWorkflowInstancesResult and StopWorkflowInstances: the request and response models of
+  the official SDK ``alibabacloud-dataworks-public20240518``
 
 Source layout
 =============
 
 ``_core`` (the :class:`Emulator`: lifecycle, routing, authentication, counters), ``_base`` (replies,
 scripted tasks, the ``Service``/``Op`` tables), one module per service (``_dlf``, ``_dataworks``,
-``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_sts``: its operation table, handlers, response
+``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_sts``: its operation table, handlers, response
 bodies and ``add_*`` method), ``_faults``, ``_control`` (the control API) and ``_auth`` (signature
 verification, with a canonicalization of its own). A new service is one module and one line in
 ``_core``.

@@ -77,7 +77,9 @@ class Reply:
     """A response in the making: status, headers and a JSON body (or raw bytes).
 
     ``accepted`` says whether the operation took effect (a 2xx, unless the service reports an
-    error inside a successful response, as DLF does).
+    error inside a successful response, as DLF does). ``accepted_tasks``: for an operation on
+    several tasks (a batch cancel), the keys of those it took effect on (``None``: all of them,
+    when ``accepted``).
     """
 
     def __init__(
@@ -95,6 +97,28 @@ class Reply:
         self.content_type = content_type
         self.headers = dict(headers or {})
         self.accepted = 200 <= status < 300 if accepted is None else accepted
+        self.accepted_tasks: frozenset[tuple[str, ...]] | None = None
+
+    @classmethod
+    def empty(cls, status: int = 202, headers: Mapping[str, str] | None = None) -> Reply:
+        """An answer without a body (Function Compute's asynchronous invocation: 202)."""
+        return cls(status, raw=b"", content_type="", headers=headers)
+
+
+def envelope_error(code: str, message: str, rid: str, *, http_code: int = 200, **extra: Any) -> Reply:
+    """An error reported inside an HTTP 200 answer, in the camelCase envelope (Realtime Compute
+    for Apache Flink): ``success: false``, ``errorCode``, ``errorMessage``, ``httpCode``,
+    ``requestId``, ``data: {}``; not accepted."""
+    body = {
+        "requestId": rid,
+        "success": False,
+        "httpCode": http_code,
+        "errorCode": code,
+        "errorMessage": message,
+        "data": {},
+        **extra,
+    }
+    return Reply(200, body, accepted=False)
 
 
 class Drop(ConnectionResetError):
@@ -190,6 +214,19 @@ class Call:
         """The match of the operation's path pattern against the path as sent."""
         return self.op.path.match(self.req.raw_path) if isinstance(self.op.path, re.Pattern) else None
 
+    def header(self, name: str) -> str | None:
+        """A request header (an id in a header: Flink's ``workspace``; FC's ``x-fc-*``)."""
+        return self.req.header(name)
+
+    def json_list(self, name: str) -> list[Any] | None:
+        """A query or form parameter holding a JSON array (``Ids=[1234,5678]``); ``None`` when
+        absent or not one."""
+        try:
+            value = json.loads(self.params.get(name) or "null")
+        except ValueError:
+            return None
+        return value if isinstance(value, list) else None
+
 
 Handler = Callable[["Emulator", Call], Reply]
 TaskKey = Callable[[Call], "tuple[str, ...] | None"]
@@ -204,6 +241,29 @@ def param_key(service: str, name: str) -> TaskKey:
         return (service, value) if value else None
 
     return key
+
+
+def header_key(service: str, name: str) -> TaskKey:
+    """The task key of an operation whose one id is the request header ``name``."""
+
+    def key(call: Call) -> tuple[str, ...] | None:
+        value = call.header(name)
+        return (service, value) if value else None
+
+    return key
+
+
+TaskKeys = Callable[[Call], "tuple[tuple[str, ...], ...]"]
+
+
+def list_param_keys(service: str, name: str) -> TaskKeys:
+    """The task keys of an operation on several tasks whose ids are the JSON array parameter
+    ``name`` (a batch cancel: DataWorks ``StopWorkflowInstances`` ``Ids=[1234,5678]``)."""
+
+    def keys(call: Call) -> tuple[tuple[str, ...], ...]:
+        return tuple((service, str(v)) for v in call.json_list(name) or () if not isinstance(v, bool))
+
+    return keys
 
 
 #: what an operation does, for the counters: read a task's status, start one, cancel one, or other
@@ -225,6 +285,9 @@ class Op:
     #: status polls and cancels: the task the request names, as ``(service, *ids)``
     task_key: TaskKey | None = None
     anonymous: bool = False  # may be called unsigned (STS AssumeRoleWithOIDC)
+    #: cancels of several tasks in one request: the tasks it names (counted each; the reply's
+    #: ``accepted_tasks`` says which it took effect on)
+    task_keys: TaskKeys | None = None
 
 
 @dataclass(frozen=True)

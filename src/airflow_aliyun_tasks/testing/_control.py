@@ -78,6 +78,11 @@ def _start_lifecycle(emu: Emulator, payload: Payload) -> Response:
     return JSONResponse({"ok": True})
 
 
+def _dataworks_create_result(emu: Emulator, payload: Payload) -> Response:
+    emu.set_dataworks_create_result(payload["statuses"], payload.get("failure_message"))
+    return JSONResponse({"ok": True})
+
+
 _GET: dict[str, Action] = {
     "health": lambda emu, _: JSONResponse({"ok": True, "server_time": iso_seconds(emu.now())}),
     "stats": lambda emu, _: JSONResponse(emu.stats()),
@@ -93,6 +98,7 @@ _POST: dict[str, Action] = {
     "revoke": _revoke,
     "clock": _clock,
     "start_lifecycle": _start_lifecycle,
+    "dataworks_create_result": _dataworks_create_result,
 }
 
 

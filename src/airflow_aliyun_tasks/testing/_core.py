@@ -1,7 +1,7 @@
 """The emulator: its state, the uvicorn thread, routing, authentication and the counters.
 
 What each service serves lives in its own module (``_dlf``, ``_dataworks``, ``_mma``, ``_pds``,
-``_emr_serverless_spark``, ``_sts``), as a :class:`~._base.Service` table; faults in ``_faults``;
+``_emr_serverless_spark``, ``_dataworks_workflow``, ``_sts``), as a :class:`~._base.Service` table; faults in ``_faults``;
 the control API in ``_control``. See the package docstring for the whole API.
 """
 
@@ -27,7 +27,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from airflow_aliyun_tasks.testing import _dataworks, _dlf, _emr_serverless_spark, _mma, _pds, _sts
+from airflow_aliyun_tasks.testing import (
+    _dataworks,
+    _dataworks_workflow,
+    _dlf,
+    _emr_serverless_spark,
+    _mma,
+    _pds,
+    _sts,
+)
 from airflow_aliyun_tasks.testing._auth import (
     AuthError,
     KeyRecord,
@@ -69,13 +77,15 @@ _SERVICES: tuple[Service, ...] = (
     _mma.SERVICE,
     _pds.SERVICE,
     _emr_serverless_spark.SERVICE,
+    _dataworks_workflow.SERVICE,
     _sts.SERVICE,
 )
 _BY_NAME: dict[str, Service] = {service.name: service for service in _SERVICES}
 
 #: the four async-task services (DLF, DataWorks, MaxCompute MMA, PDS), by their short names
 SERVICES: tuple[str, ...] = ("dlf", "dataworks", "mma", "pds")
-#: every service with tasks (STS aside): :data:`SERVICES` and EMR Serverless Spark
+#: every service with tasks (STS aside): :data:`SERVICES`, EMR Serverless Spark and DataWorks
+#: workflow instances
 ALL_SERVICES: tuple[str, ...] = tuple(s.name for s in _SERVICES if s.id_names)
 
 #: lifecycle of the tasks that the emulated start operations create (``Emulator.start_lifecycles``)
@@ -118,10 +128,12 @@ class Emulator(
     _mma.MmaTasks,
     _pds.PdsTasks,
     _emr_serverless_spark.EmrServerlessSparkJobRuns,
+    _dataworks_workflow.DataWorksWorkflowInstances,
     _sts.StsKeys,
     FaultInjection,
 ):
-    """A local Alibaba Cloud: DLF, DataWorks, MaxCompute MMA, PDS, EMR Serverless Spark and STS.
+    """A local Alibaba Cloud: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS, EMR
+    Serverless Spark and STS.
 
     See :mod:`airflow_aliyun_tasks.testing` for the full description.
     """
@@ -592,8 +604,15 @@ class Emulator(
             if op.kind == "start":
                 counter = self._starts if reply is None else self._starts_accepted
                 counter[(op.service, op.action)] += 1
-            elif op.kind == "cancel" and task_key is not None:
-                (self._cancels if reply is None else self._cancels_accepted)[task_key] += 1
+            elif op.kind == "cancel":
+                keys = op.task_keys(call) if op.task_keys is not None else (task_key,)
+                for key in keys:
+                    if key is None:
+                        continue
+                    if reply is None:
+                        self._cancels[key] += 1
+                    elif reply.accepted_tasks is None or key in reply.accepted_tasks:
+                        self._cancels_accepted[key] += 1
             if reply is None:
                 self._requests[op.service] += 1
                 if op.kind == "status" and task_key is not None:

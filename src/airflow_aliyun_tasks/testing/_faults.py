@@ -67,8 +67,8 @@ class FaultInjection(Store):
         when ``None``) misbehave in the way ``kind`` names (:data:`ALL_FAULT_KINDS`). With
         ``task``, only status polls of the task whose id is ``task`` match (DLF ``TaskId``,
         DataWorks ``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``, EMR Serverless Spark
-        ``jobRunId``). Faults queue up in the order injected; STS and the control API are never
-        faulted."""
+        ``jobRunId``, DataWorks workflow instance ``Id``). Faults queue up in the order injected;
+        STS and the control API are never faulted."""
         if kind not in ALL_FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(ALL_FAULT_KINDS)}")
         self._check_service(service)
