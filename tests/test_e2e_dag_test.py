@@ -48,6 +48,7 @@ def ids_for(service: str, n: int) -> dict[str, Any]:
         "pds": {"async_task_id": f"pds-task-{n}"},
         "emr_serverless_spark": {"workspace_id": "w-e2e", "job_run_id": f"jr-{n}"},
         "dataworks_workflow": {"workflow_instance_id": 7_000_000 + n},
+        "pai_dlc": {"job_id": f"dlc-e2e-{n}"},
     }[service]
 
 
@@ -68,6 +69,8 @@ def add_task(
         emulator.add_emr_serverless_spark_job_run(ids["workspace_id"], ids["job_run_id"], statuses, **options)
     elif service == "dataworks_workflow":
         emulator.add_dataworks_workflow_instance(ids["workflow_instance_id"], statuses, **options)
+    elif service == "pai_dlc":
+        emulator.add_pai_dlc_job(ids["job_id"], statuses, **options)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1", **options)
 
@@ -85,6 +88,11 @@ LIFECYCLES = {
     ),
     # no cancelled state: a stopped instance reports Failure
     "dataworks_workflow": (["NotRun", "Running", "Success"], ["Running", "Failure"], None),
+    "pai_dlc": (
+        ["Queuing", "Running", "Succeeded"],
+        ["Running", "Failed"],
+        ["Running", "Stopping", "Stopped"],
+    ),
 }
 FAILURE_OPTIONS = {
     "dlf": {"message": "database staging_tmp is locked by another task"},
@@ -99,6 +107,10 @@ FAILURE_OPTIONS = {
         "state_change_reason_code": "ERR-200001",
     },
     "dataworks_workflow": {"name": "nightly"},
+    "pai_dlc": {
+        "reason_message": "worker-0 exited with code 1: CUDA out of memory",
+        "reason_code": "JobFailed",
+    },
 }
 #: what the log says of a failure, where it is not the first failure option
 FAILURE_TEXT = {"pds": "is not readable", "dataworks_workflow": "its task instances say why"}
@@ -227,3 +239,30 @@ def test_operator_starts_and_waits(mode: str, airflow_db: str, emulator: Emulato
     (run,) = emulator.tasks("emr_serverless_spark")
     assert run["ids"]["workspace_id"] == f"w-e2e-{mode}"
     assert run["history"][-1] == "Success"
+
+
+@pytest.mark.parametrize(("raw", "state"), [("SucceededReserving", "success"), ("FailedReserving", "failed")])
+def test_pai_dlc_reserving_states_end_the_wait(
+    raw: str, state: str, airflow_db: str, emulator: Emulator, make_conn: Any
+) -> None:
+    """A DLC job that ended and keeps its nodes ends the wait: the sensor does not wait for the
+    nodes to be released (the scripted final state is never polled)."""
+    make_conn()
+    ids = ids_for("pai_dlc", 40 + (state == "failed"))
+    add_task(emulator, "pai_dlc", ids, ["Running", raw, raw, raw, raw.removesuffix("Reserving")])
+    dag_state, states = run_dag("e2e_pai_dlc_deferrable", ids)
+    assert (dag_state, states) == (state, {"wait": state})
+    assert polls(emulator, "pai_dlc", ids) == 2
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "worker"])
+def test_operator_creates_a_pai_dlc_job_and_waits(
+    mode: str, airflow_db: str, emulator: Emulator, make_conn: Any
+) -> None:
+    make_conn()
+    state, states = run_dag(f"e2e_operator_pai_dlc_{mode}", {"workspace": f"ws-{mode}"})
+    assert state == "success", states
+    assert states == {"train": "success", "check_job": "success"}
+    assert emulator.start_count("pai_dlc", "CreateJob") == 1
+    (job,) = emulator.tasks("pai_dlc")
+    assert job["history"][-1] == "Succeeded"

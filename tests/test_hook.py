@@ -809,6 +809,13 @@ def _settings(**extra: Any) -> Any:
     )
 
 
+def test_pai_dlc_follows_the_sdk_map_to_the_central_host() -> None:
+    settings = _settings(region_id="cn-zhangjiakou")
+    assert service_endpoint(SERVICES["pai_dlc"], settings).host == "pai-dlc.aliyuncs.com"
+    vpc = _settings(region_id="cn-zhangjiakou", use_vpc_endpoints="true")
+    assert service_endpoint(SERVICES["pai_dlc"], vpc).host == "pai-dlc-vpc.cn-zhangjiakou.aliyuncs.com"
+
+
 def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
     settings = _settings(region_id="cn-qingdao")
     assert service_endpoint(SERVICES["dataworks"], settings).host == "dataworks.aliyuncs.com"
@@ -828,6 +835,7 @@ def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
                 "pds": "bj1.api-vpc.aliyunpds.com",
                 "emr_serverless_spark": "emr-serverless-spark-vpc.cn-shanghai.aliyuncs.com",
                 "dataworks_workflow": "dataworks-vpc.cn-shanghai.aliyuncs.com",
+                "pai_dlc": "pai-dlc-vpc.cn-shanghai.aliyuncs.com",
                 "sts": "sts-vpc.cn-shanghai.aliyuncs.com",
             },
         ),
@@ -840,6 +848,7 @@ def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
                 "pds": "bj1.api.aliyunpds.com",
                 "emr_serverless_spark": "emr-serverless-spark.cn-shanghai.aliyuncs.com",
                 "dataworks_workflow": "dataworks.cn-shanghai.aliyuncs.com",
+                "pai_dlc": "pai-dlc.cn-shanghai.aliyuncs.com",
                 "sts": "sts.cn-shanghai.aliyuncs.com",
             },
         ),

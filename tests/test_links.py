@@ -37,7 +37,9 @@ from airflow_aliyun_tasks.links import (
     AlibabaCloudConsoleLink,
     DataWorksConsoleLink,
     DlfConsoleLink,
+    EmrServerlessSparkConsoleLink,
     MmaConsoleLink,
+    PaiDlcConsoleLink,
     PdsConsoleLink,
     link_params,
 )
@@ -45,7 +47,9 @@ from airflow_aliyun_tasks.sensors import (
     AlibabaCloudTaskSensor,
     DataWorksJobSensor,
     DlfAsyncTaskSensor,
+    EmrServerlessSparkJobRunSensor,
     MmaAsyncTaskSensor,
+    PaiDlcJobSensor,
     PdsAsyncTaskSensor,
 )
 from airflow_aliyun_tasks.services import SERVICES
@@ -58,18 +62,27 @@ EXPECTED = {
     "dataworks": ("DataWorks console", "https://dataworks.console.aliyun.com/overview?regionId={region}"),
     "mma": ("MaxCompute console", "https://maxcompute.console.aliyun.com/{region}/overview"),
     "pds": ("PDS console", "https://pds.console.aliyun.com/"),
+    "emr_serverless_spark": (
+        "EMR Serverless Spark console",
+        "https://emr-next.console.aliyun.com/#/region/{region}/resource/all/serverless/spark",
+    ),
+    "pai_dlc": ("PAI DLC console", "https://pai.console.aliyun.com/?regionId={region}#/dlc/jobs"),
 }
 SENSOR_LINKS = {
     DlfAsyncTaskSensor: DlfConsoleLink,
     DataWorksJobSensor: DataWorksConsoleLink,
     MmaAsyncTaskSensor: MmaConsoleLink,
     PdsAsyncTaskSensor: PdsConsoleLink,
+    EmrServerlessSparkJobRunSensor: EmrServerlessSparkConsoleLink,
+    PaiDlcJobSensor: PaiDlcConsoleLink,
 }
 IDS = {
     "dlf": {"async_task_id": "t-1", "catalog_id": "1234567890"},
     "dataworks": {"job_id": "job-9"},
     "mma": {"source_id": "2000017", "async_task_id": "2523"},
     "pds": {"async_task_id": "at-1", "domain_id": "bj1"},
+    "emr_serverless_spark": {"workspace_id": "w-1", "job_run_id": "jr-1"},
+    "pai_dlc": {"job_id": "dlc1a2b3c4d5e6f"},
 }
 
 
@@ -221,6 +234,10 @@ SENSORS = {
     "dataworks": lambda: DataWorksJobSensor(task_id="w", job_id="job-9"),
     "mma": lambda: MmaAsyncTaskSensor(task_id="w", source_id=2000017, async_task_id=2523),
     "pds": lambda: PdsAsyncTaskSensor(task_id="w", async_task_id="at-1", domain_id="bj1"),
+    "emr_serverless_spark": lambda: EmrServerlessSparkJobRunSensor(
+        task_id="w", workspace_id="w-1", job_run_id="jr-1"
+    ),
+    "pai_dlc": lambda: PaiDlcJobSensor(task_id="w", job_id="dlc1a2b3c4d5e6f"),
 }
 
 
@@ -393,6 +410,7 @@ E2E_IDS = {
     "dataworks": {"job_id": "link-dw-1"},
     "mma": {"source_id": 2000031, "async_task_id": 1031},
     "pds": {"async_task_id": "link-pds-1"},
+    "pai_dlc": {"job_id": "link-dlc-1"},
 }
 
 
@@ -403,11 +421,13 @@ def _add_task(emulator: Emulator, service: str, ids: dict[str, Any], statuses: l
         emulator.add_dataworks_job(ids["job_id"], statuses)
     elif service == "mma":
         emulator.add_mma_task(ids["source_id"], ids["async_task_id"], statuses)
+    elif service == "pai_dlc":
+        emulator.add_pai_dlc_job(ids["job_id"], statuses)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1")
 
 
-TERMINAL = {"dlf": "Success", "dataworks": "Success", "mma": "DONE", "pds": "Succeed"}
+TERMINAL = {"dlf": "Success", "dataworks": "Success", "mma": "DONE", "pds": "Succeed", "pai_dlc": "Succeeded"}
 
 
 @pytest.mark.airflow

@@ -11,7 +11,9 @@ remote task keeps running.
 The same for DataWorks workflow instances (``dataworks_workflow``): a start without a client
 token reconnected after SIGKILL, a two-phase start killed while its follow-up is polled that
 resumes polling instead of creating again, and a backfill of several instances whose every
-instance is stopped when the task is marked failed (deferred and on the worker).
+instance is stopped when the task is marked failed (deferred and on the worker). PAI DLC, whose
+``CreateJob`` takes no client token, shows the same with the task state store alone: one job
+across a killed worker's retry, ``StopJob`` once on kill.
 """
 
 from __future__ import annotations
@@ -38,9 +40,13 @@ DAG_IDS = (
     "op_workflow_worker",
     "op_workflow_backfill_worker",
     "op_workflow_backfill_deferred",
+    "op_dlc_worker",
+    "op_dlc_deferred",
 )
 EMR = "emr_serverless_spark"
 TASK = "spark_job"
+DLC = "pai_dlc"
+DLC_TASK = "train"
 
 
 @pytest.fixture(scope="module")
@@ -298,6 +304,77 @@ def test_marking_a_task_without_a_cancel_operation_failed_says_it_keeps_running(
     (job,) = [t for t in stack.emulator_stats()["tasks"] if t["service"] == "dataworks"]
     assert f"job_id={job['ids']['job_id']}" in log
     assert ti(stack, "op_dataworks_deferred", run_id, task_id)["state"] == "failed"
+
+
+# ------------------------------------------------------------------------------------- PAI DLC
+
+
+def dlc_jobs(stack: AirflowStack) -> list[dict[str, Any]]:
+    return [t for t in stack.emulator_stats()["tasks"] if t["service"] == DLC]
+
+
+def one_running_job(stack: AirflowStack, polls: int = 2) -> dict[str, Any]:
+    """The one PAI DLC job once it was polled ``polls`` times (the create is recorded)."""
+
+    def polled() -> dict[str, Any] | None:
+        found = dlc_jobs(stack)
+        assert len(found) <= 1, found
+        return found[0] if found and found[0]["polls"] >= polls else None
+
+    result: dict[str, Any] = wait_until(polled, timeout=120, interval=0.3, what="a polled PAI DLC job")
+    return result
+
+
+def test_dlc_worker_killed_after_the_create_reconnects_on_retry(emu: AirflowStack) -> None:
+    """No client token: only the task state store keeps the retry from creating a second job."""
+    stack, dag_id, run_id = emu, "op_dlc_worker", "dlc_kill_worker"
+    lifecycle(stack, ["Queuing", *["Running"] * 10, "Succeeded"], service=DLC)
+    stack.trigger_dag(dag_id, run_id)
+    job = one_running_job(stack)
+    pid = wait_until(
+        lambda: ti(stack, dag_id, run_id, DLC_TASK).get("pid"), timeout=30, what="the task's pid"
+    )
+    os.kill(int(pid), signal.SIGKILL)
+
+    assert final_state(stack, dag_id, run_id, DLC_TASK) == "success"
+    assert ti(stack, dag_id, run_id, DLC_TASK)["try_number"] == 2
+    assert starts(stack, DLC, "CreateJob")["requests"] == 1
+    assert len(dlc_jobs(stack)) == 1
+    value = return_value(stack, dag_id, run_id, DLC_TASK)
+    assert (value["state"], value["ids"]) == ("succeeded", job["ids"])
+    assert "Reconnecting to the task an earlier try started" in stack.task_log_text(dag_id, run_id, DLC_TASK)
+
+
+@pytest.mark.parametrize(("dag_id", "where"), [("op_dlc_deferred", "triggerer"), ("op_dlc_worker", "worker")])
+def test_marking_a_waiting_dlc_task_failed_stops_the_job_once(
+    emu: AirflowStack, dag_id: str, where: str
+) -> None:
+    stack, run_id = emu, f"dlc_cancel_{where}"
+    lifecycle(stack, ["Queuing", "Running"], service=DLC)
+    stack.trigger_dag(dag_id, run_id)
+    if where == "triggerer":
+        deferred_and_exit_seen(stack, dag_id, run_id, DLC_TASK)
+    job = one_running_job(stack)
+    mark_failed(stack, dag_id, run_id, DLC_TASK)
+
+    wait_until(
+        lambda: cancels(stack, job["ids"], DLC)["accepted"] == 1, timeout=90, what=f"StopJob from the {where}"
+    )
+    if where == "worker":
+        wait_until(
+            lambda: not _alive(ti(stack, dag_id, run_id, DLC_TASK).get("pid")),
+            timeout=60,
+            what="the task to exit",
+        )
+    else:
+        time.sleep(3)
+    assert cancels(stack, job["ids"], DLC) == {"requests": 1, "accepted": 1}
+    assert ti(stack, dag_id, run_id, DLC_TASK)["state"] == "failed"
+    assert starts(stack, DLC, "CreateJob")["requests"] == 1
+    assert dlc_jobs(stack)[0]["statuses"][-2:] == ["Stopping", "Stopped"]
+    if where == "triggerer":
+        log = stack.task_log_text(dag_id, run_id, DLC_TASK)
+        assert "Cancelled the remote task with PAI DLC StopJob" in log
 
 
 def _alive(pid: Any) -> bool:

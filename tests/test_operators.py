@@ -351,6 +351,14 @@ EXTRA_REQUEST: dict[tuple[str, str], dict[str, Any]] = {
             "Periods": {"BizDates": [{"StartBizDate": "2026-01-01", "EndBizDate": "2026-01-02"}]},
         }
     },
+    ("pai_dlc", "CreateJob"): {
+        "body": {
+            "DisplayName": "n",
+            "JobType": "PyTorchJob",
+            "UserCommand": "x",
+            "JobSpecs": [{"Type": "Worker"}],
+        }
+    },
 }
 REGISTRY_START_OPERATIONS = [
     (name, op.action, op.method, op.path) for name, spec in SERVICES.items() for op in spec.start_operations
@@ -443,3 +451,74 @@ def test_wait_for_completion_false_returns_the_ids_also_when_reconnecting(
     again = emr(wait_for_completion=False).execute(ctx(store, try_number=2))
     assert again == {"service": "emr_serverless_spark", "ids": first["ids"]}
     assert emulator.start_count("emr_serverless_spark") == 1
+
+
+# --------------------------------------------------------------------------- PAI DLC: no client token
+
+
+def dlc(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    params: dict[str, Any] = {
+        "task_id": "t",
+        "service": "pai_dlc",
+        "action": "CreateJob",
+        "path": "/api/v1/jobs",
+        "body": {
+            "DisplayName": "train",
+            "JobType": "PyTorchJob",
+            "UserCommand": "python train.py",
+            "JobSpecs": [{"Type": "Worker", "Image": "pytorch:2.1", "PodCount": 1}],
+        },
+        "poll_interval": 0.01,
+        "deferrable": False,
+    }
+    params.update(kwargs)
+    return AlibabaCloudAsyncTaskOperator(**params)
+
+
+def test_pai_dlc_job_is_created_once_and_a_retry_reconnects(emulator: Emulator, conn: str) -> None:
+    store = FakeStore()
+    emulator.set_start_lifecycle("pai_dlc", ["Queuing", "Running", "Running", "SucceededReserving"])
+    started = dlc(wait_for_completion=False).execute(ctx(store))
+    assert store.data[STATE_KEY] == {"service": "pai_dlc", "ids": started["ids"], "generation": 0}
+    # The next try finds the job in the state store: no second CreateJob.
+    result = dlc().execute(ctx(store, try_number=2))
+    assert (result["state"], result["raw_status"], result["ids"]) == (
+        "succeeded",
+        "SucceededReserving",
+        started["ids"],
+    )
+    assert emulator.start_count("pai_dlc", "CreateJob") == 1
+    # CreateJob takes no client token: nothing was added to the request.
+    (job,) = emulator.tasks("pai_dlc")
+    assert job["ids"] == started["ids"]
+
+
+def test_pai_dlc_create_is_sent_once_without_the_clients_retries(emulator: Emulator, conn: str) -> None:
+    emulator.inject_fault("drop_after_accept", service="pai_dlc")
+    with pytest.raises(Exception, match=r"(?i)connection|closed|disconnect|transport"):
+        dlc().execute(ctx(FakeStore()))
+    assert emulator.start_count("pai_dlc") == 1
+    assert len(emulator.tasks("pai_dlc")) == 1  # a retried request would have made a second job
+
+
+def test_pai_dlc_failed_reserving_fails_and_the_retry_creates_one_new_job(
+    emulator: Emulator, conn: str
+) -> None:
+    store = FakeStore()
+    emulator.set_start_lifecycle("pai_dlc", ["Running", "FailedReserving"])
+    with pytest.raises(AlibabaCloudTaskError, match="Task failed"):
+        dlc().execute(ctx(store))
+    emulator.set_start_lifecycle("pai_dlc", ["Running", "Succeeded"])
+    assert dlc().execute(ctx(store, try_number=2))["state"] == "succeeded"
+    assert emulator.start_count("pai_dlc") == 2
+    assert store.data[STATE_KEY]["generation"] == 1
+
+
+def test_pai_dlc_on_kill_stops_the_job(emulator: Emulator, conn: str) -> None:
+    emulator.set_start_lifecycle("pai_dlc", ["Running"])
+    op = dlc(wait_for_completion=False)
+    started = op.execute(ctx(FakeStore()))
+    op.on_kill()
+    assert emulator.cancel_count("pai_dlc", accepted=True, **started["ids"]) == 1
+    (job,) = emulator.tasks("pai_dlc")
+    assert job["statuses"][-2:] == ["Stopping", "Stopped"]

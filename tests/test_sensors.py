@@ -41,8 +41,11 @@ from airflow_aliyun_tasks.sensors import (
     AlibabaCloudTaskFailedError,
     AlibabaCloudTaskSensor,
     DataWorksJobSensor,
+    DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
+    EmrServerlessSparkJobRunSensor,
     MmaAsyncTaskSensor,
+    PaiDlcJobSensor,
     PdsAsyncTaskSensor,
 )
 from airflow_aliyun_tasks.status import (
@@ -88,8 +91,32 @@ SENSORS: dict[str, dict[str, Any]] = {
         "ids": {"async_task_id": "at-1", "domain_id": "bj1"},
         "template_fields": ("async_task_id", "domain_id", "region_id"),
     },
+    "emr_serverless_spark": {
+        "cls": EmrServerlessSparkJobRunSensor,
+        "kwargs": {"workspace_id": "w-1", "job_run_id": "jr-1"},
+        "ids": {"workspace_id": "w-1", "job_run_id": "jr-1"},
+        "template_fields": ("workspace_id", "job_run_id", "region_id"),
+    },
+    "dataworks_workflow": {
+        "cls": DataWorksWorkflowInstanceSensor,
+        "kwargs": {"workflow_instance_id": 1234},
+        "ids": {"workflow_instance_id": "1234"},
+        "template_fields": ("workflow_instance_id", "region_id"),
+    },
+    "pai_dlc": {
+        "cls": PaiDlcJobSensor,
+        "kwargs": {"job_id": "dlc1a2b3c4d5e6f"},
+        "ids": {"job_id": "dlc1a2b3c4d5e6f"},
+        "template_fields": ("job_id", "region_id"),
+    },
 }
 SERVICES = list(SENSORS)
+
+
+def test_every_service_of_the_registry_has_a_sensor_here() -> None:
+    from airflow_aliyun_tasks.services import SERVICES as REGISTRY
+
+    assert list(REGISTRY) == SERVICES
 
 
 def make(service: str = "dlf", **overrides: Any) -> AlibabaCloudTaskSensor:

@@ -33,6 +33,8 @@ from airflow_aliyun_tasks.services import (
     MAX_ID_LENGTH,
     MMA,
     MMA_STATES,
+    PAI_DLC,
+    PAI_DLC_STATES,
     PDS,
     PDS_STATES,
     SERVICES,
@@ -540,6 +542,7 @@ def _body_with_status(spec: ServiceSpec, raw: Any) -> dict[str, Any]:
         "pds": {"state": raw},
         "emr_serverless_spark": {"jobRun": {"state": raw}},
         "dataworks_workflow": {"WorkflowInstance": {"Status": raw}},
+        "pai_dlc": {"Status": raw},
     }[spec.name]
 
 
@@ -577,6 +580,8 @@ def _table_cases() -> list[Any]:
         (MMA, MMA_STATES),
         (PDS, PDS_STATES),
         (DATAWORKS_WORKFLOW, DATAWORKS_WORKFLOW_STATES),
+        (EMR_SERVERLESS_SPARK, EMR_SERVERLESS_SPARK_STATES),
+        (PAI_DLC, PAI_DLC_STATES),
     ):
         for key, expected in table.items():
             cases.append(pytest.param(spec, key, expected, id=f"{spec.name}-{key}"))
@@ -640,6 +645,30 @@ def test_state_tables_cover_documented_values() -> None:
     ]
     assert set(DATAWORKS_WORKFLOW_STATES) == {v.lower() for v in documented}
     assert CANCELLED not in DATAWORKS_WORKFLOW_STATES.values()  # a stopped instance is a Failure
+    # every value of the SDK model's GetJobResponseBody.status docstring
+    documented = [
+        "Creating",
+        "Queuing",
+        "Bidding",
+        "EnvPreparing",
+        "SanityChecking",
+        "Running",
+        "Restarting",
+        "Stopping",
+        "SucceededReserving",
+        "FailedReserving",
+        "Succeeded",
+        "Failed",
+        "Stopped",
+    ]
+    assert [PAI_DLC_STATES[v.lower()] for v in documented] == [RUNNING] * 8 + [
+        SUCCEEDED,
+        FAILED,
+        SUCCEEDED,
+        FAILED,
+        CANCELLED,
+    ]
+    assert len(PAI_DLC_STATES) == len(documented)
 
 
 # --------------------------------------------------------------------------- wrong shapes
@@ -741,7 +770,9 @@ def _status_text(words: Any) -> st.SearchStrategy[str]:
     )
 
 
-ANY_STATUS_TEXT = _status_text({*DLF_STATES, *DATAWORKS_STATES, *MMA_STATES, *PDS_STATES, *_EXTRA_WORDS})
+ANY_STATUS_TEXT = _status_text(
+    {*DLF_STATES, *DATAWORKS_STATES, *MMA_STATES, *PDS_STATES, *PAI_DLC_STATES, *_EXTRA_WORDS}
+)
 NUMBER = _weighted(
     (3, st.integers()),
     (1, st.integers(min_value=-(10**400), max_value=10**400)),
@@ -871,6 +902,19 @@ BODIES: dict[str, Any] = {
     "dataworks_workflow": _top(
         {"WorkflowInstance": _inner(_dw_workflow_inner), "RequestId": TEXT_FIELD}, ("WorkflowInstance",)
     ),
+    "pai_dlc": _top(
+        {
+            "Status": _status_field(PAI_DLC_STATES),
+            "SubStatus": TEXT_FIELD,
+            "ReasonCode": TEXT_FIELD,
+            "ReasonMessage": TEXT_FIELD,
+            "RequestId": TEXT_FIELD,
+            "JobId": TEXT_FIELD,
+            "Duration": NUMBER_FIELD,
+            "StatusHistory": JSON,
+        },
+        ("Status",),
+    ),
 }
 
 FUZZ_SETTINGS = settings(
@@ -957,6 +1001,7 @@ VALID_IDS: dict[str, dict[str, Any]] = {
     "pds": {"async_task_id": "4221bf6e6ab43e7ba3c34c0ac4a1d9ba6e4c0e03", "domain_id": "bj12345"},
     "emr_serverless_spark": {"workspace_id": "w-d2d82aa09151abcd", "job_run_id": "jr-93d98d2f7061abcd"},
     "dataworks_workflow": {"workflow_instance_id": "1234567890123"},
+    "pai_dlc": {"job_id": "dlc1a2b3c4d5e6f7"},
 }
 
 
@@ -1023,8 +1068,18 @@ VALID_IDS: dict[str, dict[str, Any]] = {
             "dataworks.{region_id}.aliyuncs.com",
             "dataworks-vpc.{region_id}.aliyuncs.com",
         ),
+        (
+            "pai_dlc",
+            "GetJob",
+            "2020-12-03",
+            "ROA",
+            "GET",
+            "acs3",
+            "pai-dlc.{region_id}.aliyuncs.com",
+            "pai-dlc-vpc.{region_id}.aliyuncs.com",
+        ),
     ],
-    ids=["dlf", "dataworks", "mma", "pds", "emr_serverless_spark", "dataworks_workflow"],
+    ids=["dlf", "dataworks", "mma", "pds", "emr_serverless_spark", "dataworks_workflow", "pai_dlc"],
 )
 def test_spec_metadata(
     name: str, action: str, version: str, style: str, method: str, signer: str, endpoint: str, vpc: str
@@ -1387,7 +1442,7 @@ def test_registry_start_and_cancel_operations() -> None:
             task_ids = op.follow_up.task_ids if op.follow_up else op.task_ids
             assert set(task_ids) >= {p.name for p in spec.ids if p.required}, (spec.name, op.action)
     with_cancel = {name for name, spec in SERVICES.items() if spec.cancel is not None}
-    assert with_cancel == {"emr_serverless_spark", "dataworks_workflow"}
+    assert with_cancel == {"emr_serverless_spark", "dataworks_workflow", "pai_dlc"}
 
 
 # --------------------------------------------------------------------------- start and cancel operations
@@ -1560,3 +1615,100 @@ def test_dataworks_workflow_stop_is_judged_per_instance(body: dict[str, Any], re
     else:
         assert found is not None
         assert reason in found
+
+
+# --------------------------------------------------------------------------- PAI DLC
+
+#: A GetJob body made of the example values of the official SDKs' GetJobResponseBody model
+#: (its ``****`` elisions replaced by letters).
+PAI_DLC_SAMPLE = """{"RequestId":"473469C7-AA6F-4DC5-B3DB-A3DC0DE3C83E","JobId":"dlc7dd4ba0d4d1a","DisplayName":
+   "tf-mnist-test","JobType":"TFJob","WorkspaceId":"268","WorkspaceName":"dlc-workspace","ResourceType":"ECS",
+   "Status":"Stopped","SubStatus":"Restarting","ReasonCode":"JobStoppedByUser","ReasonMessage":"Job is stopped by user.",
+   "GmtCreateTime":"2021-01-12T14:35:01Z","GmtSubmittedTime":"2021-01-12T14:36:01Z","GmtRunningTime":
+   "2021-01-12T14:36:21Z","GmtStoppedTime":"2021-01-12T15:36:08Z","GmtFinishTime":"2021-01-12T15:36:08Z",
+   "Duration":3602,"Priority":1,"RestartTimes":"0/10","UserCommand":"python /root/code/mnist.py","Pods":[]}"""
+
+
+def test_pai_dlc_sample() -> None:
+    status = parse(PAI_DLC, json.loads(PAI_DLC_SAMPLE), "header-id")
+    assert status.service == "pai_dlc"
+    assert (status.state, status.raw_status) == (CANCELLED, "Stopped")
+    assert (status.error_code, status.message) == ("JobStoppedByUser", "Job is stopped by user.")
+    assert status.request_id == "473469C7-AA6F-4DC5-B3DB-A3DC0DE3C83E"
+    assert status.raw["WorkspaceId"] == "268"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Creating", RUNNING),
+        ("Bidding", RUNNING),
+        ("EnvPreparing", RUNNING),
+        ("Restarting", RUNNING),
+        ("Stopping", RUNNING),
+        ("SucceededReserving", SUCCEEDED),
+        ("FailedReserving", FAILED),
+        ("Succeeded", SUCCEEDED),
+        ("Failed", FAILED),
+        ("Stopped", CANCELLED),
+        ("SUCCEEDED", SUCCEEDED),
+    ],
+)
+def test_pai_dlc_states(raw: str, expected: str) -> None:
+    assert parse(PAI_DLC, {"Status": raw}).state == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message", "error_code"),
+    [
+        ("Queuing", "Waiting for resources in the quota\n", None),
+        ("SucceededReserving", None, None),
+        ("FailedReserving", "Waiting for resources in the quota\n", "JobFailed"),
+        ("Failed", "Waiting for resources in the quota\n", "JobFailed"),
+    ],
+)
+def test_pai_dlc_reason_is_the_message_and_the_code_only_when_it_ended_badly(
+    raw: str, message: str | None, error_code: str | None
+) -> None:
+    body = {"Status": raw, "ReasonCode": "JobFailed", "ReasonMessage": "Waiting for resources in the quota\n"}
+    status = parse(PAI_DLC, body)
+    assert (status.message, status.error_code) == (message and message.strip(), error_code)
+
+
+def test_pai_dlc_request_id_falls_back_to_the_header() -> None:
+    assert parse(PAI_DLC, {"Status": "Running"}, "header-id").request_id == "header-id"
+
+
+def test_pai_dlc_requests() -> None:
+    ids = {"job_id": "dlc1a2b3c4d5e6f7"}
+    # No NeedDetail: the SDK's model does not say that Status survives NeedDetail=false.
+    assert PAI_DLC.build_request(ids) == ApiRequest(
+        method="GET", path="/api/v1/jobs/dlc1a2b3c4d5e6f7", query={}, body=b"", content_type=None
+    )
+    # StopJob: POST with no body and no query, as the SDK sends it.
+    assert PAI_DLC.build_cancel_request(ids, "cn-hangzhou") == ApiRequest(
+        method="POST", path="/api/v1/jobs/dlc1a2b3c4d5e6f7/stop", query={}, body=b"", content_type=None
+    )
+    op = PAI_DLC.start_operation("CreateJob")
+    assert op is not None
+    assert (op.method, op.path, dict(op.task_ids), op.idempotency_param) == (
+        "POST",
+        "/api/v1/jobs",
+        {"job_id": "JobId"},
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("region", "vpc", "host"),
+    [
+        ("cn-hangzhou", False, "pai-dlc.cn-hangzhou.aliyuncs.com"),
+        ("cn-qingdao", False, "pai-dlc.aliyuncs.com"),
+        ("eu-west-1", False, "pai-dlc.aliyuncs.com"),
+        ("cn-hangzhou-internal-test-1", False, "pai-dlc.cn-hangzhou-internal-test-1.aliyuncs.com"),
+        ("cn-qingdao", True, "pai-dlc-vpc.cn-qingdao.aliyuncs.com"),
+        ("ap-southeast-1", True, "pai-dlc-vpc.ap-southeast-1.aliyuncs.com"),
+    ],
+)
+def test_pai_dlc_hosts(region: str, vpc: bool, host: str) -> None:
+    assert PAI_DLC.host_for(region, {}, vpc=vpc) == host

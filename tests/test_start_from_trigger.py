@@ -28,8 +28,11 @@ from airflow_aliyun_tasks.sensors import (
     AlibabaCloudTaskFailedError,
     AlibabaCloudTaskSensor,
     DataWorksJobSensor,
+    DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
+    EmrServerlessSparkJobRunSensor,
     MmaAsyncTaskSensor,
+    PaiDlcJobSensor,
     PdsAsyncTaskSensor,
 )
 from airflow_aliyun_tasks.services import SERVICES
@@ -42,6 +45,12 @@ SENSORS: dict[str, tuple[type[AlibabaCloudTaskSensor], dict[str, Any]]] = {
     "dataworks": (DataWorksJobSensor, {"job_id": "{{ params.t }}"}),
     "mma": (MmaAsyncTaskSensor, {"source_id": 2000017, "async_task_id": "{{ params.t }}"}),
     "pds": (PdsAsyncTaskSensor, {"async_task_id": "{{ params.t }}", "domain_id": "bj1"}),
+    "emr_serverless_spark": (
+        EmrServerlessSparkJobRunSensor,
+        {"workspace_id": "w-1", "job_run_id": "{{ params.t }}"},
+    ),
+    "dataworks_workflow": (DataWorksWorkflowInstanceSensor, {"workflow_instance_id": "{{ params.t }}"}),
+    "pai_dlc": (PaiDlcJobSensor, {"job_id": "{{ params.t }}"}),
 }
 
 
@@ -112,6 +121,7 @@ def test_every_templated_field_is_a_trigger_kwarg_and_attribute(service: str) ->
 
 def test_id_fields_cover_every_service() -> None:
     assert set(ID_FIELDS) == {name for spec in SERVICES.values() for name in spec.id_names}
+    assert list(SENSORS) == list(SERVICES)
     for cls, _ in SENSORS.values():
         assert set(cls.template_fields) <= {*ID_FIELDS, "region_id"}
 

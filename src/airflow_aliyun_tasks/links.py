@@ -41,6 +41,7 @@ __all__ = [
     "DlfConsoleLink",
     "EmrServerlessSparkConsoleLink",
     "MmaConsoleLink",
+    "PaiDlcConsoleLink",
     "PdsConsoleLink",
     "console_link",
     "link_params",
@@ -141,6 +142,12 @@ class DataWorksWorkflowConsoleLink(AlibabaCloudConsoleLink):
     service = "dataworks_workflow"
 
 
+class PaiDlcConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the PAI console's DLC jobs."""
+
+    service = "pai_dlc"
+
+
 #: Link class per service, as the sensors use them: one per service of the registry (a test
 #: checks that none is missing and that each class is named as its spec says).
 CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
@@ -152,6 +159,7 @@ CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
         PdsConsoleLink,
         EmrServerlessSparkConsoleLink,
         DataWorksWorkflowConsoleLink,
+        PaiDlcConsoleLink,
     )
 }
 

@@ -40,6 +40,7 @@ __all__ = [
     "DlfAsyncTaskSensor",
     "EmrServerlessSparkJobRunSensor",
     "MmaAsyncTaskSensor",
+    "PaiDlcJobSensor",
     "PdsAsyncTaskSensor",
 ]
 
@@ -393,3 +394,18 @@ class DataWorksWorkflowInstanceSensor(AlibabaCloudTaskSensor):
     def __init__(self, *, workflow_instance_id: int | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.workflow_instance_id = workflow_instance_id
+
+
+class PaiDlcJobSensor(AlibabaCloudTaskSensor):
+    """Wait for a PAI DLC (Deep Learning Containers) job (``GetJob``, API 2020-12-03).
+
+    :param job_id: the job (``dlc...``), for example what ``CreateJob`` returned. Templated.
+    """
+
+    service = "pai_dlc"
+    template_fields: Sequence[str] = ("job_id",)
+    operator_extra_links = (console_link("pai_dlc"),)
+
+    def __init__(self, *, job_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id

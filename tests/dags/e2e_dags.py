@@ -12,6 +12,7 @@ from airflow_aliyun_tasks.sensors import (
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
     MmaAsyncTaskSensor,
+    PaiDlcJobSensor,
     PdsAsyncTaskSensor,
 )
 
@@ -22,6 +23,7 @@ SENSORS = {
     "pds": (PdsAsyncTaskSensor, ("async_task_id",)),
     "emr_serverless_spark": (EmrServerlessSparkJobRunSensor, ("workspace_id", "job_run_id")),
     "dataworks_workflow": (DataWorksWorkflowInstanceSensor, ("workflow_instance_id",)),
+    "pai_dlc": (PaiDlcJobSensor, ("job_id",)),
 }
 MODES = {
     "deferrable": {"deferrable": True},

@@ -1,6 +1,7 @@
-"""DAGs of the operator's ``dag.test()`` runs: start an EMR Serverless Spark job run and wait, or
-backfill DataWorks workflow instances (two phases, several instances) and wait for every one,
-deferred (the trigger runs inline) or on the worker; a downstream task reads the XComs."""
+"""DAGs of the operator's ``dag.test()`` runs: start an EMR Serverless Spark job run, create a PAI
+DLC job, or backfill DataWorks workflow instances (two phases, several instances), and wait for
+every task, deferred (the trigger runs inline) or on the worker; a downstream task reads the
+XComs."""
 
 from __future__ import annotations
 
@@ -37,6 +38,39 @@ for _mode, _deferrable in (("deferrable", True), ("worker", False)):
             assert started["service"] == "emr_serverless_spark"
 
         check(spark.output)
+
+    with DAG(
+        dag_id=f"e2e_operator_pai_dlc_{_mode}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"workspace": "1234"},
+    ):
+        train = AlibabaCloudAsyncTaskOperator(
+            task_id="train",
+            service="pai_dlc",
+            action="CreateJob",
+            path="/api/v1/jobs",
+            body={
+                "DisplayName": "e2e",
+                "JobType": "PyTorchJob",
+                "WorkspaceId": "{{ params.workspace }}",
+                "UserCommand": "python train.py",
+                "JobSpecs": [{"Type": "Worker", "Image": "pytorch:2.1", "PodCount": 1}],
+            },
+            deferrable=_deferrable,
+            poll_interval=0.2,
+        )
+
+        @task
+        def check_job(status: dict[str, Any], ti: Any = None, params: Any = None) -> None:
+            started = ti.xcom_pull(task_ids="train", key="aliyun_task_ids")
+            assert status["state"] == "succeeded", status
+            assert status["ids"] == started["ids"], (status, started)
+            assert started["service"] == "pai_dlc"
+            assert status["raw"]["WorkspaceId"] == params["workspace"]
+
+        check_job(train.output)
 
 
 for _mode, _deferrable in (("deferrable", True), ("worker", False)):

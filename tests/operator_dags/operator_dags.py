@@ -3,7 +3,8 @@
 Each run names its own EMR Serverless Spark workspace (``conf["workspace"]``), so that a test
 can tell its job runs apart in the emulator. The DataWorks workflow DAGs start one instance
 (``ExecuteAdhocWorkflowInstance``) or a backfill of two business dates in two phases
-(``CreateWorkflowInstances``); their tests reset the emulator and count every instance.
+(``CreateWorkflowInstances``); their tests reset the emulator and count every instance. The PAI
+DLC DAGs create a job (``CreateJob``, no client token) and wait on it.
 """
 
 from __future__ import annotations
@@ -104,3 +105,28 @@ with dag("op_workflow_backfill_worker"):
 
 with dag("op_workflow_backfill_deferred"):
     workflow_backfill(deferrable=True)
+
+
+def dlc_job(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    return AlibabaCloudAsyncTaskOperator(
+        task_id="train",
+        service="pai_dlc",
+        action="CreateJob",
+        path="/api/v1/jobs",
+        body={
+            "DisplayName": "nightly-train",
+            "JobType": "PyTorchJob",
+            "WorkspaceId": "1234",
+            "UserCommand": "python train.py",
+            "JobSpecs": [{"Type": "Worker", "Image": "pytorch:2.1", "PodCount": 1}],
+        },
+        poll_interval=1,
+        **kwargs,
+    )
+
+
+with dag("op_dlc_worker"):
+    dlc_job(deferrable=False)
+
+with dag("op_dlc_deferred"):
+    dlc_job(deferrable=True)

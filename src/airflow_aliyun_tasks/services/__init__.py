@@ -59,6 +59,7 @@ from airflow_aliyun_tasks.services.emr_serverless_spark import (
     parse_emr_serverless_spark,
 )
 from airflow_aliyun_tasks.services.mma import MMA, MMA_STATES, parse_mma
+from airflow_aliyun_tasks.services.pai_dlc import PAI_DLC, PAI_DLC_STATES, parse_pai_dlc
 from airflow_aliyun_tasks.services.pds import PDS, PDS_STATES, parse_pds
 
 __all__ = [
@@ -76,6 +77,8 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MMA",
     "MMA_STATES",
+    "PAI_DLC",
+    "PAI_DLC_STATES",
     "PDS",
     "PDS_STATES",
     "RAW_CONTENT_TYPE",
@@ -110,6 +113,7 @@ __all__ = [
     "parse_dlf",
     "parse_emr_serverless_spark",
     "parse_mma",
+    "parse_pai_dlc",
     "parse_pds",
     "request_values",
     "tasks_from_response",
@@ -126,6 +130,7 @@ SERVICES: dict[str, ServiceSpec] = {
         PDS,
         EMR_SERVERLESS_SPARK,
         DATAWORKS_WORKFLOW,
+        PAI_DLC,
     )
 }
 

@@ -1,5 +1,5 @@
 """A local Alibaba Cloud for tests: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS,
-EMR Serverless Spark and STS.
+EMR Serverless Spark, PAI DLC and STS.
 
 The emulator verifies signatures as the real gateways do, serves the status APIs of the async
 tasks and job runs (plus operations that start and cancel them, and STS), plays scripted task
@@ -55,9 +55,11 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
   name=None, project_id=None, instance_type=None, owner=None, env_type=None, workflow_id=None,
   biz_date=None, workflow_parameters=None, unified_id=None)`` (an integer id; ``StartedTime`` once it
   left ``NotRun``/``WaitTime``, ``FinishedTime`` once it ended)
-- ``emu.add_task(service, **spec)``: the same, by service name (``"dlf"``, ``"dataworks"``, ``"mma"``,
-  ``"pds"``, ``"emr_serverless_spark"``, ``"dataworks_workflow"``); ``statuses`` is accepted where the
-  method says ``states``.
+- ``emu.add_pai_dlc_job(job_id, statuses=("Running", "Succeeded"), *, reason_code=None,
+  reason_message=None, fields=None)`` (``ReasonCode``/``ReasonMessage`` once the job has ended,
+  a default reason per state otherwise; ``fields`` adds to or overrides the job, PascalCase keys)
+- ``emu.add_task(service, **spec)``: the same, by service name (any of :data:`ALL_SERVICES`);
+  ``statuses`` is accepted where the method says ``states``.
 - ``emu.set_dataworks_create_result(statuses, failure_message=None)``: what the next DataWorks
   ``CreateWorkflowInstances`` operations report, one status per poll of
   ``GetCreateWorkflowInstancesResult`` (default ``Creating``, then ``Created``).
@@ -69,14 +71,14 @@ served, as ``(service, action)``: a subset of those the service registry knows (
 of the operator says which).
 
 Service names: :data:`SERVICES` is the four async-task services (``dlf``, ``dataworks``, ``mma``,
-``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark`` and ``dataworks_workflow``. STS is
-``"sts"``.
+``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``, ``dataworks_workflow`` and
+``pai_dlc``. STS is ``"sts"``.
 
 Faults: ``emu.inject_fault(kind, count=1, *, service=None, task=None)`` makes the next ``count``
 requests to an operation (status, start or cancel) of ``service``, or of any service but STS,
 misbehave; with ``task``, only the status polls of the task with that id (DLF ``TaskId``, DataWorks
 ``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``, EMR Serverless Spark ``jobRunId``, DataWorks
-workflow instance ``Id``).
+workflow instance ``Id``, PAI DLC ``JobId``).
 ``emu.set_fault_rate(rate, kinds=None, *, service=None, seed=None, exempt_tasks=())`` faults every
 further matching request with probability ``rate`` (kind drawn uniformly from ``kinds``, default
 :data:`FAULT_KINDS`), after the queued faults; polls of ``exempt_tasks`` are never faulted at
@@ -166,6 +168,18 @@ the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
   ``CreateFailure`` with ``FailureMessage``). Cancel operation: ``StopWorkflowInstances`` (``Ids`` a
   JSON array) answers HTTP 200 with ``SuccessInfo.<id>: {Success, Message}``; a stopped instance
   then reports ``Failure``.
+- PAI DLC (``2020-12-03``, ROA): ``GetJob`` (GET ``/api/v1/jobs/{JobId}``; ``NeedDetail`` is
+  accepted and ignored) answers the job at the top level (``JobId``, ``DisplayName``, ``JobType``,
+  ``WorkspaceId``, ``Status``, ``ReasonCode``, ``ReasonMessage``, ``RequestId``, ``Gmt*Time`` in ISO
+  8601 UTC, ``Duration``, ``JobSpecs``...). ``Creating``, ``Queuing``, ``Bidding``, ``EnvPreparing``,
+  ``SanityChecking``, ``Running``, ``Restarting`` and ``Stopping`` do not end a job; any other state
+  does (``GmtFinishTime``). Unknown job: 404 ``InvalidJob.NotFound``. Start operation:
+  ``CreateJob`` (POST ``/api/v1/jobs``, JSON body with ``DisplayName``, ``JobType``, ``JobSpecs``
+  and ``UserCommand``) answers ``{"JobId", "RequestId"}``; no client token. Cancel operation:
+  ``StopJob`` (POST ``/api/v1/jobs/{JobId}/stop``, no body: one with a body gets 400
+  ``InvalidParameter``) answers ``{"JobId", "RequestId"}``; a running job reports ``Stopping``,
+  then ``Stopped``; a ``SucceededReserving``/``FailedReserving`` job reports ``Succeeded``/``Failed``
+  next; an ended job gives 400 ``InvalidJobStatus``.
 - STS (``2015-04-01``, RPC): ``GetCallerIdentity``, ``AssumeRole`` (keys live
   ``min(DurationSeconds, sts_ttl_seconds)``; then ``InvalidSecurityToken.Expired``) and the unsigned
   ``AssumeRoleWithOIDC``. Requests signed with an STS key must carry its token
@@ -232,7 +246,10 @@ here so that tests do not mistake them for facts): DataWorks unknown job (404
 formats, and EMR Serverless Spark's product errors (404 ``InvalidJobRun.NotFound``, 400
 ``InvalidJobRunState`` for cancelling an ended run, 400 ``InvalidParameter``; the POP error shape),
 DataWorks workflow instances' (404 ``WorkflowInstance.NotFound``, 404 ``Operation.NotFound``, the
-result of stopping an ended instance, one instance per business date of a backfill).
+result of stopping an ended instance, one instance per business date of a backfill),
+and PAI DLC's (404 ``InvalidJob.NotFound``, 400 ``InvalidJobStatus`` for stopping an ended job, 400
+``InvalidParameter``, the default ``ReasonCode``/``ReasonMessage`` of each state, what ``StopJob``
+does to a job that keeps its nodes).
 Nonces are remembered per gateway (POP, PDS) and access key.
 
 Start operations, from the public API reference:
@@ -249,13 +266,17 @@ Start operations, from the public API reference:
 - DataWorks GetWorkflowInstance, ExecuteAdhocWorkflowInstance, CreateWorkflowInstances,
   GetCreateWorkflowInstancesResult and StopWorkflowInstances: the request and response models of
   the official SDK ``alibabacloud-dataworks-public20240518``
+- PAI DLC CreateJob and StopJob: the request and response models of the official SDK
+  ``alibabacloud-pai-dlc20201203``; GetJob:
+  https://help.aliyun.com/zh/pai/user-guide/api-pai-dlc-2020-12-03-getjob
 
 Source layout
 =============
 
 ``_core`` (the :class:`Emulator`: lifecycle, routing, authentication, counters), ``_base`` (replies,
 scripted tasks, the ``Service``/``Op`` tables), one module per service (``_dlf``, ``_dataworks``,
-``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_sts``: its operation table, handlers, response
+``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_sts``: its
+operation table, handlers, response
 bodies and ``add_*`` method), ``_faults``, ``_control`` (the control API) and ``_auth`` (signature
 verification, with a canonicalization of its own). A new service is one module and one line in
 ``_core``.

@@ -1,8 +1,9 @@
 """The emulator: its state, the uvicorn thread, routing, authentication and the counters.
 
 What each service serves lives in its own module (``_dlf``, ``_dataworks``, ``_mma``, ``_pds``,
-``_emr_serverless_spark``, ``_dataworks_workflow``, ``_sts``), as a :class:`~._base.Service` table; faults in ``_faults``;
-the control API in ``_control``. See the package docstring for the whole API.
+``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_sts``), as a
+:class:`~._base.Service` table; faults in ``_faults``; the control API in ``_control``. See the
+package docstring for the whole API.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from airflow_aliyun_tasks.testing import (
     _dlf,
     _emr_serverless_spark,
     _mma,
+    _pai_dlc,
     _pds,
     _sts,
 )
@@ -78,14 +80,15 @@ _SERVICES: tuple[Service, ...] = (
     _pds.SERVICE,
     _emr_serverless_spark.SERVICE,
     _dataworks_workflow.SERVICE,
+    _pai_dlc.SERVICE,
     _sts.SERVICE,
 )
 _BY_NAME: dict[str, Service] = {service.name: service for service in _SERVICES}
 
 #: the four async-task services (DLF, DataWorks, MaxCompute MMA, PDS), by their short names
 SERVICES: tuple[str, ...] = ("dlf", "dataworks", "mma", "pds")
-#: every service with tasks (STS aside): :data:`SERVICES`, EMR Serverless Spark and DataWorks
-#: workflow instances
+#: every service with tasks (STS aside): :data:`SERVICES`, EMR Serverless Spark, DataWorks
+#: workflow instances and PAI DLC
 ALL_SERVICES: tuple[str, ...] = tuple(s.name for s in _SERVICES if s.id_names)
 
 #: lifecycle of the tasks that the emulated start operations create (``Emulator.start_lifecycles``)
@@ -129,11 +132,12 @@ class Emulator(
     _pds.PdsTasks,
     _emr_serverless_spark.EmrServerlessSparkJobRuns,
     _dataworks_workflow.DataWorksWorkflowInstances,
+    _pai_dlc.PaiDlcJobs,
     _sts.StsKeys,
     FaultInjection,
 ):
     """A local Alibaba Cloud: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS, EMR
-    Serverless Spark and STS.
+    Serverless Spark, PAI DLC and STS.
 
     See :mod:`airflow_aliyun_tasks.testing` for the full description.
     """
