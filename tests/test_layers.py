@@ -151,3 +151,24 @@ def test_clients_are_built_in_one_place() -> None:
             if (name, function) not in allowed:
                 hits.append(f"{path.name}:{line} in {function}")
     assert hits == []
+
+
+#: Functions that are declarative tables (one entry per line), not logic.
+_TABLES = {"get_provider_info.py:get_provider_info"}
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_longer_than_a_screen() -> None:
+    """Outside the emulator (``testing/``), no function is longer than 60 lines, docstring
+    included: a longer one mixes steps that deserve names of their own."""
+    long: list[str] = []
+    for path in PACKAGE.rglob("*.py"):
+        if "testing" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                where = f"{path.relative_to(PACKAGE)}:{node.name}"
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES and where not in _TABLES:
+                    long.append(f"{where} ({length} lines)")
+    assert not long, f"functions longer than {MAX_FUNCTION_LINES} lines: {long}"

@@ -75,10 +75,13 @@ class TaskWaitMixin:
             max_failures=self.max_consecutive_failures,
         )
 
-    def _poll(self, tracker: PollTracker) -> Step:
-        """Poll the task once on the worker; what to do next, its lines already logged."""
+    def _poll(self, tracker: PollTracker, ids: Mapping[str, str] | None = None) -> Step:
+        """Poll the task (``ids``, else this one's) once on the worker; what to do next, its
+        lines already logged."""
+        if ids is None:
+            ids = self._ids()
         try:
-            status = self.hook.get_task_status(str(getattr(self, "service")), **self._ids())  # noqa: B009
+            status = self.hook.get_task_status(str(getattr(self, "service")), **ids)  # noqa: B009
         except Exception as exc:
             step = tracker.failed(exc)
         else:

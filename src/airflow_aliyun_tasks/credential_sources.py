@@ -89,14 +89,21 @@ class _StsSource(_CachingSource):
         self._endpoint = sts_endpoint
         self._query = {k: v for k, v in query.items() if v}
 
-    def _request(self, extra: Mapping[str, str] | None = None) -> Call:
+    def _request(
+        self,
+        extra: Mapping[str, str] | None = None,
+        *,
+        method: str = "POST",
+        head: Mapping[str, str] | None = None,
+    ) -> Call:
+        """The STS call: ``head``, the source's parameters, then ``extra``, in the query."""
         return Call(
             endpoint=self._endpoint,
             action=self.action,
             version=STS_VERSION,
-            method="POST",
+            method=method,
             path="/",
-            query={**self._query, **(extra or {})},
+            query={**(head or {}), **self._query, **(extra or {})},
             signer=self.signer,
         )
 
@@ -173,22 +180,11 @@ class OidcRoleSource(_StsSource):
         return token
 
     def _rpc_request(self, token: str) -> Call:
-        query = {
-            "Action": self.action,
-            "Format": "JSON",
-            "Version": STS_VERSION,
-            **self._query,
-            "OIDCToken": token,
-            "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        return Call(
-            endpoint=self._endpoint,
-            action=self.action,
-            version=STS_VERSION,
+        # The RPC style's own parameters come first, as the credentials library sends them.
+        return self._request(
+            {"OIDCToken": token, "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
             method="GET",
-            path="/",
-            query=query,
-            signer=self.signer,
+            head={"Action": self.action, "Format": "JSON", "Version": STS_VERSION},
         )
 
     def _fetch(self) -> Credentials:

@@ -142,6 +142,25 @@ def _spec_call(
     )
 
 
+def _check_api_name(action: Any, version: Any) -> None:
+    if not isinstance(action, str) or not _ACTION.fullmatch(action):
+        raise ConfigurationError(
+            "action", f"must be an API name such as ImportWorkflowDefinition, got {action!r}"
+        )
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise ConfigurationError("version", f"must be an API version such as 2024-05-18, got {version!r}")
+
+
+def _checked_method_and_path(method: str, path: str) -> str:
+    """The method upper-cased, once it and the path are ones ``call_api`` sends."""
+    method = method.upper()
+    if method not in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+        raise ConfigurationError("method", f"unsupported HTTP method {method!r}")
+    if not path.startswith("/") or ".." in path.split("/"):
+        raise ConfigurationError("path", f"must be an absolute API path, got {path!r}")
+    return method
+
+
 class AlibabaCloudTasksHook(BaseHook):
     """Read the status of Alibaba Cloud async tasks (every service of
     :data:`~airflow_aliyun_tasks.services.SERVICES`: DLF, DataWorks, MaxCompute MMA, PDS, EMR
@@ -391,12 +410,7 @@ class AlibabaCloudTasksHook(BaseHook):
         body_encoding: BodyEncoding | None = None,
         response_body: ResponseBody = "json",
     ) -> Call:
-        if not isinstance(action, str) or not _ACTION.fullmatch(action):
-            raise ConfigurationError(
-                "action", f"must be an API name such as ImportWorkflowDefinition, got {action!r}"
-            )
-        if not isinstance(version, str) or not _VERSION.fullmatch(version):
-            raise ConfigurationError("version", f"must be an API version such as 2024-05-18, got {version!r}")
+        _check_api_name(action, version)
         if (service is None) == (endpoint is None):
             raise ConfigurationError(
                 "service", f"pass exactly one of service ({', '.join([*SERVICES, 'sts'])}) or endpoint"
@@ -413,11 +427,7 @@ class AlibabaCloudTasksHook(BaseHook):
             ep = service_endpoint(spec, settings, host_ids)
             signer = spec.signer
             encoding = spec.body_encoding
-        method = method.upper()
-        if method not in ("GET", "POST", "PUT", "DELETE", "PATCH"):
-            raise ConfigurationError("method", f"unsupported HTTP method {method!r}")
-        if not path.startswith("/") or ".." in path.split("/"):
-            raise ConfigurationError("path", f"must be an absolute API path, got {path!r}")
+        method = _checked_method_and_path(method, path)
         str_query = {str(k): _query_value(k, v) for k, v in (query or {}).items() if v is not None}
         raw_body, content_type = encode_body(body, body_encoding or encoding)
         if response_body not in ("json", "none"):

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from airflow.sdk import BaseOperator
 
@@ -30,11 +30,13 @@ from airflow_aliyun_tasks._compat import (
     TaskDeferralTimeout,
     conf,
 )
-from airflow_aliyun_tasks._poll import GAVE_UP, PollTracker, Step, log_lines
+from airflow_aliyun_tasks._poll import GAVE_UP, PollTracker
 from airflow_aliyun_tasks._wait import MIN_POLL_INTERVAL, TaskWaitMixin
 from airflow_aliyun_tasks.exceptions import AlibabaCloudTaskError, AlibabaCloudTaskTimeoutError
 from airflow_aliyun_tasks.links import AlibabaCloudTaskConsoleLink
 from airflow_aliyun_tasks.services import (
+    ApiRequest,
+    BodyEncoding,
     FollowUp,
     StartOperation,
     get_service,
@@ -211,30 +213,17 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.service = service
-        self.action = action
-        self.version = version
+        self.service, self.action, self.version = service, action, version
         self.endpoint = endpoint
-        self.method = method
-        self.path = path
+        self.method, self.path = method, path
         self.query = dict(query) if query is not None else None
         self.body = body
         self.headers = dict(headers) if headers is not None else None
-        if body_encoding not in (None, "json", "form", "raw"):
-            raise ValueError("body_encoding must be 'json', 'form' or 'raw'")
-        self.body_encoding = body_encoding
+        self.body_encoding = _checked_body_encoding(body_encoding)
         self.domain_id = domain_id
         self.id_paths = dict(id_paths) if id_paths is not None else None
         self.client_token = client_token
-        if client_token_param is not None and client_token_param.split(":", 1)[0] not in (
-            "body",
-            "query",
-            "header",
-        ):
-            raise ValueError(
-                "client_token_param must look like 'body:<name>', 'query:<name>' or 'header:<name>'"
-            )
-        self.client_token_param = client_token_param
+        self.client_token_param = _checked_client_token_param(client_token_param)
         self.aliyun_conn_id = aliyun_conn_id
         self.region_id = region_id
         self.deferrable = deferrable
@@ -248,6 +237,10 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         self.failure_states = [str(s) for s in (failure_states or ())]
         self._partial_success_ok = partial_success_ok
         self.max_consecutive_failures = max_consecutive_failures
+        self._init_run_state()
+
+    def _init_run_state(self) -> None:
+        """What one run of the task learns as it goes (none of it is a parameter)."""
         self._task_ids: dict[str, str] = {}  # the ids of the task being waited on (the first one)
         self._tasks: list[dict[str, str]] = []  # the ids of every task started
         self._ended: list[dict[str, Any] | None] = []  # each task's final status, once it ended
@@ -322,27 +315,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         or, for a two-phase start, the follow-up call's parameters (no task yet)."""
         spec = get_service(self.service)
         paths, op = self._id_paths()
-        query = dict(self.query) if self.query else None
-        body = self.body
-        headers: dict[str, Any] = {**(op.headers if op is not None else {}), **(self.headers or {})}
-        token_param = self._token_param(op)
-        token = self._client_token(context, generation, has_store) if token_param else None
-        if token_param and token:
-            location, name = token_param
-            if op is not None and not self.client_token and not self.client_token_param:
-                token = op.idempotency_format.format(token=token)
-            if location == "query":
-                query = dict(query or {})
-                token = str(query.setdefault(name, token))
-            elif location == "header":
-                given = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
-                if given is None:
-                    headers[name] = token
-                token = str(given if given is not None else token)
-            elif body is None or isinstance(body, Mapping):
-                body = dict(body or {})
-                token = str(body.setdefault(name, token))
-            self.log.info("Client token %s=%s", name, token)
+        query, body, headers, token_param, token = self._with_client_token(op, context, generation, has_store)
         idempotent = bool(token_param and token)
         self.log.info("Starting %s %s", spec.label, self.action)
         response = self.hook.call_api(
@@ -370,6 +343,45 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                 )
             return None, values
         request = request_values(op.path if op is not None else self.path, self.path, query, body, headers)
+        return self._tasks_started(op, paths, response, request), None
+
+    def _with_client_token(
+        self, op: StartOperation | None, context: Context, generation: int, has_store: bool
+    ) -> tuple[dict[str, Any] | None, Any, dict[str, Any], tuple[str, str] | None, str | None]:
+        """The start's query, body and headers with the client token placed where the operation
+        takes it (a token the caller gave in the request wins), the token's place and value."""
+        query = dict(self.query) if self.query else None
+        body = self.body
+        headers: dict[str, Any] = {**(op.headers if op is not None else {}), **(self.headers or {})}
+        token_param = self._token_param(op)
+        token = self._client_token(context, generation, has_store) if token_param else None
+        if token_param and token:
+            location, name = token_param
+            if op is not None and not self.client_token and not self.client_token_param:
+                token = op.idempotency_format.format(token=token)
+            if location == "query":
+                query = dict(query or {})
+                token = str(query.setdefault(name, token))
+            elif location == "header":
+                given = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+                if given is None:
+                    headers[name] = token
+                token = str(given if given is not None else token)
+            elif body is None or isinstance(body, Mapping):
+                body = dict(body or {})
+                token = str(body.setdefault(name, token))
+            self.log.info("Client token %s=%s", name, token)
+        return query, body, headers, token_param, token
+
+    def _tasks_started(
+        self,
+        op: StartOperation | None,
+        paths: Mapping[str, str],
+        response: Mapping[str, Any],
+        request: Mapping[str, Any],
+    ) -> list[dict[str, str]] | None:
+        """The ids of the tasks the start's answer names (``None``: it finished at once)."""
+        spec = get_service(self.service)
         tasks, missing = tasks_from_response(paths, response, request)
         if missing:
             from_response = [n for n in missing if not paths[n].startswith("request:")]
@@ -379,7 +391,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                 and len(from_response) == len([p for p in paths.values() if not p.startswith("request:")])
             ):
                 self.log.info("%s %s finished at once: no async task to wait for", spec.label, self.action)
-                return None, None
+                return None
             raise AirflowException(
                 f"{spec.label} {self.action}: the response has no "
                 + ", ".join(f"{n} (at {paths[n]})" for n in missing)
@@ -388,7 +400,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         for ids in tasks:
             if self.domain_id and "domain_id" in spec.id_names and "domain_id" not in ids:
                 ids["domain_id"] = str(self.domain_id)
-        return [spec.validate_ids(ids) for ids in tasks], None
+        return [spec.validate_ids(ids) for ids in tasks]
 
     def _call_options(self, op: StartOperation | None, headers: Mapping[str, Any]) -> dict[str, Any]:
         """``call_api``'s options for the start: given only where they differ from its defaults
@@ -414,6 +426,21 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         assert op.follow_up is not None
         return op.follow_up
 
+    def _call_follow_up(self, follow_up: FollowUp, req: ApiRequest) -> dict[str, Any]:
+        spec = get_service(self.service)
+        return self.hook.call_api(
+            follow_up.action,
+            self.version or spec.version,
+            service=None if self.endpoint else self.service,
+            endpoint=self.endpoint,
+            method=req.method,
+            path=req.path,
+            query=req.query or None,
+            body=req.body or None,
+            headers=dict(req.headers) or None,
+            body_encoding=follow_up.body_encoding or spec.body_encoding,
+        )
+
     def _await_follow_up(self, values: dict[str, str]) -> list[dict[str, str]] | None:
         """Poll the follow-up call of a two-phase start on the worker until the tasks exist;
         their ids. ``None``: the operation is gone (logged): submit afresh. A creation that
@@ -435,18 +462,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             if self._killed:
                 raise AirflowException("The task was killed while the start operation was creating its tasks")
             try:
-                response = self.hook.call_api(
-                    follow_up.action,
-                    self.version or spec.version,
-                    service=None if self.endpoint else self.service,
-                    endpoint=self.endpoint,
-                    method=req.method,
-                    path=req.path,
-                    query=req.query or None,
-                    body=req.body or None,
-                    headers=dict(req.headers) or None,
-                    body_encoding=follow_up.body_encoding or spec.body_encoding,
-                )
+                response = self._call_follow_up(follow_up, req)
             except NotFoundError as exc:
                 self.log.warning("%s: the operation is gone; submitting afresh: %s", what, exc)
                 return None
@@ -713,17 +729,6 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
 
     # ---- waiting for several tasks
 
-    def _poll_task(self, ids: dict[str, str], tracker: PollTracker) -> Step:
-        """Poll one of several tasks on the worker; its lines logged."""
-        try:
-            status = self.hook.get_task_status(self.service, **ids)
-        except Exception as exc:
-            step = tracker.failed(exc)
-        else:
-            step = tracker.polled(status)
-        log_lines(self.log, step.logs)
-        return step
-
     def _tracker(self, ids: dict[str, str]) -> PollTracker:
         return PollTracker(
             what=describe_ids(self.service, ids),
@@ -743,7 +748,7 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             for i, ids in enumerate(self._tasks):
                 if self._ended[i] is not None:
                     continue
-                step = self._poll_task(ids, trackers[i])
+                step = self._poll(trackers[i], ids)
                 if step.outcome == GAVE_UP:
                     self._raise_gave_up(step)
                 last = trackers[i].last
@@ -927,6 +932,18 @@ def lookup_text(body: Any, dotted: str) -> str | None:
 
     value = lookup(body, dotted)
     return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and str(value) else None
+
+
+def _checked_body_encoding(value: str | None) -> str | None:
+    if value not in (None, *get_args(BodyEncoding)):
+        raise ValueError("body_encoding must be 'json', 'form' or 'raw'")
+    return value
+
+
+def _checked_client_token_param(value: str | None) -> str | None:
+    if value is not None and value.split(":", 1)[0] not in ("body", "query", "header"):
+        raise ValueError("client_token_param must look like 'body:<name>', 'query:<name>' or 'header:<name>'")
+    return value
 
 
 class _CreationFailedError(Exception):

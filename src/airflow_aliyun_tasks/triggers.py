@@ -49,6 +49,21 @@ def _plain_ids(ids: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in ids.items() if v is not None}
 
 
+def _wait_kwargs(trigger: Any, **own: Any) -> dict[str, Any]:
+    """The serialized kwargs both triggers share, around each one's ``own`` (in the order the
+    trigger rows have always had: the event trigger's kwargs identify its watcher)."""
+    return {
+        "service": trigger.service,
+        "ids": dict(trigger.ids),
+        "aliyun_conn_id": trigger.aliyun_conn_id,
+        "poll_interval": trigger.poll_interval,
+        **own,
+        "success_states": list(trigger.success_states),
+        "failure_states": list(trigger.failure_states),
+        "partial_success_ok": trigger.partial_success_ok,
+    }
+
+
 class AlibabaCloudTaskTrigger(BaseTrigger):
     """Poll one Alibaba Cloud async task until it ends, the deadline passes, or polling fails.
 
@@ -138,18 +153,12 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
             raise ConfigurationError("max_consecutive_failures", "must not be negative")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "service": self.service,
-            "ids": dict(self.ids),
-            "aliyun_conn_id": self.aliyun_conn_id,
-            "poll_interval": self.poll_interval,
-            "end_time": self.end_time,
-            "max_consecutive_failures": self.max_consecutive_failures,
-            "initial_delay": self.initial_delay,
-            "success_states": list(self.success_states),
-            "failure_states": list(self.failure_states),
-            "partial_success_ok": self.partial_success_ok,
-        }
+        kwargs = _wait_kwargs(
+            self,
+            end_time=self.end_time,
+            max_consecutive_failures=self.max_consecutive_failures,
+            initial_delay=self.initial_delay,
+        )
         if self.region_id is not None:  # only when given: a wait in the connection's region
             kwargs["region_id"] = self.region_id  # keeps the trigger row it always had
         if self.cancel_on_kill:
@@ -351,16 +360,7 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
             )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "service": self.service,
-            "ids": dict(self.ids),
-            "aliyun_conn_id": self.aliyun_conn_id,
-            "poll_interval": self.poll_interval,
-            "outcomes": list(self.outcomes),
-            "success_states": list(self.success_states),
-            "failure_states": list(self.failure_states),
-            "partial_success_ok": self.partial_success_ok,
-        }
+        kwargs = _wait_kwargs(self, outcomes=list(self.outcomes))
         if self.region_id is not None:  # only when given: the kwargs hash identifies the watcher
             kwargs["region_id"] = self.region_id
         return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
