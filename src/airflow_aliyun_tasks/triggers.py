@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
-from airflow_aliyun_tasks._poll import PollTracker, log_lines
+from airflow_aliyun_tasks._poll import PollTracker, Step, log_lines
 from airflow_aliyun_tasks.errors import ConfigurationError
 from airflow_aliyun_tasks.services import ID_NAMES, get_service
 from airflow_aliyun_tasks.status import TaskStatus, describe_ids
@@ -62,6 +62,19 @@ def _wait_kwargs(trigger: Any, **own: Any) -> dict[str, Any]:
         "failure_states": list(trigger.failure_states),
         "partial_success_ok": trigger.partial_success_ok,
     }
+
+
+async def _poll_once(trigger: Any, hook: Any, tracker: PollTracker, ids: Mapping[str, str]) -> Step:
+    """One poll of a trigger's task, judged by its tracker; the step's lines logged."""
+    try:
+        status: TaskStatus = await hook.aget_task_status(trigger.service, **ids)
+    except Exception as exc:
+        step = tracker.failed(exc)
+    else:
+        step = tracker.polled(status)
+    if step.logs:
+        log_lines(trigger.log, step.logs)
+    return step
 
 
 class AlibabaCloudTaskTrigger(BaseTrigger):
@@ -240,14 +253,7 @@ class AlibabaCloudTaskTrigger(BaseTrigger):
                     ids,
                 )
                 return
-            try:
-                status: TaskStatus = await hook.aget_task_status(self.service, **ids)
-            except Exception as exc:
-                step = tracker.failed(exc)
-            else:
-                step = tracker.polled(status)
-            if step.logs:
-                log_lines(self.log, step.logs)
+            step = await _poll_once(self, hook, tracker, ids)
             if step.outcome is not None:
                 yield self._event(step.outcome, step.message, tracker.last, tracker.polls, ids)
                 return
@@ -447,18 +453,13 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
             backoff=self._backoff,
         )
         while True:
-            try:
-                status: TaskStatus = await hook.aget_task_status(self.service, **self.ids)
-            except Exception as exc:
-                step = tracker.failed(exc)
-            else:
-                step = tracker.polled(status)
-            if step.logs:
-                log_lines(self.log, step.logs)
+            step = await _poll_once(self, hook, tracker, self.ids)
             outcome = step.outcome
             if outcome is None:
                 await asyncio.sleep(self.poll_interval if step.delay is None else step.delay)
                 continue
+            status = tracker.last  # an outcome comes only from a status
+            assert status is not None
             reported = outcome in self.outcomes
             if reported:
                 yield self._event(outcome, step.message, status, tracker.polls)
