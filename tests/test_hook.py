@@ -958,6 +958,30 @@ def test_client_cache_key_includes_network_settings_and_environment(
     assert client_for("c", ignoring)._router is None
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("ALIBABA_CLOUD_STS_REGION", "cn-shanghai"), ("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED", "true")],
+)
+def test_client_cache_key_includes_the_sts_environment(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """The STS endpoint of a role connection follows two environment variables (as the
+    credentials library's does): a changed one must not keep a client whose credential source
+    calls the old endpoint."""
+    from airflow_aliyun_tasks.hooks import client_for
+
+    monkeypatch.delenv(variable, raising=False)
+    role = parse_connection(
+        login="a",
+        password="b",
+        extra={"region_id": "cn-hangzhou", "auth_type": "ram_role_arn", "role_arn": "acs:ram::1:role/r"},
+    )
+    first = client_for("sts-env", role)
+    assert client_for("sts-env", role) is first
+    monkeypatch.setenv(variable, value)
+    assert client_for("sts-env", role) is not first
+
+
 def test_proxy_password_is_registered_with_the_secrets_masker(
     emulator: Emulator, make_conn: MakeConn
 ) -> None:

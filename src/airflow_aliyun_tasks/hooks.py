@@ -57,9 +57,9 @@ __all__ = [
 ]
 
 # Cache: one client (and so one credential source) per connection per process. Keyed on the
-# connection id, ConnectionSettings.fingerprint() (credentials, STS endpoint, region, retry,
-# clock and network settings) and the proxy/CA environment variables that count: a changed
-# connection or environment gets a new entry. Never dropped: a process uses few connections,
+# connection id, ConnectionSettings.fingerprint() (every extra the client depends on), the
+# proxy/CA environment variables that count and the STS endpoint (which two environment
+# variables can move): a changed connection or environment gets a new entry. Never dropped: a process uses few connections,
 # and the STS-backed sources keep their temporary credentials in it.
 _clients: dict[tuple[Any, ...], AlibabaCloudClient] = {}
 _clients_lock = threading.Lock()
@@ -89,13 +89,14 @@ def client_for(conn_id: str, settings: ConnectionSettings) -> AlibabaCloudClient
     """The process-wide client of a connection (:func:`~airflow_aliyun_tasks.client.build_client`):
     its credential source is built once and reused (temporary credentials are cached and
     refreshed near expiry). A changed connection gets a new client."""
-    key = (conn_id, settings.fingerprint(), environment_key(settings.network))
+    sts = sts_endpoint(settings)  # follows ALIBABA_CLOUD_STS_REGION and ..._VPC_ENDPOINT_ENABLED
+    key = (conn_id, settings.fingerprint(), environment_key(settings.network), sts)
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
             client = _clients.get(key)
             if client is None:
-                source = build_credential_source(settings, sts_endpoint(settings))
+                source = build_credential_source(settings, sts)
                 client = _clients[key] = build_client(settings, source)
     return client
 
