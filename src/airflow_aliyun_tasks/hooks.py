@@ -347,8 +347,9 @@ class AlibabaCloudTasksHook(BaseHook):
         return response.body
 
     def cancel_task(self, service: str, **ids: Any) -> dict[str, Any]:
-        """Cancel one task of ``service`` with the service's cancel operation (EMR Serverless
-        Spark ``CancelJobRun``); returns the response body. A service without one raises
+        """Cancel one task of ``service`` with the service's cancel operation (its spec's
+        ``cancel``: EMR Serverless Spark ``CancelJobRun``, PAI DLC ``StopJob``, ...; the table of
+        ``docs/operators.md`` lists them); returns the response body. A service without one raises
         :class:`~airflow_aliyun_tasks.errors.ConfigurationError` (see ``ServiceSpec.cancel``).
         An answer whose per-task result says the cancel failed (DataWorks
         ``SuccessInfo``) raises :class:`~airflow_aliyun_tasks.errors.ApiError` with the reason."""
