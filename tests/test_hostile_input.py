@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from airflow_aliyun_tasks import sensors as sensors_module
 from airflow_aliyun_tasks.client import MAX_BODY_BYTES, aclose_shared_client
 from airflow_aliyun_tasks.errors import (
     AlibabaCloudError,
@@ -40,13 +41,8 @@ from airflow_aliyun_tasks.errors import (
     TransportError,
 )
 from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
-from airflow_aliyun_tasks.sensors import (
-    AlibabaCloudTaskSensor,
-    DataWorksJobSensor,
-    DlfAsyncTaskSensor,
-    MmaAsyncTaskSensor,
-    PdsAsyncTaskSensor,
-)
+from airflow_aliyun_tasks.sensors import AlibabaCloudTaskSensor
+from airflow_aliyun_tasks.services import SERVICES
 from airflow_aliyun_tasks.testing import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
 from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
 
@@ -63,11 +59,11 @@ SERVICE_IDS: dict[str, dict[str, Any]] = {
     "mma": {"source_id": 1, "async_task_id": 2},
     "pds": {"async_task_id": "p-1"},
 }
+#: Every service's sensor, from the sensors module (a new service's is in it by construction).
 SENSORS: dict[str, type[AlibabaCloudTaskSensor]] = {
-    "dlf": DlfAsyncTaskSensor,
-    "dataworks": DataWorksJobSensor,
-    "mma": MmaAsyncTaskSensor,
-    "pds": PdsAsyncTaskSensor,
+    cls.__dict__["service"]: cls
+    for cls in vars(sensors_module).values()
+    if isinstance(cls, type) and issubclass(cls, AlibabaCloudTaskSensor) and "service" in cls.__dict__
 }
 PATHS = ("hook_sync", "hook_async", "sensor_poke", "sensor_deferrable", "trigger")
 
@@ -389,16 +385,14 @@ HOSTILE_INT_IDS = [
 ]
 
 BAD_IDS: list[tuple[str, dict[str, Any], str]] = []
-for _value in HOSTILE_TEXT_IDS:
-    BAD_IDS.append(("dlf", {"async_task_id": _value}, "async_task_id"))
-    BAD_IDS.append(("dataworks", {"job_id": _value}, "job_id"))
-    BAD_IDS.append(("pds", {"async_task_id": _value}, "async_task_id"))
-for _value in HOSTILE_TEXT_IDS[1:]:  # an empty optional id is simply left out
-    BAD_IDS.append(("dlf", {"async_task_id": "t-1", "catalog_id": _value}, "catalog_id"))
-    BAD_IDS.append(("pds", {"async_task_id": "p-1", "domain_id": _value}, "domain_id"))
-for _value in HOSTILE_INT_IDS:
-    BAD_IDS.append(("mma", {"source_id": _value, "async_task_id": 2}, "source_id"))
-    BAD_IDS.append(("mma", {"source_id": 1, "async_task_id": _value}, "async_task_id"))
+for _name, _spec in SERVICES.items():  # every id of every service of the registry
+    _valid = {p.name: 1 if p.integer else "x-1" for p in _spec.ids if p.required}
+    for _param in _spec.ids:
+        _values = HOSTILE_INT_IDS if _param.integer else HOSTILE_TEXT_IDS
+        if not _param.required:
+            _values = _values[1:]  # an empty optional id is simply left out
+        for _value in _values:
+            BAD_IDS.append((_name, {**_valid, _param.name: _value}, _param.name))
 
 
 @pytest.mark.parametrize("path", ["sensor_poke", "sensor_deferrable", "trigger"])
