@@ -23,7 +23,7 @@ test: $(STAMP)
 ## The fast loop (under two minutes): unit and emulator tests; no Airflow components, browser,
 ## deployment, proxies or soak (markers: see pyproject.toml and tests/conftest.py).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "unit or emulator"
+	$(BIN)/python -m pytest -m "unit or emulator" -n auto
 
 ## ruff and mypy, as configured in pyproject.toml.
 lint: $(STAMP)
