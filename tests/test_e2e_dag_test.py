@@ -49,6 +49,7 @@ def ids_for(service: str, n: int) -> dict[str, Any]:
         "emr_serverless_spark": {"workspace_id": "w-e2e", "job_run_id": f"jr-{n}"},
         "dataworks_workflow": {"workflow_instance_id": 7_000_000 + n},
         "pai_dlc": {"job_id": f"dlc-e2e-{n}"},
+        "adb_spark": {"app_id": f"s202612010000e2e{n:04d}"},
     }[service]
 
 
@@ -71,6 +72,8 @@ def add_task(
         emulator.add_dataworks_workflow_instance(ids["workflow_instance_id"], statuses, **options)
     elif service == "pai_dlc":
         emulator.add_pai_dlc_job(ids["job_id"], statuses, **options)
+    elif service == "adb_spark":
+        emulator.add_adb_spark_app(ids["app_id"], statuses, **options)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1", **options)
 
@@ -93,6 +96,11 @@ LIFECYCLES = {
         ["Running", "Failed"],
         ["Running", "Stopping", "Stopped"],
     ),
+    "adb_spark": (
+        ["SUBMITTED", "RUNNING", "COMPLETED"],
+        ["RUNNING", "FATAL"],
+        ["RUNNING", "KILLING", "KILLED"],
+    ),
 }
 FAILURE_OPTIONS = {
     "dlf": {"message": "database staging_tmp is locked by another task"},
@@ -111,6 +119,7 @@ FAILURE_OPTIONS = {
         "reason_message": "worker-0 exited with code 1: CUDA out of memory",
         "reason_code": "JobFailed",
     },
+    "adb_spark": {"message": "Driver exited with code 1: ModuleNotFoundError: No module named 'numpy'"},
 }
 #: what the log says of a failure, where it is not the first failure option
 FAILURE_TEXT = {"pds": "is not readable", "dataworks_workflow": "its task instances say why"}
@@ -266,3 +275,31 @@ def test_operator_creates_a_pai_dlc_job_and_waits(
     assert emulator.start_count("pai_dlc", "CreateJob") == 1
     (job,) = emulator.tasks("pai_dlc")
     assert job["history"][-1] == "Succeeded"
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "worker"])
+def test_operator_submits_an_adb_spark_app_and_waits(
+    mode: str, airflow_db: str, emulator: Emulator, make_conn: Any
+) -> None:
+    """SubmitSparkApp's form body (Data, an object, sent as JSON text) through the operator; the
+    application goes SUBMITTED, STARTING, RUNNING, COMPLETED."""
+    make_conn()
+    state, states = run_dag(f"e2e_operator_adb_spark_{mode}", {"cluster": f"amv-{mode}"})
+    assert state == "success", states
+    assert states == {"spark_app": "success", "check_app": "success"}
+    assert emulator.start_count("adb_spark", "SubmitSparkApp") == 1
+    (app,) = emulator.tasks("adb_spark")
+    assert app["history"] == ["SUBMITTED", "STARTING", "RUNNING", "COMPLETED"]
+
+
+def test_adb_spark_failing_and_unknown_states_keep_the_wait(
+    airflow_db: str, emulator: Emulator, make_conn: Any
+) -> None:
+    """FAILING is on its way to FAILED and UNKNOWN is the service not knowing: neither ends the
+    wait; FAILED does, with AnalyticDB's message."""
+    make_conn()
+    ids = ids_for("adb_spark", 50)
+    add_task(emulator, "adb_spark", ids, ["UNKNOWN", "RUNNING", "FAILING", "FAILED"], message="OOM")
+    dag_state, states = run_dag("e2e_adb_spark_deferrable", ids)
+    assert (dag_state, states) == ("failed", {"wait": "failed"})
+    assert polls(emulator, "adb_spark", ids) == 4

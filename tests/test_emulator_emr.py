@@ -282,6 +282,7 @@ def test_service_names() -> None:
     services after it."""
     assert SERVICES == ("dlf", "dataworks", "mma", "pds")
     assert ALL_SERVICES[: len(SERVICES) + 1] == (*SERVICES, EMR)
+    assert {"dataworks_workflow", "pai_dlc", "adb_spark"} <= set(ALL_SERVICES)
     assert set(DEFAULT_START_LIFECYCLES) == set(ALL_SERVICES)
 
 

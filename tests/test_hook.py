@@ -816,6 +816,17 @@ def test_pai_dlc_follows_the_sdk_map_to_the_central_host() -> None:
     assert service_endpoint(SERVICES["pai_dlc"], vpc).host == "pai-dlc-vpc.cn-zhangjiakou.aliyuncs.com"
 
 
+def test_adb_spark_follows_the_sdk_map() -> None:
+    spec = SERVICES["adb_spark"]
+    assert service_endpoint(spec, _settings(region_id="cn-hangzhou")).host == "adb.aliyuncs.com"
+    assert service_endpoint(spec, _settings(region_id="me-east-1")).host == "adb.ap-northeast-1.aliyuncs.com"
+    assert service_endpoint(spec, _settings(region_id="eu-central-1")).host == "adb.eu-central-1.aliyuncs.com"
+    vpc = _settings(region_id="cn-hangzhou", use_vpc_endpoints="true")
+    assert service_endpoint(spec, vpc).host == "adb-vpc.cn-hangzhou.aliyuncs.com"
+    own = _settings(region_id="cn-hangzhou", adb_spark_endpoint="adb.cn-hangzhou.aliyuncs.com")
+    assert service_endpoint(spec, own).host == "adb.cn-hangzhou.aliyuncs.com"
+
+
 def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
     settings = _settings(region_id="cn-qingdao")
     assert service_endpoint(SERVICES["dataworks"], settings).host == "dataworks.aliyuncs.com"
@@ -836,6 +847,7 @@ def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
                 "emr_serverless_spark": "emr-serverless-spark-vpc.cn-shanghai.aliyuncs.com",
                 "dataworks_workflow": "dataworks-vpc.cn-shanghai.aliyuncs.com",
                 "pai_dlc": "pai-dlc-vpc.cn-shanghai.aliyuncs.com",
+                "adb_spark": "adb-vpc.cn-shanghai.aliyuncs.com",
                 "sts": "sts-vpc.cn-shanghai.aliyuncs.com",
             },
         ),
@@ -849,6 +861,7 @@ def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
                 "emr_serverless_spark": "emr-serverless-spark.cn-shanghai.aliyuncs.com",
                 "dataworks_workflow": "dataworks.cn-shanghai.aliyuncs.com",
                 "pai_dlc": "pai-dlc.cn-shanghai.aliyuncs.com",
+                "adb_spark": "adb.aliyuncs.com",  # the SDK's map: the central host
                 "sts": "sts.cn-shanghai.aliyuncs.com",
             },
         ),

@@ -34,6 +34,7 @@ from airflow_aliyun_tasks.get_provider_info import get_provider_info
 from airflow_aliyun_tasks.links import (
     CONSOLE_LINK_XCOM_KEY,
     CONSOLE_LINKS,
+    AdbSparkConsoleLink,
     AlibabaCloudConsoleLink,
     DataWorksConsoleLink,
     DlfConsoleLink,
@@ -44,6 +45,7 @@ from airflow_aliyun_tasks.links import (
     link_params,
 )
 from airflow_aliyun_tasks.sensors import (
+    AdbSparkAppSensor,
     AlibabaCloudTaskSensor,
     DataWorksJobSensor,
     DlfAsyncTaskSensor,
@@ -67,6 +69,7 @@ EXPECTED = {
         "https://emr-next.console.aliyun.com/#/region/{region}/resource/all/serverless/spark",
     ),
     "pai_dlc": ("PAI DLC console", "https://pai.console.aliyun.com/?regionId={region}#/dlc/jobs"),
+    "adb_spark": ("AnalyticDB console", "https://ads.console.aliyun.com/adb/{region}/instances"),
 }
 SENSOR_LINKS = {
     DlfAsyncTaskSensor: DlfConsoleLink,
@@ -75,6 +78,7 @@ SENSOR_LINKS = {
     PdsAsyncTaskSensor: PdsConsoleLink,
     EmrServerlessSparkJobRunSensor: EmrServerlessSparkConsoleLink,
     PaiDlcJobSensor: PaiDlcConsoleLink,
+    AdbSparkAppSensor: AdbSparkConsoleLink,
 }
 IDS = {
     "dlf": {"async_task_id": "t-1", "catalog_id": "1234567890"},
@@ -83,6 +87,7 @@ IDS = {
     "pds": {"async_task_id": "at-1", "domain_id": "bj1"},
     "emr_serverless_spark": {"workspace_id": "w-1", "job_run_id": "jr-1"},
     "pai_dlc": {"job_id": "dlc1a2b3c4d5e6f"},
+    "adb_spark": {"app_id": "s202204191546hzpread6a896000abcd"},
 }
 
 
@@ -238,6 +243,7 @@ SENSORS = {
         task_id="w", workspace_id="w-1", job_run_id="jr-1"
     ),
     "pai_dlc": lambda: PaiDlcJobSensor(task_id="w", job_id="dlc1a2b3c4d5e6f"),
+    "adb_spark": lambda: AdbSparkAppSensor(task_id="w", app_id="s202204191546hzpread6a896000abcd"),
 }
 
 
@@ -411,6 +417,7 @@ E2E_IDS = {
     "mma": {"source_id": 2000031, "async_task_id": 1031},
     "pds": {"async_task_id": "link-pds-1"},
     "pai_dlc": {"job_id": "link-dlc-1"},
+    "adb_spark": {"app_id": "link-adb-1"},
 }
 
 
@@ -423,11 +430,20 @@ def _add_task(emulator: Emulator, service: str, ids: dict[str, Any], statuses: l
         emulator.add_mma_task(ids["source_id"], ids["async_task_id"], statuses)
     elif service == "pai_dlc":
         emulator.add_pai_dlc_job(ids["job_id"], statuses)
+    elif service == "adb_spark":
+        emulator.add_adb_spark_app(ids["app_id"], statuses)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1")
 
 
-TERMINAL = {"dlf": "Success", "dataworks": "Success", "mma": "DONE", "pds": "Succeed", "pai_dlc": "Succeeded"}
+TERMINAL = {
+    "dlf": "Success",
+    "dataworks": "Success",
+    "mma": "DONE",
+    "pds": "Succeed",
+    "pai_dlc": "Succeeded",
+    "adb_spark": "COMPLETED",
+}
 
 
 @pytest.mark.airflow
@@ -437,7 +453,7 @@ def test_link_through_the_rest_api_after_dag_test(
 ) -> None:
     make_conn(region_id="cn-shanghai")
     ids = E2E_IDS[service]
-    running = "DOING" if service == "mma" else "Running"
+    running = {"mma": "DOING", "adb_spark": "RUNNING"}.get(service, "Running")
     _add_task(emulator, service, ids, [running, running, TERMINAL[service]])
     dag_id = f"e2e_{service}_deferrable"
     dr = _dagbag().get_dag(dag_id).test(run_conf=ids)

@@ -13,7 +13,9 @@ token reconnected after SIGKILL, a two-phase start killed while its follow-up is
 resumes polling instead of creating again, and a backfill of several instances whose every
 instance is stopped when the task is marked failed (deferred and on the worker). PAI DLC, whose
 ``CreateJob`` takes no client token, shows the same with the task state store alone: one job
-across a killed worker's retry, ``StopJob`` once on kill.
+across a killed worker's retry, ``StopJob`` once on kill. AnalyticDB Spark, whose ``KillSparkApp``
+sends the application id in a form body as the status call does, is killed once when the waiting
+task is marked failed, from the triggerer and from the worker.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ DAG_IDS = (
     "op_workflow_backfill_deferred",
     "op_dlc_worker",
     "op_dlc_deferred",
+    "op_adb_worker",
+    "op_adb_deferred",
 )
 EMR = "emr_serverless_spark"
 TASK = "spark_job"
@@ -375,6 +379,53 @@ def test_marking_a_waiting_dlc_task_failed_stops_the_job_once(
     if where == "triggerer":
         log = stack.task_log_text(dag_id, run_id, DLC_TASK)
         assert "Cancelled the remote task with PAI DLC StopJob" in log
+
+
+# ------------------------------------------------------------------------------ AnalyticDB Spark
+
+ADB = "adb_spark"
+ADB_TASK = "spark_app"
+
+
+@pytest.mark.parametrize(("dag_id", "where"), [("op_adb_deferred", "triggerer"), ("op_adb_worker", "worker")])
+def test_marking_a_waiting_adb_spark_task_failed_kills_the_app_once(
+    emu: AirflowStack, dag_id: str, where: str
+) -> None:
+    stack, run_id = emu, f"adb_cancel_{where}"
+    lifecycle(stack, ["SUBMITTED", "RUNNING"], service=ADB)
+    stack.trigger_dag(dag_id, run_id)
+    if where == "triggerer":
+        deferred_and_exit_seen(stack, dag_id, run_id, ADB_TASK)
+
+    def polled() -> dict[str, Any] | None:
+        found = [t for t in stack.emulator_stats()["tasks"] if t["service"] == ADB]
+        assert len(found) <= 1, found
+        return found[0] if found and found[0]["polls"] >= 2 else None
+
+    app = wait_until(polled, timeout=120, interval=0.3, what="a polled AnalyticDB Spark application")
+    mark_failed(stack, dag_id, run_id, ADB_TASK)
+
+    wait_until(
+        lambda: cancels(stack, app["ids"], ADB)["accepted"] == 1,
+        timeout=90,
+        what=f"KillSparkApp from the {where}",
+    )
+    if where == "worker":
+        wait_until(
+            lambda: not _alive(ti(stack, dag_id, run_id, ADB_TASK).get("pid")),
+            timeout=60,
+            what="the task to exit",
+        )
+    else:
+        time.sleep(3)
+    assert cancels(stack, app["ids"], ADB) == {"requests": 1, "accepted": 1}
+    assert ti(stack, dag_id, run_id, ADB_TASK)["state"] == "failed"
+    assert starts(stack, ADB, "SubmitSparkApp")["requests"] == 1
+    (killed,) = [t for t in stack.emulator_stats()["tasks"] if t["service"] == ADB]
+    assert killed["statuses"][-2:] == ["KILLING", "KILLED"]
+    if where == "triggerer":
+        log = stack.task_log_text(dag_id, run_id, ADB_TASK)
+        assert "Cancelled the remote task with AnalyticDB Spark KillSparkApp" in log
 
 
 def _alive(pid: Any) -> bool:

@@ -359,6 +359,9 @@ EXTRA_REQUEST: dict[tuple[str, str], dict[str, Any]] = {
             "JobSpecs": [{"Type": "Worker"}],
         }
     },
+    ("adb_spark", "SubmitSparkApp"): {
+        "body": {"DBClusterId": "amv-1", "ResourceGroupName": "rg", "Data": {"file": "oss://b/pi.py"}}
+    },
 }
 REGISTRY_START_OPERATIONS = [
     (name, op.action, op.method, op.path) for name, spec in SERVICES.items() for op in spec.start_operations
@@ -522,3 +525,89 @@ def test_pai_dlc_on_kill_stops_the_job(emulator: Emulator, conn: str) -> None:
     assert emulator.cancel_count("pai_dlc", accepted=True, **started["ids"]) == 1
     (job,) = emulator.tasks("pai_dlc")
     assert job["statuses"][-2:] == ["Stopping", "Stopped"]
+
+
+# --------------------------------------------------------------------------- AnalyticDB Spark: a form
+
+
+def adb(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    params: dict[str, Any] = {
+        "task_id": "t",
+        "service": "adb_spark",
+        "action": "SubmitSparkApp",
+        "body": {
+            "DBClusterId": "amv-op",
+            "ResourceGroupName": "spark_rg",
+            "AppType": "BATCH",
+            "Data": {"name": "pi", "file": "oss://bucket/pi.py", "args": ["100"]},
+        },
+        "poll_interval": 0.01,
+        "deferrable": False,
+    }
+    params.update(kwargs)
+    return AlibabaCloudAsyncTaskOperator(**params)
+
+
+def test_adb_spark_app_is_submitted_once_as_a_form_and_a_retry_reconnects(
+    emulator: Emulator, conn: str
+) -> None:
+    store = FakeStore()
+    emulator.set_start_lifecycle("adb_spark", ["SUBMITTED", "RUNNING", "SUCCEEDING", "COMPLETED"])
+    started = adb(wait_for_completion=False).execute(ctx(store))
+    assert started["ids"]["app_id"].startswith("s")
+    assert store.data[STATE_KEY] == {"service": "adb_spark", "ids": started["ids"], "generation": 0}
+    # The next try finds the application in the state store: no second SubmitSparkApp.
+    result = adb().execute(ctx(store, try_number=2))
+    assert (result["state"], result["raw_status"], result["ids"]) == (
+        "succeeded",
+        "COMPLETED",
+        started["ids"],
+    )
+    assert emulator.start_count("adb_spark", "SubmitSparkApp") == 1
+    (app,) = emulator.tasks("adb_spark")
+    assert app["ids"] == started["ids"]
+    # The form's fields reached the service: Data (an object) as JSON text, the cluster.
+    assert result["raw"]["Data"]["DBClusterId"] == "amv-op"
+    task = emulator._task(("adb_spark", started["ids"]["app_id"]))
+    assert task is not None
+    assert (task.options["app_type"], task.options["resource_group"]) == ("BATCH", "spark_rg")
+
+
+def test_adb_spark_submit_is_sent_once_without_the_clients_retries(emulator: Emulator, conn: str) -> None:
+    emulator.inject_fault("drop_after_accept", service="adb_spark")
+    with pytest.raises(Exception, match=r"(?i)connection|closed|disconnect|transport"):
+        adb().execute(ctx(FakeStore()))
+    assert emulator.start_count("adb_spark") == 1
+    assert len(emulator.tasks("adb_spark")) == 1  # a retried request would have submitted a second app
+
+
+def test_adb_spark_a_refused_submit_fails_with_the_services_error(emulator: Emulator, conn: str) -> None:
+    body = {"DBClusterId": "amv-op", "ResourceGroupName": "spark_rg", "Data": "not json"}
+    with pytest.raises(Exception, match="InvalidParameter"):
+        adb(body=body).execute(ctx(FakeStore()))
+    assert emulator.start_count("adb_spark", accepted=True) == 0
+
+
+@pytest.mark.parametrize(
+    ("final", "expected"),
+    [
+        ("FATAL", "Task failed.*the driver exited with code 1"),  # Data.Message is the message
+        ("KILLED", "Task was cancelled"),
+    ],
+)
+def test_adb_spark_fatal_and_killed_fail_the_task(
+    final: str, expected: str, emulator: Emulator, conn: str
+) -> None:
+    emulator.set_start_lifecycle("adb_spark", ["RUNNING", final])
+    with pytest.raises(AlibabaCloudTaskError, match=expected):
+        adb().execute(ctx(FakeStore()))
+
+
+def test_adb_spark_on_kill_kills_the_app(emulator: Emulator, conn: str) -> None:
+    emulator.set_start_lifecycle("adb_spark", ["RUNNING"])
+    op = adb(wait_for_completion=False)
+    started = op.execute(ctx(FakeStore()))
+    op.on_kill()
+    assert emulator.cancel_count("adb_spark", accepted=True, **started["ids"]) == 1
+    (app,) = emulator.tasks("adb_spark")
+    assert app["statuses"][-2:] == ["KILLING", "KILLED"]

@@ -31,6 +31,7 @@ SDK_CLIENTS = {
     # DataWorks workflow instances: the same SDK client as DataWorks' jobs.
     "dataworks_workflow": ("alibabacloud_dataworks_public20240518.client", "dataworks-public"),
     "pai_dlc": ("alibabacloud_pai_dlc20201203.client", "pai-dlc"),
+    "adb_spark": ("alibabacloud_adb20211201.client", "adb"),
 }
 #: Regions checked for a client without a map (its rule applies everywhere).
 RULE_REGIONS = ("cn-hangzhou", "cn-beijing", "cn-shanghai", "cn-shenzhen", "ap-southeast-1", "eu-central-1")
@@ -56,6 +57,8 @@ KEPT: dict[tuple[str, str, str], str] = {
     ("mma", "public", "maxcompute.aliyuncs.com"): "the central `maxcompute.aliyuncs.com`",
     ("mma", "vpc", "maxcompute.aliyuncs.com"): "the central `maxcompute.aliyuncs.com`",
     ("pai_dlc", "vpc", "pai-dlc.aliyuncs.com"): "the SDKs' maps ignore the network",
+    ("adb_spark", "vpc", "adb.aliyuncs.com"): "the SDKs' maps ignore the network",
+    ("adb_spark", "vpc", "adb.ap-northeast-1.aliyuncs.com"): "the SDKs' maps ignore the network",
 }
 
 #: Region ids of an SDK's map that no customer uses (internal, test and cell ids), per service
@@ -91,6 +94,42 @@ INTERNAL_REGIONS: dict[str, tuple[frozenset[str], str]] = {
                 "cn-wuhan",
                 "cn-yushanfang",
                 "cn-zhangbei",
+                "cn-zhangbei-na61-b01",
+                "cn-zhangjiakou-na62-a01",
+                "cn-zhengzhou-nebula-1",
+                "eu-west-1-oxs",
+                "rus-west-1-pop",
+            }
+        ),
+        "internal, test and cell region ids",
+    ),
+    "adb_spark": (
+        frozenset(
+            {
+                "ap-northeast-2-pop",
+                "cn-beijing-finance-pop",
+                "cn-beijing-gov-1",
+                "cn-beijing-nu16-b01",
+                "cn-edge-1",
+                "cn-fujian",
+                "cn-haidian-cm12-c01",
+                "cn-hangzhou-bj-b01",
+                "cn-hangzhou-internal-prod-1",
+                "cn-hangzhou-internal-test-1",
+                "cn-hangzhou-internal-test-2",
+                "cn-hangzhou-internal-test-3",
+                "cn-hangzhou-test-306",
+                "cn-hongkong-finance-pop",
+                "cn-qingdao-nebula",
+                "cn-shanghai-et15-b01",
+                "cn-shanghai-et2-b01",
+                "cn-shanghai-inner",
+                "cn-shanghai-internal-test-1",
+                "cn-shenzhen-inner",
+                "cn-shenzhen-st4-d01",
+                "cn-shenzhen-su18-b01",
+                "cn-wuhan",
+                "cn-yushanfang",
                 "cn-zhangbei-na61-b01",
                 "cn-zhangjiakou-na62-a01",
                 "cn-zhengzhou-nebula-1",

@@ -38,6 +38,7 @@ from airflow_aliyun_tasks.errors import (
     TransportError,
 )
 from airflow_aliyun_tasks.sensors import (
+    AdbSparkAppSensor,
     AlibabaCloudTaskFailedError,
     AlibabaCloudTaskSensor,
     DataWorksJobSensor,
@@ -108,6 +109,12 @@ SENSORS: dict[str, dict[str, Any]] = {
         "kwargs": {"job_id": "dlc1a2b3c4d5e6f"},
         "ids": {"job_id": "dlc1a2b3c4d5e6f"},
         "template_fields": ("job_id", "region_id"),
+    },
+    "adb_spark": {
+        "cls": AdbSparkAppSensor,
+        "kwargs": {"app_id": "s202204191546hzpread6a896000abcd"},
+        "ids": {"app_id": "s202204191546hzpread6a896000abcd"},
+        "template_fields": ("app_id", "region_id"),
     },
 }
 SERVICES = list(SENSORS)

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from airflow_aliyun_tasks import services
 from airflow_aliyun_tasks.errors import BadResponseError, ConfigurationError
 from airflow_aliyun_tasks.services import (
+    ADB_SPARK,
+    ADB_SPARK_STATES,
     DATAWORKS,
     DATAWORKS_STATES,
     DATAWORKS_WORKFLOW,
@@ -543,6 +545,7 @@ def _body_with_status(spec: ServiceSpec, raw: Any) -> dict[str, Any]:
         "emr_serverless_spark": {"jobRun": {"state": raw}},
         "dataworks_workflow": {"WorkflowInstance": {"Status": raw}},
         "pai_dlc": {"Status": raw},
+        "adb_spark": {"Data": {"State": raw}},
     }[spec.name]
 
 
@@ -582,6 +585,7 @@ def _table_cases() -> list[Any]:
         (DATAWORKS_WORKFLOW, DATAWORKS_WORKFLOW_STATES),
         (EMR_SERVERLESS_SPARK, EMR_SERVERLESS_SPARK_STATES),
         (PAI_DLC, PAI_DLC_STATES),
+        (ADB_SPARK, ADB_SPARK_STATES),
     ):
         for key, expected in table.items():
             cases.append(pytest.param(spec, key, expected, id=f"{spec.name}-{key}"))
@@ -669,6 +673,34 @@ def test_state_tables_cover_documented_values() -> None:
         CANCELLED,
     ]
     assert len(PAI_DLC_STATES) == len(documented)
+    # every value of the SDK model's GetSparkAppStateResponseBodyData.state docstring
+    documented = [
+        "SUBMITTED",
+        "STARTING",
+        "RUNNING",
+        "FAILING",
+        "FAILED",
+        "KILLING",
+        "KILLED",
+        "SUCCEEDING",
+        "COMPLETED",
+        "FATAL",
+        "UNKNOWN",
+    ]
+    assert [ADB_SPARK_STATES[v.lower()] for v in documented] == [
+        RUNNING,
+        RUNNING,
+        RUNNING,
+        RUNNING,
+        FAILED,
+        RUNNING,
+        CANCELLED,
+        RUNNING,
+        SUCCEEDED,
+        FAILED,
+        UNKNOWN,
+    ]
+    assert set(ADB_SPARK_STATES) == {v.lower() for v in documented}
 
 
 # --------------------------------------------------------------------------- wrong shapes
@@ -771,7 +803,15 @@ def _status_text(words: Any) -> st.SearchStrategy[str]:
 
 
 ANY_STATUS_TEXT = _status_text(
-    {*DLF_STATES, *DATAWORKS_STATES, *MMA_STATES, *PDS_STATES, *PAI_DLC_STATES, *_EXTRA_WORDS}
+    {
+        *DLF_STATES,
+        *DATAWORKS_STATES,
+        *MMA_STATES,
+        *PDS_STATES,
+        *PAI_DLC_STATES,
+        *ADB_SPARK_STATES,
+        *_EXTRA_WORDS,
+    }
 )
 NUMBER = _weighted(
     (3, st.integers()),
@@ -865,6 +905,17 @@ _dw_workflow_inner = _object(
     ("Status",),
 )
 
+_adb_spark_inner = _object(
+    {
+        "State": _status_field(ADB_SPARK_STATES),
+        "Message": TEXT_FIELD,
+        "AppId": TEXT_FIELD,
+        "AppName": TEXT_FIELD,
+        "DBClusterId": TEXT_FIELD,
+    },
+    ("State",),
+)
+
 BODIES: dict[str, Any] = {
     "dlf": _top(
         {
@@ -915,6 +966,7 @@ BODIES: dict[str, Any] = {
         },
         ("Status",),
     ),
+    "adb_spark": _top({"Data": _inner(_adb_spark_inner), "RequestId": TEXT_FIELD}, ("Data",)),
 }
 
 FUZZ_SETTINGS = settings(
@@ -1002,6 +1054,7 @@ VALID_IDS: dict[str, dict[str, Any]] = {
     "emr_serverless_spark": {"workspace_id": "w-d2d82aa09151abcd", "job_run_id": "jr-93d98d2f7061abcd"},
     "dataworks_workflow": {"workflow_instance_id": "1234567890123"},
     "pai_dlc": {"job_id": "dlc1a2b3c4d5e6f7"},
+    "adb_spark": {"app_id": "s202204132018hzprec1ac0000"},
 }
 
 
@@ -1078,8 +1131,27 @@ VALID_IDS: dict[str, dict[str, Any]] = {
             "pai-dlc.{region_id}.aliyuncs.com",
             "pai-dlc-vpc.{region_id}.aliyuncs.com",
         ),
+        (
+            "adb_spark",
+            "GetSparkAppState",
+            "2021-12-01",
+            "RPC",
+            "POST",
+            "acs3",
+            "adb.{region_id}.aliyuncs.com",
+            "adb-vpc.{region_id}.aliyuncs.com",
+        ),
     ],
-    ids=["dlf", "dataworks", "mma", "pds", "emr_serverless_spark", "dataworks_workflow", "pai_dlc"],
+    ids=[
+        "dlf",
+        "dataworks",
+        "mma",
+        "pds",
+        "emr_serverless_spark",
+        "dataworks_workflow",
+        "pai_dlc",
+        "adb_spark",
+    ],
 )
 def test_spec_metadata(
     name: str, action: str, version: str, style: str, method: str, signer: str, endpoint: str, vpc: str
@@ -1442,7 +1514,7 @@ def test_registry_start_and_cancel_operations() -> None:
             task_ids = op.follow_up.task_ids if op.follow_up else op.task_ids
             assert set(task_ids) >= {p.name for p in spec.ids if p.required}, (spec.name, op.action)
     with_cancel = {name for name, spec in SERVICES.items() if spec.cancel is not None}
-    assert with_cancel == {"emr_serverless_spark", "dataworks_workflow", "pai_dlc"}
+    assert with_cancel == {"emr_serverless_spark", "dataworks_workflow", "pai_dlc", "adb_spark"}
 
 
 # --------------------------------------------------------------------------- start and cancel operations
@@ -1712,3 +1784,116 @@ def test_pai_dlc_requests() -> None:
 )
 def test_pai_dlc_hosts(region: str, vpc: bool, host: str) -> None:
     assert PAI_DLC.host_for(region, {}, vpc=vpc) == host
+
+
+# --------------------------------------------------------------------------- AnalyticDB Spark
+
+#: A GetSparkAppState body made of the example values of the official Java SDK's
+#: GetSparkAppStateResponseBody model (``com.aliyun.adb20211201``; the Python package's model has
+#: no examples), the ``****`` elision replaced by letters.
+ADB_SPARK_SAMPLE = """{"RequestId":"D65A809F-34CE-4550-9BC1-0ED21ETG380","Data":{"AppId":"s202204191546hzpread6a896000abcd",
+   "AppName":"test","DBClusterId":"amv-clusterxxx","Message":"Insufficient resources.","State":"COMPLETED"}}"""
+
+
+def test_adb_spark_sample() -> None:
+    body = json.loads(ADB_SPARK_SAMPLE)
+    status = parse(ADB_SPARK, body, "header-id")
+    assert status.service == "adb_spark"
+    assert (status.state, status.raw_status) == (SUCCEEDED, "COMPLETED")
+    assert (status.message, status.error_code) == (None, None)
+    assert status.request_id == "D65A809F-34CE-4550-9BC1-0ED21ETG380"
+    assert status.raw["Data"]["DBClusterId"] == "amv-clusterxxx"
+    body["Data"]["State"] = "FAILED"
+    assert parse(ADB_SPARK, body).message == "Insufficient resources."
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("SUBMITTED", RUNNING),
+        ("FAILING", RUNNING),
+        ("SUCCEEDING", RUNNING),
+        ("KILLING", RUNNING),
+        ("COMPLETED", SUCCEEDED),
+        ("FAILED", FAILED),
+        ("FATAL", FAILED),
+        ("KILLED", CANCELLED),
+        ("UNKNOWN", UNKNOWN),
+        ("Completed", SUCCEEDED),
+    ],
+)
+def test_adb_spark_states(raw: str, expected: str) -> None:
+    status = parse(ADB_SPARK, {"Data": {"State": raw}})
+    assert (status.state, status.raw_status) == (expected, raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("SUBMITTED", "Insufficient resources."),  # an alert while it waits
+        ("FATAL", "Insufficient resources."),
+        ("KILLED", "Insufficient resources."),
+        ("COMPLETED", None),
+    ],
+)
+def test_adb_spark_message_is_the_alert_unless_it_completed(raw: str, message: str | None) -> None:
+    status = parse(ADB_SPARK, {"Data": {"State": raw, "Message": " Insufficient resources.\n"}})
+    assert (status.message, status.error_code) == (message, None)
+    assert parse(ADB_SPARK, {"Data": {"State": "FAILED", "Message": None}}).message is None
+
+
+def test_adb_spark_request_id_falls_back_to_the_header() -> None:
+    assert parse(ADB_SPARK, {"Data": {"State": "RUNNING"}}, "header-id").request_id == "header-id"
+
+
+@pytest.mark.parametrize("body", [{}, {"Data": None}, {"Data": "RUNNING"}, {"State": "RUNNING"}])
+def test_adb_spark_without_a_data_object_is_a_bad_response(body: dict[str, Any]) -> None:
+    with pytest.raises(BadResponseError, match="Data"):
+        parse(ADB_SPARK, body)
+
+
+def test_adb_spark_requests() -> None:
+    ids = {"app_id": "s202204132018hzprec1acabcd"}
+    form = "application/x-www-form-urlencoded"
+    # AppId in a form body, as the SDK sends it; no DBClusterId (optional in the SDK's model).
+    expected = ApiRequest(
+        method="POST", path="/", query={}, body=b"AppId=s202204132018hzprec1acabcd", content_type=form
+    )
+    assert ADB_SPARK.build_request(ids) == expected
+    # KillSparkApp: the same form body.
+    assert ADB_SPARK.build_cancel_request(ids, "cn-hangzhou") == expected
+    assert [p.name for p in ADB_SPARK.ids] == ["app_id"]
+    op = ADB_SPARK.start_operation("SubmitSparkApp")
+    assert op is not None
+    assert (op.method, op.path, dict(op.task_ids), op.idempotency_param, op.body_encoding) == (
+        "POST",
+        "/",
+        {"app_id": "Data.AppId"},
+        None,
+        None,  # the service's: a form
+    )
+    assert ADB_SPARK.body_encoding == "form"
+    assert ADB_SPARK.cancel is not None
+    assert (ADB_SPARK.cancel.action, ADB_SPARK.cancel.method, ADB_SPARK.cancel.params) == (
+        "KillSparkApp",
+        "POST",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("region", "vpc", "host"),
+    [
+        ("cn-hangzhou", False, "adb.aliyuncs.com"),
+        ("us-east-1", False, "adb.aliyuncs.com"),
+        ("cn-shenzhen-finance-1", False, "adb.aliyuncs.com"),
+        ("me-east-1", False, "adb.ap-northeast-1.aliyuncs.com"),
+        ("cn-zhangjiakou", False, "adb.cn-zhangjiakou.aliyuncs.com"),
+        ("eu-central-1", False, "adb.eu-central-1.aliyuncs.com"),
+        ("cn-hangzhou-internal-test-1", False, "adb.cn-hangzhou-internal-test-1.aliyuncs.com"),
+        ("cn-hangzhou", True, "adb-vpc.cn-hangzhou.aliyuncs.com"),
+        ("me-east-1", True, "adb-vpc.me-east-1.aliyuncs.com"),
+    ],
+)
+def test_adb_spark_hosts(region: str, vpc: bool, host: str) -> None:
+    assert ADB_SPARK.host_for(region, {}, vpc=vpc) == host

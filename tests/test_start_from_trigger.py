@@ -25,6 +25,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, Airfl
 from airflow_aliyun_tasks.links import CONSOLE_LINK_XCOM_KEY, link_params
 from airflow_aliyun_tasks.sensors import (
     TRIGGER_CLASSPATH,
+    AdbSparkAppSensor,
     AlibabaCloudTaskFailedError,
     AlibabaCloudTaskSensor,
     DataWorksJobSensor,
@@ -51,6 +52,7 @@ SENSORS: dict[str, tuple[type[AlibabaCloudTaskSensor], dict[str, Any]]] = {
     ),
     "dataworks_workflow": (DataWorksWorkflowInstanceSensor, {"workflow_instance_id": "{{ params.t }}"}),
     "pai_dlc": (PaiDlcJobSensor, {"job_id": "{{ params.t }}"}),
+    "adb_spark": (AdbSparkAppSensor, {"app_id": "{{ params.t }}"}),
 }
 
 

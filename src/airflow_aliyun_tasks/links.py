@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONSOLE_LINKS",
     "CONSOLE_LINK_XCOM_KEY",
+    "AdbSparkConsoleLink",
     "AlibabaCloudConsoleLink",
     "AlibabaCloudTaskConsoleLink",
     "DataWorksConsoleLink",
@@ -148,6 +149,12 @@ class PaiDlcConsoleLink(AlibabaCloudConsoleLink):
     service = "pai_dlc"
 
 
+class AdbSparkConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the AnalyticDB for MySQL console's clusters."""
+
+    service = "adb_spark"
+
+
 #: Link class per service, as the sensors use them: one per service of the registry (a test
 #: checks that none is missing and that each class is named as its spec says).
 CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
@@ -160,6 +167,7 @@ CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
         EmrServerlessSparkConsoleLink,
         DataWorksWorkflowConsoleLink,
         PaiDlcConsoleLink,
+        AdbSparkConsoleLink,
     )
 }
 

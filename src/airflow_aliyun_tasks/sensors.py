@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "AdbSparkAppSensor",
     "AlibabaCloudTaskFailedError",
     "AlibabaCloudTaskSensor",
     "AlibabaCloudTaskSensorTimeout",
@@ -409,3 +410,19 @@ class PaiDlcJobSensor(AlibabaCloudTaskSensor):
     def __init__(self, *, job_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job_id = job_id
+
+
+class AdbSparkAppSensor(AlibabaCloudTaskSensor):
+    """Wait for an AnalyticDB for MySQL Spark application (``GetSparkAppState``, API 2021-12-01).
+
+    :param app_id: the Spark application (``s2024...``), for example what ``SubmitSparkApp``
+        returned. Templated.
+    """
+
+    service = "adb_spark"
+    template_fields: Sequence[str] = ("app_id",)
+    operator_extra_links = (console_link("adb_spark"),)
+
+    def __init__(self, *, app_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app_id = app_id

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, task
 
 from airflow_aliyun_tasks.sensors import (
+    AdbSparkAppSensor,
     DataWorksJobSensor,
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
@@ -24,6 +25,7 @@ SENSORS = {
     "emr_serverless_spark": (EmrServerlessSparkJobRunSensor, ("workspace_id", "job_run_id")),
     "dataworks_workflow": (DataWorksWorkflowInstanceSensor, ("workflow_instance_id",)),
     "pai_dlc": (PaiDlcJobSensor, ("job_id",)),
+    "adb_spark": (AdbSparkAppSensor, ("app_id",)),
 }
 MODES = {
     "deferrable": {"deferrable": True},

@@ -1,5 +1,5 @@
 """DAGs of the operator's ``dag.test()`` runs: start an EMR Serverless Spark job run, create a PAI
-DLC job, or backfill DataWorks workflow instances (two phases, several instances), and wait for
+DLC job, submit an AnalyticDB Spark application (a form body), or backfill DataWorks workflow instances (two phases, several instances), and wait for
 every task, deferred (the trigger runs inline) or on the worker; a downstream task reads the
 XComs."""
 
@@ -71,6 +71,42 @@ for _mode, _deferrable in (("deferrable", True), ("worker", False)):
             assert status["raw"]["WorkspaceId"] == params["workspace"]
 
         check_job(train.output)
+
+    with DAG(
+        dag_id=f"e2e_operator_adb_spark_{_mode}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"cluster": "amv-e2e"},
+    ):
+        spark_app = AlibabaCloudAsyncTaskOperator(
+            task_id="spark_app",
+            service="adb_spark",
+            action="SubmitSparkApp",
+            body={
+                "DBClusterId": "{{ params.cluster }}",
+                "ResourceGroupName": "spark_rg",
+                "AppType": "BATCH",
+                "Data": {
+                    "name": "e2e",
+                    "file": "oss://bucket/pi.py",
+                    "conf": {"spark.executor.instances": 1},
+                },
+            },
+            deferrable=_deferrable,
+            poll_interval=0.2,
+        )
+
+        @task
+        def check_app(status: dict[str, Any], ti: Any = None, params: Any = None) -> None:
+            started = ti.xcom_pull(task_ids="spark_app", key="aliyun_task_ids")
+            assert status["state"] == "succeeded", status
+            assert status["raw_status"] == "COMPLETED", status
+            assert status["ids"] == started["ids"], (status, started)
+            assert started["service"] == "adb_spark"
+            assert status["raw"]["Data"]["DBClusterId"] == params["cluster"]
+
+        check_app(spark_app.output)
 
 
 for _mode, _deferrable in (("deferrable", True), ("worker", False)):

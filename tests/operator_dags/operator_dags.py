@@ -4,7 +4,8 @@ Each run names its own EMR Serverless Spark workspace (``conf["workspace"]``), s
 can tell its job runs apart in the emulator. The DataWorks workflow DAGs start one instance
 (``ExecuteAdhocWorkflowInstance``) or a backfill of two business dates in two phases
 (``CreateWorkflowInstances``); their tests reset the emulator and count every instance. The PAI
-DLC DAGs create a job (``CreateJob``, no client token) and wait on it.
+DLC DAGs create a job (``CreateJob``, no client token) and wait on it; the AnalyticDB Spark DAGs
+submit an application (``SubmitSparkApp``, a form body, no client token) and wait on it.
 """
 
 from __future__ import annotations
@@ -130,3 +131,26 @@ with dag("op_dlc_worker"):
 
 with dag("op_dlc_deferred"):
     dlc_job(deferrable=True)
+
+
+def adb_app(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    return AlibabaCloudAsyncTaskOperator(
+        task_id="spark_app",
+        service="adb_spark",
+        action="SubmitSparkApp",
+        body={
+            "DBClusterId": "amv-airflow",
+            "ResourceGroupName": "spark_rg",
+            "AppType": "BATCH",
+            "Data": {"name": "nightly", "file": "oss://bucket/etl.py", "args": ["{{ run_id }}"]},
+        },
+        poll_interval=1,
+        **kwargs,
+    )
+
+
+with dag("op_adb_worker"):
+    adb_app(deferrable=False)
+
+with dag("op_adb_deferred"):
+    adb_app(deferrable=True)

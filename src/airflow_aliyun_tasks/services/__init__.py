@@ -46,6 +46,7 @@ from airflow_aliyun_tasks.services._spec import (
     tasks_from_response,
     validate_id,
 )
+from airflow_aliyun_tasks.services.adb_spark import ADB_SPARK, ADB_SPARK_STATES, parse_adb_spark
 from airflow_aliyun_tasks.services.dataworks import DATAWORKS, DATAWORKS_STATES, parse_dataworks
 from airflow_aliyun_tasks.services.dataworks_workflow import (
     DATAWORKS_WORKFLOW,
@@ -63,6 +64,8 @@ from airflow_aliyun_tasks.services.pai_dlc import PAI_DLC, PAI_DLC_STATES, parse
 from airflow_aliyun_tasks.services.pds import PDS, PDS_STATES, parse_pds
 
 __all__ = [
+    "ADB_SPARK",
+    "ADB_SPARK_STATES",
     "DATAWORKS",
     "DATAWORKS_STATES",
     "DATAWORKS_WORKFLOW",
@@ -108,6 +111,7 @@ __all__ = [
     "ids_from_response",
     "is_list_path",
     "lookup",
+    "parse_adb_spark",
     "parse_dataworks",
     "parse_dataworks_workflow",
     "parse_dlf",
@@ -131,6 +135,7 @@ SERVICES: dict[str, ServiceSpec] = {
         EMR_SERVERLESS_SPARK,
         DATAWORKS_WORKFLOW,
         PAI_DLC,
+        ADB_SPARK,
     )
 }
 

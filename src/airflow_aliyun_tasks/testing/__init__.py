@@ -1,5 +1,5 @@
 """A local Alibaba Cloud for tests: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS,
-EMR Serverless Spark, PAI DLC and STS.
+EMR Serverless Spark, PAI DLC, AnalyticDB Spark and STS.
 
 The emulator verifies signatures as the real gateways do, serves the status APIs of the async
 tasks and job runs (plus operations that start and cancel them, and STS), plays scripted task
@@ -58,6 +58,10 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
 - ``emu.add_pai_dlc_job(job_id, statuses=("Running", "Succeeded"), *, reason_code=None,
   reason_message=None, fields=None)`` (``ReasonCode``/``ReasonMessage`` once the job has ended,
   a default reason per state otherwise; ``fields`` adds to or overrides the job, PascalCase keys)
+- ``emu.add_adb_spark_app(app_id, statuses=("RUNNING", "COMPLETED"), *, message=None,
+  db_cluster_id=None, app_name=None, app_type=None, resource_group=None)`` (``Data.Message`` on
+  ``FAILED``/``FATAL``, a default one without ``message``; a request whose ``DBClusterId`` is not
+  the application's cluster does not find it)
 - ``emu.add_task(service, **spec)``: the same, by service name (any of :data:`ALL_SERVICES`);
   ``statuses`` is accepted where the method says ``states``.
 - ``emu.set_dataworks_create_result(statuses, failure_message=None)``: what the next DataWorks
@@ -71,14 +75,14 @@ served, as ``(service, action)``: a subset of those the service registry knows (
 of the operator says which).
 
 Service names: :data:`SERVICES` is the four async-task services (``dlf``, ``dataworks``, ``mma``,
-``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``, ``dataworks_workflow`` and
-``pai_dlc``. STS is ``"sts"``.
+``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``, ``dataworks_workflow``,
+``pai_dlc`` and ``adb_spark``. STS is ``"sts"``.
 
 Faults: ``emu.inject_fault(kind, count=1, *, service=None, task=None)`` makes the next ``count``
 requests to an operation (status, start or cancel) of ``service``, or of any service but STS,
 misbehave; with ``task``, only the status polls of the task with that id (DLF ``TaskId``, DataWorks
 ``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``, EMR Serverless Spark ``jobRunId``, DataWorks
-workflow instance ``Id``, PAI DLC ``JobId``).
+workflow instance ``Id``, PAI DLC ``JobId``, AnalyticDB Spark ``AppId``).
 ``emu.set_fault_rate(rate, kinds=None, *, service=None, seed=None, exempt_tasks=())`` faults every
 further matching request with probability ``rate`` (kind drawn uniformly from ``kinds``, default
 :data:`FAULT_KINDS`), after the queued faults; polls of ``exempt_tasks`` are never faulted at
@@ -180,6 +184,16 @@ the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
   ``InvalidParameter``) answers ``{"JobId", "RequestId"}``; a running job reports ``Stopping``,
   then ``Stopped``; a ``SucceededReserving``/``FailedReserving`` job reports ``Succeeded``/``Failed``
   next; an ended job gives 400 ``InvalidJobStatus``.
+- AnalyticDB for MySQL Spark (``2021-12-01``, RPC, ``POST /`` with form bodies):
+  ``GetSparkAppState`` (``AppId`` in the form; ``DBClusterId`` in the query, optional) answers
+  ``RequestId`` and ``Data`` (``AppId``, ``AppName``, ``DBClusterId``, ``State``, ``Message``).
+  ``SUBMITTED``, ``STARTING``, ``RUNNING``, ``FAILING``, ``SUCCEEDING``, ``KILLING`` and ``UNKNOWN``
+  do not end an application; any other state does. Unknown application: 404
+  ``InvalidAppId.NotFound``. Start operation: ``SubmitSparkApp`` (``DBClusterId``,
+  ``ResourceGroupName`` and ``Data``, a JSON object as text, required; ``AppType`` ``BATCH``,
+  ``SQL`` or ``STREAMING``) answers ``Data.AppId``; no client token. Cancel operation:
+  ``KillSparkApp`` (``AppId`` in the form) answers ``Data`` with ``State: KILLING``; a running
+  application reports ``KILLING``, then ``KILLED``; an ended one gives 400 ``InvalidAppState``.
 - STS (``2015-04-01``, RPC): ``GetCallerIdentity``, ``AssumeRole`` (keys live
   ``min(DurationSeconds, sts_ttl_seconds)``; then ``InvalidSecurityToken.Expired``) and the unsigned
   ``AssumeRoleWithOIDC``. Requests signed with an STS key must carry its token
@@ -249,7 +263,9 @@ DataWorks workflow instances' (404 ``WorkflowInstance.NotFound``, 404 ``Operatio
 result of stopping an ended instance, one instance per business date of a backfill),
 and PAI DLC's (404 ``InvalidJob.NotFound``, 400 ``InvalidJobStatus`` for stopping an ended job, 400
 ``InvalidParameter``, the default ``ReasonCode``/``ReasonMessage`` of each state, what ``StopJob``
-does to a job that keeps its nodes).
+does to a job that keeps its nodes), and AnalyticDB Spark's (404 ``InvalidAppId.NotFound``, 400
+``InvalidAppState`` for killing an ended application, 400 ``MissingParameter`` and
+``InvalidParameter``, the application id format, the default ``Message`` of a failure).
 Nonces are remembered per gateway (POP, PDS) and access key.
 
 Start operations, from the public API reference:
@@ -269,13 +285,15 @@ Start operations, from the public API reference:
 - PAI DLC CreateJob and StopJob: the request and response models of the official SDK
   ``alibabacloud-pai-dlc20201203``; GetJob:
   https://help.aliyun.com/zh/pai/user-guide/api-pai-dlc-2020-12-03-getjob
+- AnalyticDB for MySQL GetSparkAppState, SubmitSparkApp and KillSparkApp: the request and
+  response models of the official SDK ``alibabacloud-adb20211201``
 
 Source layout
 =============
 
 ``_core`` (the :class:`Emulator`: lifecycle, routing, authentication, counters), ``_base`` (replies,
 scripted tasks, the ``Service``/``Op`` tables), one module per service (``_dlf``, ``_dataworks``,
-``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_sts``: its
+``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_adb_spark``, ``_sts``: its
 operation table, handlers, response
 bodies and ``add_*`` method), ``_faults``, ``_control`` (the control API) and ``_auth`` (signature
 verification, with a canonicalization of its own). A new service is one module and one line in
