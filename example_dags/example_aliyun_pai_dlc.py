@@ -31,7 +31,7 @@ with DAG(
         action="CreateJob",
         path="/api/v1/jobs",
         body={
-            "DisplayName": "airflow-mnist-{{ ds_nodash }}",
+            "DisplayName": "airflow-mnist-{{ run_id | replace(':', '-') | replace('+', '-') }}",
             "JobType": "PyTorchJob",
             "WorkspaceId": "{{ params.workspace_id }}",
             "UserCommand": "python /mnt/code/mnist.py --epochs 3",
