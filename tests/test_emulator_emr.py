@@ -283,6 +283,12 @@ def test_service_names() -> None:
     assert SERVICES == ("dlf", "dataworks", "mma", "pds")
     assert ALL_SERVICES[: len(SERVICES) + 1] == (*SERVICES, EMR)
     assert set(DEFAULT_START_LIFECYCLES) == set(ALL_SERVICES)
+    assert ALL_SERVICES[len(SERVICES) :] == (
+        EMR,
+        "dataworks_workflow",
+        "pai_dlc",
+        "flink_job",
+    )
 
 
 # ---------------------------------------------------------------------------------- control API

@@ -38,6 +38,7 @@ from airflow_aliyun_tasks.links import (
     DataWorksConsoleLink,
     DlfConsoleLink,
     EmrServerlessSparkConsoleLink,
+    FlinkJobConsoleLink,
     MmaConsoleLink,
     PaiDlcConsoleLink,
     PdsConsoleLink,
@@ -48,6 +49,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksJobSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -67,6 +69,10 @@ EXPECTED = {
         "https://emr-next.console.aliyun.com/#/region/{region}/resource/all/serverless/spark",
     ),
     "pai_dlc": ("PAI DLC console", "https://pai.console.aliyun.com/?regionId={region}#/dlc/jobs"),
+    "flink_job": (
+        "Realtime Compute for Apache Flink console",
+        "https://realtime-compute.console.aliyun.com/regions/{region}",
+    ),
 }
 SENSOR_LINKS = {
     DlfAsyncTaskSensor: DlfConsoleLink,
@@ -75,6 +81,7 @@ SENSOR_LINKS = {
     PdsAsyncTaskSensor: PdsConsoleLink,
     EmrServerlessSparkJobRunSensor: EmrServerlessSparkConsoleLink,
     PaiDlcJobSensor: PaiDlcConsoleLink,
+    FlinkJobSensor: FlinkJobConsoleLink,
 }
 IDS = {
     "dlf": {"async_task_id": "t-1", "catalog_id": "1234567890"},
@@ -83,6 +90,7 @@ IDS = {
     "pds": {"async_task_id": "at-1", "domain_id": "bj1"},
     "emr_serverless_spark": {"workspace_id": "w-1", "job_run_id": "jr-1"},
     "pai_dlc": {"job_id": "dlc1a2b3c4d5e6f"},
+    "flink_job": {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"},
 }
 
 
@@ -238,6 +246,7 @@ SENSORS = {
         task_id="w", workspace_id="w-1", job_run_id="jr-1"
     ),
     "pai_dlc": lambda: PaiDlcJobSensor(task_id="w", job_id="dlc1a2b3c4d5e6f"),
+    "flink_job": lambda: FlinkJobSensor(task_id="w", **IDS["flink_job"]),
 }
 
 
@@ -411,6 +420,7 @@ E2E_IDS = {
     "mma": {"source_id": 2000031, "async_task_id": 1031},
     "pds": {"async_task_id": "link-pds-1"},
     "pai_dlc": {"job_id": "link-dlc-1"},
+    "flink_job": {"workspace_id": "ws-link", "namespace": "default-namespace", "job_id": "link-flink-1"},
 }
 
 
@@ -423,11 +433,20 @@ def _add_task(emulator: Emulator, service: str, ids: dict[str, Any], statuses: l
         emulator.add_mma_task(ids["source_id"], ids["async_task_id"], statuses)
     elif service == "pai_dlc":
         emulator.add_pai_dlc_job(ids["job_id"], statuses)
+    elif service == "flink_job":
+        emulator.add_flink_job(ids["workspace_id"], ids["namespace"], ids["job_id"], statuses)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1")
 
 
-TERMINAL = {"dlf": "Success", "dataworks": "Success", "mma": "DONE", "pds": "Succeed", "pai_dlc": "Succeeded"}
+TERMINAL = {
+    "dlf": "Success",
+    "dataworks": "Success",
+    "mma": "DONE",
+    "pds": "Succeed",
+    "pai_dlc": "Succeeded",
+    "flink_job": "FINISHED",
+}
 
 
 @pytest.mark.airflow

@@ -31,6 +31,7 @@ SDK_CLIENTS = {
     # DataWorks workflow instances: the same SDK client as DataWorks' jobs.
     "dataworks_workflow": ("alibabacloud_dataworks_public20240518.client", "dataworks-public"),
     "pai_dlc": ("alibabacloud_pai_dlc20201203.client", "pai-dlc"),
+    "flink_job": ("alibabacloud_ververica20220718.client", "ververica"),
 }
 #: Regions checked for a client without a map (its rule applies everywhere).
 RULE_REGIONS = ("cn-hangzhou", "cn-beijing", "cn-shanghai", "cn-shenzhen", "ap-southeast-1", "eu-central-1")
@@ -56,6 +57,7 @@ KEPT: dict[tuple[str, str, str], str] = {
     ("mma", "public", "maxcompute.aliyuncs.com"): "the central `maxcompute.aliyuncs.com`",
     ("mma", "vpc", "maxcompute.aliyuncs.com"): "the central `maxcompute.aliyuncs.com`",
     ("pai_dlc", "vpc", "pai-dlc.aliyuncs.com"): "the SDKs' maps ignore the network",
+    ("flink_job", "vpc", "ververica.{region}.aliyuncs.com"): "the SDKs' maps ignore the network",
 }
 
 #: Region ids of an SDK's map that no customer uses (internal, test and cell ids), per service

@@ -44,6 +44,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -108,6 +109,12 @@ SENSORS: dict[str, dict[str, Any]] = {
         "kwargs": {"job_id": "dlc1a2b3c4d5e6f"},
         "ids": {"job_id": "dlc1a2b3c4d5e6f"},
         "template_fields": ("job_id", "region_id"),
+    },
+    "flink_job": {
+        "cls": FlinkJobSensor,
+        "kwargs": {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"},
+        "ids": {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"},
+        "template_fields": ("workspace_id", "namespace", "job_id", "region_id"),
     },
 }
 SERVICES = list(SENSORS)

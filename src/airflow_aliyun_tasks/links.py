@@ -40,6 +40,7 @@ __all__ = [
     "DataWorksWorkflowConsoleLink",
     "DlfConsoleLink",
     "EmrServerlessSparkConsoleLink",
+    "FlinkJobConsoleLink",
     "MmaConsoleLink",
     "PaiDlcConsoleLink",
     "PdsConsoleLink",
@@ -148,6 +149,12 @@ class PaiDlcConsoleLink(AlibabaCloudConsoleLink):
     service = "pai_dlc"
 
 
+class FlinkJobConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the Realtime Compute for Apache Flink console."""
+
+    service = "flink_job"
+
+
 #: Link class per service, as the sensors use them: one per service of the registry (a test
 #: checks that none is missing and that each class is named as its spec says).
 CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
@@ -160,6 +167,7 @@ CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
         EmrServerlessSparkConsoleLink,
         DataWorksWorkflowConsoleLink,
         PaiDlcConsoleLink,
+        FlinkJobConsoleLink,
     )
 }
 
