@@ -34,6 +34,7 @@ DAGS = [  # (dag id, service, id of the task that waits: an operator, or the sen
     ("example_aliyun_dataworks_workflow", "dataworks_workflow", "backfill"),
     ("example_aliyun_pai_dlc", "pai_dlc", "train"),
     ("example_aliyun_adb_spark", "adb_spark", "spark_pi"),
+    ("example_aliyun_flink_job", "flink_job", "batch_job"),
 ]
 
 

@@ -95,6 +95,7 @@ HTTP_MODULES = frozenset(
         "test_emulator_dataworks_workflow",
         "test_emulator_pai_dlc",
         "test_emulator_adb_spark",
+        "test_emulator_flink_job",
         "test_hook",
         "test_hostile_input",
         "test_network",

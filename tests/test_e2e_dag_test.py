@@ -50,6 +50,7 @@ def ids_for(service: str, n: int) -> dict[str, Any]:
         "dataworks_workflow": {"workflow_instance_id": 7_000_000 + n},
         "pai_dlc": {"job_id": f"dlc-e2e-{n}"},
         "adb_spark": {"app_id": f"s202612010000e2e{n:04d}"},
+        "flink_job": {"workspace_id": "ws-e2e", "namespace": "default-namespace", "job_id": f"flink-e2e-{n}"},
     }[service]
 
 
@@ -74,6 +75,8 @@ def add_task(
         emulator.add_pai_dlc_job(ids["job_id"], statuses, **options)
     elif service == "adb_spark":
         emulator.add_adb_spark_app(ids["app_id"], statuses, **options)
+    elif service == "flink_job":
+        emulator.add_flink_job(ids["workspace_id"], ids["namespace"], ids["job_id"], statuses, **options)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1", **options)
 
@@ -101,6 +104,11 @@ LIFECYCLES = {
         ["RUNNING", "FATAL"],
         ["RUNNING", "KILLING", "KILLED"],
     ),
+    "flink_job": (
+        ["STARTING", "RUNNING", "FINISHED"],
+        ["RUNNING", "FAILED"],
+        ["RUNNING", "CANCELLING", "CANCELLED"],
+    ),
 }
 FAILURE_OPTIONS = {
     "dlf": {"message": "database staging_tmp is locked by another task"},
@@ -120,6 +128,10 @@ FAILURE_OPTIONS = {
         "reason_code": "JobFailed",
     },
     "adb_spark": {"message": "Driver exited with code 1: ModuleNotFoundError: No module named 'numpy'"},
+    "flink_job": {
+        "failure_message": "org.apache.flink.runtime.JobException: Recovery is suppressed",
+        "failure_reason": "JobFailed",
+    },
 }
 #: what the log says of a failure, where it is not the first failure option
 FAILURE_TEXT = {"pds": "is not readable", "dataworks_workflow": "its task instances say why"}
@@ -303,3 +315,38 @@ def test_adb_spark_failing_and_unknown_states_keep_the_wait(
     dag_state, states = run_dag("e2e_adb_spark_deferrable", ids)
     assert (dag_state, states) == ("failed", {"wait": "failed"})
     assert polls(emulator, "adb_spark", ids) == 4
+
+
+@pytest.mark.parametrize("soft_fail", [False, True])
+def test_a_streaming_flink_job_never_ends_the_wait(
+    soft_fail: bool, airflow_db: str, emulator: Emulator, make_conn: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A streaming job RUNNING is running: the sensor (for batch jobs) waits until its timeout."""
+    make_conn()
+    ids = ids_for("flink_job", 50 + soft_fail)
+    add_task(emulator, "flink_job", ids, ["STARTING", "RUNNING"], execution_mode="STREAM")
+    dag_id = f"e2e_flink_job_timeout{'_soft_fail' if soft_fail else ''}"
+    state, states = run_dag(dag_id, ids)
+    if soft_fail:
+        assert states == {"wait": "skipped"}
+    else:
+        assert (state, states) == ("failed", {"wait": "failed"})
+        out = capfd.readouterr()
+        assert "Sensor timed out" in out.out + out.err
+    assert polls(emulator, "flink_job", ids) >= 2
+    assert emulator.cancel_count("flink_job", **ids) == 0  # a sensor never stops the job
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "worker"])
+def test_operator_starts_a_flink_job_and_waits(
+    mode: str, airflow_db: str, emulator: Emulator, make_conn: Any
+) -> None:
+    make_conn()
+    state, states = run_dag(f"e2e_operator_flink_job_{mode}", {"workspace": f"ws-{mode}"})
+    assert state == "success", states
+    assert states == {"batch_job": "success", "check_job": "success"}
+    assert emulator.start_count("flink_job", "StartJobWithParams") == 1
+    (job,) = emulator.tasks("flink_job")
+    assert job["ids"]["workspace_id"] == f"ws-{mode}"
+    assert job["ids"]["namespace"] == "default-namespace"
+    assert job["history"][-1] == "FINISHED"

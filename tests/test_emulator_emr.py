@@ -284,6 +284,13 @@ def test_service_names() -> None:
     assert ALL_SERVICES[: len(SERVICES) + 1] == (*SERVICES, EMR)
     assert {"dataworks_workflow", "pai_dlc", "adb_spark"} <= set(ALL_SERVICES)
     assert set(DEFAULT_START_LIFECYCLES) == set(ALL_SERVICES)
+    assert ALL_SERVICES[len(SERVICES) :] == (
+        EMR,
+        "dataworks_workflow",
+        "pai_dlc",
+        "adb_spark",
+        "flink_job",
+    )
 
 
 # ---------------------------------------------------------------------------------- control API

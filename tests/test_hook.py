@@ -848,6 +848,7 @@ def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
                 "dataworks_workflow": "dataworks-vpc.cn-shanghai.aliyuncs.com",
                 "pai_dlc": "pai-dlc-vpc.cn-shanghai.aliyuncs.com",
                 "adb_spark": "adb-vpc.cn-shanghai.aliyuncs.com",
+                "flink_job": "ververica-vpc.cn-shanghai.aliyuncs.com",
                 "sts": "sts-vpc.cn-shanghai.aliyuncs.com",
             },
         ),
@@ -862,6 +863,7 @@ def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
                 "dataworks_workflow": "dataworks.cn-shanghai.aliyuncs.com",
                 "pai_dlc": "pai-dlc.cn-shanghai.aliyuncs.com",
                 "adb_spark": "adb.aliyuncs.com",  # the SDK's map: the central host
+                "flink_job": "ververica.cn-shanghai.aliyuncs.com",
                 "sts": "sts.cn-shanghai.aliyuncs.com",
             },
         ),

@@ -39,6 +39,7 @@ from airflow_aliyun_tasks.links import (
     DataWorksConsoleLink,
     DlfConsoleLink,
     EmrServerlessSparkConsoleLink,
+    FlinkJobConsoleLink,
     MmaConsoleLink,
     PaiDlcConsoleLink,
     PdsConsoleLink,
@@ -50,6 +51,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksJobSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -70,6 +72,10 @@ EXPECTED = {
     ),
     "pai_dlc": ("PAI DLC console", "https://pai.console.aliyun.com/?regionId={region}#/dlc/jobs"),
     "adb_spark": ("AnalyticDB console", "https://ads.console.aliyun.com/adb/{region}/instances"),
+    "flink_job": (
+        "Realtime Compute for Apache Flink console",
+        "https://realtime-compute.console.aliyun.com/regions/{region}",
+    ),
 }
 SENSOR_LINKS = {
     DlfAsyncTaskSensor: DlfConsoleLink,
@@ -79,6 +85,7 @@ SENSOR_LINKS = {
     EmrServerlessSparkJobRunSensor: EmrServerlessSparkConsoleLink,
     PaiDlcJobSensor: PaiDlcConsoleLink,
     AdbSparkAppSensor: AdbSparkConsoleLink,
+    FlinkJobSensor: FlinkJobConsoleLink,
 }
 IDS = {
     "dlf": {"async_task_id": "t-1", "catalog_id": "1234567890"},
@@ -88,6 +95,7 @@ IDS = {
     "emr_serverless_spark": {"workspace_id": "w-1", "job_run_id": "jr-1"},
     "pai_dlc": {"job_id": "dlc1a2b3c4d5e6f"},
     "adb_spark": {"app_id": "s202204191546hzpread6a896000abcd"},
+    "flink_job": {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"},
 }
 
 
@@ -244,6 +252,7 @@ SENSORS = {
     ),
     "pai_dlc": lambda: PaiDlcJobSensor(task_id="w", job_id="dlc1a2b3c4d5e6f"),
     "adb_spark": lambda: AdbSparkAppSensor(task_id="w", app_id="s202204191546hzpread6a896000abcd"),
+    "flink_job": lambda: FlinkJobSensor(task_id="w", **IDS["flink_job"]),
 }
 
 
@@ -418,6 +427,7 @@ E2E_IDS = {
     "pds": {"async_task_id": "link-pds-1"},
     "pai_dlc": {"job_id": "link-dlc-1"},
     "adb_spark": {"app_id": "link-adb-1"},
+    "flink_job": {"workspace_id": "ws-link", "namespace": "default-namespace", "job_id": "link-flink-1"},
 }
 
 
@@ -432,6 +442,8 @@ def _add_task(emulator: Emulator, service: str, ids: dict[str, Any], statuses: l
         emulator.add_pai_dlc_job(ids["job_id"], statuses)
     elif service == "adb_spark":
         emulator.add_adb_spark_app(ids["app_id"], statuses)
+    elif service == "flink_job":
+        emulator.add_flink_job(ids["workspace_id"], ids["namespace"], ids["job_id"], statuses)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1")
 
@@ -443,6 +455,7 @@ TERMINAL = {
     "pds": "Succeed",
     "pai_dlc": "Succeeded",
     "adb_spark": "COMPLETED",
+    "flink_job": "FINISHED",
 }
 
 

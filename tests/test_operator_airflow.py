@@ -15,7 +15,8 @@ instance is stopped when the task is marked failed (deferred and on the worker).
 ``CreateJob`` takes no client token, shows the same with the task state store alone: one job
 across a killed worker's retry, ``StopJob`` once on kill. AnalyticDB Spark, whose ``KillSparkApp``
 sends the application id in a form body as the status call does, is killed once when the waiting
-task is marked failed, from the triggerer and from the worker.
+task is marked failed, from the triggerer and from the worker. Flink's ``StopJob`` on kill carries the
+``workspace`` header and the ``stopStrategy`` body (the emulator refuses it without them).
 """
 
 from __future__ import annotations
@@ -46,11 +47,15 @@ DAG_IDS = (
     "op_dlc_deferred",
     "op_adb_worker",
     "op_adb_deferred",
+    "op_flink_worker",
+    "op_flink_deferred",
 )
 EMR = "emr_serverless_spark"
 TASK = "spark_job"
 DLC = "pai_dlc"
 DLC_TASK = "train"
+FLINK = "flink_job"
+FLINK_TASK = "batch_job"
 
 
 @pytest.fixture(scope="module")
@@ -553,3 +558,50 @@ def test_marking_the_backfill_failed_on_the_worker_stops_every_instance(emu: Air
     assert [cancels(stack, i["ids"], WF) for i in created] == [{"requests": 1, "accepted": 1}] * 2
     assert ti(stack, dag_id, run_id, WF_TASK)["state"] == "failed"
     assert starts(stack, WF, "CreateWorkflowInstances")["requests"] == 1
+
+
+# ------------------------------------------------------------------------------------- Flink
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "where"), [("op_flink_deferred", "triggerer"), ("op_flink_worker", "worker")]
+)
+def test_marking_a_waiting_flink_task_failed_stops_the_job_once(
+    emu: AirflowStack, dag_id: str, where: str
+) -> None:
+    stack, run_id = emu, f"flink_cancel_{where}"
+    lifecycle(stack, ["STARTING", "RUNNING"], service=FLINK)
+    stack.trigger_dag(dag_id, run_id)
+    if where == "triggerer":
+        deferred_and_exit_seen(stack, dag_id, run_id, FLINK_TASK)
+
+    def polled() -> dict[str, Any] | None:
+        found = [t for t in stack.emulator_stats()["tasks"] if t["service"] == FLINK]
+        assert len(found) <= 1, found
+        return found[0] if found and found[0]["polls"] >= 2 else None
+
+    job: dict[str, Any] = wait_until(polled, timeout=120, interval=0.3, what="a polled Flink job")
+    assert job["ids"]["workspace_id"] == "a14bd5d90a"
+    mark_failed(stack, dag_id, run_id, FLINK_TASK)
+
+    wait_until(
+        lambda: cancels(stack, job["ids"], FLINK)["accepted"] == 1,
+        timeout=90,
+        what=f"StopJob from the {where}",
+    )
+    if where == "worker":
+        wait_until(
+            lambda: not _alive(ti(stack, dag_id, run_id, FLINK_TASK).get("pid")),
+            timeout=60,
+            what="the task to exit",
+        )
+    else:
+        time.sleep(3)
+    assert cancels(stack, job["ids"], FLINK) == {"requests": 1, "accepted": 1}
+    assert ti(stack, dag_id, run_id, FLINK_TASK)["state"] == "failed"
+    assert starts(stack, FLINK, "StartJobWithParams")["requests"] == 1
+    (stopped,) = [t for t in stack.emulator_stats()["tasks"] if t["service"] == FLINK]
+    assert stopped["statuses"][-2:] == ["CANCELLING", "CANCELLED"]
+    if where == "triggerer":
+        log = stack.task_log_text(dag_id, run_id, FLINK_TASK)
+        assert "Cancelled the remote task with Flink StopJob" in log

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
 
+from airflow_aliyun_tasks.errors import ApiError
 from airflow_aliyun_tasks.operators import (
     STATE_KEY,
     TASK_IDS_XCOM_KEY,
@@ -362,6 +363,10 @@ EXTRA_REQUEST: dict[tuple[str, str], dict[str, Any]] = {
     ("adb_spark", "SubmitSparkApp"): {
         "body": {"DBClusterId": "amv-1", "ResourceGroupName": "rg", "Data": {"file": "oss://b/pi.py"}}
     },
+    ("flink_job", "StartJobWithParams"): {
+        "headers": {"workspace": "ws-all"},
+        "body": {"deploymentId": "58718c99-3b29-4c5e-93bb-c9fc4ec61234"},
+    },
 }
 REGISTRY_START_OPERATIONS = [
     (name, op.action, op.method, op.path) for name, spec in SERVICES.items() for op in spec.start_operations
@@ -390,7 +395,7 @@ def test_every_start_operation_of_the_registry(
         service=service,
         action=action,
         method=method,
-        path=path.format(sourceId=77, workspaceId="w-all"),
+        path=path.format(sourceId=77, workspaceId="w-all", namespace="default-namespace"),
         poll_interval=0.01,
         deferrable=False,
         **EXTRA_REQUEST.get((service, action), {"body": {}} if method in ("POST", "PUT") else {}),
@@ -611,3 +616,80 @@ def test_adb_spark_on_kill_kills_the_app(emulator: Emulator, conn: str) -> None:
     assert emulator.cancel_count("adb_spark", accepted=True, **started["ids"]) == 1
     (app,) = emulator.tasks("adb_spark")
     assert app["statuses"][-2:] == ["KILLING", "KILLED"]
+
+
+# --------------------------------------------------------------------------- Flink: a header id, no client token
+
+FLINK_IDS = {"workspace_id": "a14bd5d90a", "namespace": "default-namespace"}
+
+
+def flink(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    params: dict[str, Any] = {
+        "task_id": "t",
+        "service": "flink_job",
+        "action": "StartJobWithParams",
+        "path": "/api/v2/namespaces/default-namespace/jobs:start",
+        "headers": {"workspace": "a14bd5d90a"},
+        "body": {"deploymentId": "58718c99-3b29-4c5e-93bb-c9fc4ec61234", "restoreStrategy": {"kind": "NONE"}},
+        "poll_interval": 0.01,
+        "deferrable": False,
+    }
+    params.update(kwargs)
+    return AlibabaCloudAsyncTaskOperator(**params)
+
+
+def test_flink_job_is_started_once_and_a_retry_reconnects(emulator: Emulator, conn: str) -> None:
+    store = FakeStore()
+    emulator.set_start_lifecycle("flink_job", ["STARTING", "RUNNING", "RUNNING", "FINISHED"])
+    started = flink(wait_for_completion=False).execute(ctx(store))
+    (job,) = emulator.tasks("flink_job")
+    # the workspace header and the namespace of the request, the jobId of the answer
+    assert started["ids"] == {**FLINK_IDS, "job_id": job["ids"]["job_id"]}
+    assert store.data[STATE_KEY] == {"service": "flink_job", "ids": started["ids"], "generation": 0}
+    result = flink().execute(ctx(store, try_number=2))
+    assert (result["state"], result["raw_status"], result["ids"]) == ("succeeded", "FINISHED", started["ids"])
+    assert result["raw"]["data"]["deploymentId"] == "58718c99-3b29-4c5e-93bb-c9fc4ec61234"
+    assert emulator.start_count("flink_job", "StartJobWithParams") == 1
+
+
+def test_flink_start_is_sent_once_without_the_clients_retries(emulator: Emulator, conn: str) -> None:
+    emulator.inject_fault("drop_after_accept", service="flink_job")
+    with pytest.raises(Exception, match=r"(?i)connection|closed|disconnect|transport"):
+        flink().execute(ctx(FakeStore()))
+    assert emulator.start_count("flink_job") == 1
+    assert len(emulator.tasks("flink_job")) == 1  # a retried request would have started a second job
+
+
+def test_flink_start_refused_inside_an_http_200_answer(emulator: Emulator, conn: str) -> None:
+    """The API answers errors with HTTP 200 and success: false; the start fails with its code."""
+    store = FakeStore()
+    with pytest.raises(ApiError, match=r"HTTP 200 InvalidParameter: deploymentId"):
+        flink(body={"restoreStrategy": {"kind": "NONE"}}).execute(ctx(store))
+    assert emulator.start_count("flink_job") == 1
+    assert emulator.start_count("flink_job", accepted=True) == 0
+    assert STATE_KEY not in store.data
+    with pytest.raises(ApiError, match=r"InvalidParameter\.Workspace"):
+        flink(headers=None).execute(ctx(store))
+
+
+def test_flink_failed_job_fails_with_its_reason_and_the_retry_starts_one_new_job(
+    emulator: Emulator, conn: str
+) -> None:
+    store = FakeStore()
+    emulator.set_start_lifecycle("flink_job", ["RUNNING", "FAILED"])
+    with pytest.raises(AlibabaCloudTaskError, match="JobFailed: The job failed"):
+        flink().execute(ctx(store))
+    emulator.set_start_lifecycle("flink_job", ["RUNNING", "FINISHED"])
+    assert flink().execute(ctx(store, try_number=2))["state"] == "succeeded"
+    assert emulator.start_count("flink_job") == 2
+    assert store.data[STATE_KEY]["generation"] == 1
+
+
+def test_flink_on_kill_stops_the_job(emulator: Emulator, conn: str) -> None:
+    emulator.set_start_lifecycle("flink_job", ["RUNNING"])
+    op = flink(wait_for_completion=False)
+    started = op.execute(ctx(FakeStore()))
+    op.on_kill()
+    assert emulator.cancel_count("flink_job", accepted=True, **started["ids"]) == 1
+    (job,) = emulator.tasks("flink_job")
+    assert job["statuses"][-2:] == ["CANCELLING", "CANCELLED"]

@@ -32,6 +32,7 @@ SDK_CLIENTS = {
     "dataworks_workflow": ("alibabacloud_dataworks_public20240518.client", "dataworks-public"),
     "pai_dlc": ("alibabacloud_pai_dlc20201203.client", "pai-dlc"),
     "adb_spark": ("alibabacloud_adb20211201.client", "adb"),
+    "flink_job": ("alibabacloud_ververica20220718.client", "ververica"),
 }
 #: Regions checked for a client without a map (its rule applies everywhere).
 RULE_REGIONS = ("cn-hangzhou", "cn-beijing", "cn-shanghai", "cn-shenzhen", "ap-southeast-1", "eu-central-1")
@@ -59,6 +60,7 @@ KEPT: dict[tuple[str, str, str], str] = {
     ("pai_dlc", "vpc", "pai-dlc.aliyuncs.com"): "the SDKs' maps ignore the network",
     ("adb_spark", "vpc", "adb.aliyuncs.com"): "the SDKs' maps ignore the network",
     ("adb_spark", "vpc", "adb.ap-northeast-1.aliyuncs.com"): "the SDKs' maps ignore the network",
+    ("flink_job", "vpc", "ververica.{region}.aliyuncs.com"): "the SDKs' maps ignore the network",
 }
 
 #: Region ids of an SDK's map that no customer uses (internal, test and cell ids), per service

@@ -45,6 +45,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -115,6 +116,12 @@ SENSORS: dict[str, dict[str, Any]] = {
         "kwargs": {"app_id": "s202204191546hzpread6a896000abcd"},
         "ids": {"app_id": "s202204191546hzpread6a896000abcd"},
         "template_fields": ("app_id", "region_id"),
+    },
+    "flink_job": {
+        "cls": FlinkJobSensor,
+        "kwargs": {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"},
+        "ids": {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"},
+        "template_fields": ("workspace_id", "namespace", "job_id", "region_id"),
     },
 }
 SERVICES = list(SENSORS)

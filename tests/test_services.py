@@ -32,6 +32,8 @@ from airflow_aliyun_tasks.services import (
     DLF_STATES,
     EMR_SERVERLESS_SPARK,
     EMR_SERVERLESS_SPARK_STATES,
+    FLINK_JOB,
+    FLINK_JOB_STATES,
     MAX_ID_LENGTH,
     MMA,
     MMA_STATES,
@@ -43,6 +45,7 @@ from airflow_aliyun_tasks.services import (
     ApiRequest,
     ServiceSpec,
     get_service,
+    ids_from_response,
     parse_dataworks,
     parse_dlf,
     parse_mma,
@@ -546,6 +549,7 @@ def _body_with_status(spec: ServiceSpec, raw: Any) -> dict[str, Any]:
         "dataworks_workflow": {"WorkflowInstance": {"Status": raw}},
         "pai_dlc": {"Status": raw},
         "adb_spark": {"Data": {"State": raw}},
+        "flink_job": {"data": {"status": {"currentJobStatus": raw}}},
     }[spec.name]
 
 
@@ -586,6 +590,7 @@ def _table_cases() -> list[Any]:
         (EMR_SERVERLESS_SPARK, EMR_SERVERLESS_SPARK_STATES),
         (PAI_DLC, PAI_DLC_STATES),
         (ADB_SPARK, ADB_SPARK_STATES),
+        (FLINK_JOB, FLINK_JOB_STATES),
     ):
         for key, expected in table.items():
             cases.append(pytest.param(spec, key, expected, id=f"{spec.name}-{key}"))
@@ -702,6 +707,18 @@ def test_state_tables_cover_documented_values() -> None:
     ]
     assert set(ADB_SPARK_STATES) == {v.lower() for v in documented}
 
+    # every value of the SDK model's JobStatus.current_job_status docstring
+    documented = ["STARTING", "RUNNING", "CANCELLING", "FAILED", "CANCELLED", "FINISHED"]
+    assert [FLINK_JOB_STATES[v.lower()] for v in documented] == [
+        RUNNING,
+        RUNNING,
+        RUNNING,
+        FAILED,
+        CANCELLED,
+        SUCCEEDED,
+    ]
+    assert len(FLINK_JOB_STATES) == len(documented)
+
 
 # --------------------------------------------------------------------------- wrong shapes
 
@@ -710,8 +727,14 @@ NON_OBJECTS = [None, [], [{"Status": "Running"}], "Running", "", 0, 1.5, True, F
 
 @pytest.mark.parametrize(
     ("spec", "key"),
-    [(DLF, "TaskStatus"), (DATAWORKS, "JobStatus"), (MMA, "data"), (DATAWORKS_WORKFLOW, "WorkflowInstance")],
-    ids=["dlf", "dw", "mma", "dw_workflow"],
+    [
+        (DLF, "TaskStatus"),
+        (DATAWORKS, "JobStatus"),
+        (MMA, "data"),
+        (DATAWORKS_WORKFLOW, "WorkflowInstance"),
+        (FLINK_JOB, "data"),
+    ],
+    ids=["dlf", "dw", "mma", "dw_workflow", "flink_job"],
 )
 @pytest.mark.parametrize("value", NON_OBJECTS, ids=repr)
 def test_object_not_an_object(spec: ServiceSpec, key: str, value: Any) -> None:
@@ -721,8 +744,14 @@ def test_object_not_an_object(spec: ServiceSpec, key: str, value: Any) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "key"),
-    [(DLF, "TaskStatus"), (DATAWORKS, "JobStatus"), (MMA, "data"), (DATAWORKS_WORKFLOW, "WorkflowInstance")],
-    ids=["dlf", "dw", "mma", "dw_workflow"],
+    [
+        (DLF, "TaskStatus"),
+        (DATAWORKS, "JobStatus"),
+        (MMA, "data"),
+        (DATAWORKS_WORKFLOW, "WorkflowInstance"),
+        (FLINK_JOB, "data"),
+    ],
+    ids=["dlf", "dw", "mma", "dw_workflow", "flink_job"],
 )
 def test_object_missing(spec: ServiceSpec, key: str) -> None:
     with pytest.raises(BadResponseError, match=f"no '{key}' object"):
@@ -810,6 +839,7 @@ ANY_STATUS_TEXT = _status_text(
         *PDS_STATES,
         *PAI_DLC_STATES,
         *ADB_SPARK_STATES,
+        *FLINK_JOB_STATES,
         *_EXTRA_WORDS,
     }
 )
@@ -916,6 +946,27 @@ _adb_spark_inner = _object(
     ("State",),
 )
 
+_flink_failure = _object({"reason": TEXT_FIELD, "message": TEXT_FIELD, "failedAt": NUMBER_FIELD})
+_flink_status = _object(
+    {
+        "currentJobStatus": _status_field(FLINK_JOB_STATES),
+        "failure": _inner(_flink_failure),
+        "running": JSON,
+        "healthScore": NUMBER_FIELD,
+    },
+    ("currentJobStatus",),
+)
+_flink_inner = _object(
+    {
+        "jobId": TEXT_FIELD,
+        "executionMode": TEXT_FIELD,
+        "status": _inner(_flink_status),
+        "startTime": NUMBER_FIELD,
+        "endTime": NUMBER_FIELD,
+    },
+    ("status",),
+)
+
 BODIES: dict[str, Any] = {
     "dlf": _top(
         {
@@ -967,6 +1018,17 @@ BODIES: dict[str, Any] = {
         ("Status",),
     ),
     "adb_spark": _top({"Data": _inner(_adb_spark_inner), "RequestId": TEXT_FIELD}, ("Data",)),
+    "flink_job": _top(
+        {
+            "data": _inner(_flink_inner),
+            "requestId": TEXT_FIELD,
+            "success": BOOL_FIELD,
+            "httpCode": NUMBER_FIELD,
+            "errorCode": TEXT_FIELD,
+            "errorMessage": TEXT_FIELD,
+        },
+        ("data",),
+    ),
 }
 
 FUZZ_SETTINGS = settings(
@@ -1055,6 +1117,11 @@ VALID_IDS: dict[str, dict[str, Any]] = {
     "dataworks_workflow": {"workflow_instance_id": "1234567890123"},
     "pai_dlc": {"job_id": "dlc1a2b3c4d5e6f7"},
     "adb_spark": {"app_id": "s202204132018hzprec1ac0000"},
+    "flink_job": {
+        "workspace_id": "a14bd5d90a1234",
+        "namespace": "default-namespace",
+        "job_id": "5af678c0-7db0-4650-94c2-d2604f0a1234",
+    },
 }
 
 
@@ -1141,6 +1208,16 @@ VALID_IDS: dict[str, dict[str, Any]] = {
             "adb.{region_id}.aliyuncs.com",
             "adb-vpc.{region_id}.aliyuncs.com",
         ),
+        (
+            "flink_job",
+            "GetJob",
+            "2022-07-18",
+            "ROA",
+            "GET",
+            "acs3",
+            "ververica.{region_id}.aliyuncs.com",
+            "ververica-vpc.{region_id}.aliyuncs.com",
+        ),
     ],
     ids=[
         "dlf",
@@ -1151,6 +1228,7 @@ VALID_IDS: dict[str, dict[str, Any]] = {
         "dataworks_workflow",
         "pai_dlc",
         "adb_spark",
+        "flink_job",
     ],
 )
 def test_spec_metadata(
@@ -1369,7 +1447,7 @@ def test_get_service_unknown(name: Any) -> None:
 def test_every_id_has_a_known_location() -> None:
     for spec in SERVICES.values():
         for p in spec.ids:
-            assert p.location in {"query", "path", "body", "host"}
+            assert p.location in {"query", "path", "body", "header", "host"}
             if p.location == "path":
                 assert "{" + p.wire + "}" in spec.path
 
@@ -1514,7 +1592,7 @@ def test_registry_start_and_cancel_operations() -> None:
             task_ids = op.follow_up.task_ids if op.follow_up else op.task_ids
             assert set(task_ids) >= {p.name for p in spec.ids if p.required}, (spec.name, op.action)
     with_cancel = {name for name, spec in SERVICES.items() if spec.cancel is not None}
-    assert with_cancel == {"emr_serverless_spark", "dataworks_workflow", "pai_dlc", "adb_spark"}
+    assert with_cancel == {"emr_serverless_spark", "dataworks_workflow", "pai_dlc", "adb_spark", "flink_job"}
 
 
 # --------------------------------------------------------------------------- start and cancel operations
@@ -1881,6 +1959,116 @@ def test_adb_spark_requests() -> None:
     )
 
 
+# --------------------------------------------------------------------------- Flink job instances
+
+#: A GetJob body made of the API reference's example values (its ``****`` elisions replaced by
+#: digits), the job of a batch deployment that failed.
+FLINK_JOB_SAMPLE = """{"requestId":"CBC799F0-AS7S-1D30-8A4F-882ED4DD1234","success":true,"httpCode":200,
+   "errorCode":"","errorMessage":"","data":{"jobId":"354dde66-a3ae-463e-967a-0b4107fd1234",
+   "deploymentId":"354dde66-a3ae-463e-967a-0b4107fd1234","deploymentName":"flinktest",
+   "namespace":"namespacetest","workspace":"a14bd5d90a1234","executionMode":"BATCH",
+   "engineVersion":"vvr-6.0.0-flink-1.15","startTime":1660190835,"endTime":1660190835,
+   "status":{"currentJobStatus":"FAILED","failure":{"reason":"JobFailed",
+   "message":"java.lang.RuntimeException: sink failed","failedAt":1660190835}}}}"""
+
+
+def test_flink_job_sample() -> None:
+    status = parse(FLINK_JOB, json.loads(FLINK_JOB_SAMPLE), "header-id")
+    assert status.service == "flink_job"
+    assert (status.state, status.raw_status) == (FAILED, "FAILED")
+    assert status.message == "JobFailed: java.lang.RuntimeException: sink failed"
+    assert status.error_code is None
+    assert status.request_id == "CBC799F0-AS7S-1D30-8A4F-882ED4DD1234"
+    assert status.raw["data"]["executionMode"] == "BATCH"
+    assert status.raw["data"]["jobId"] == "354dde66-a3ae-463e-967a-0b4107fd1234"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("STARTING", RUNNING),
+        ("RUNNING", RUNNING),
+        ("CANCELLING", RUNNING),
+        ("FINISHED", SUCCEEDED),
+        ("FAILED", FAILED),
+        ("CANCELLED", CANCELLED),
+        ("finished", SUCCEEDED),
+        # Flink's own job states are not values of currentJobStatus: unknown, the wait goes on
+        ("FAILING", UNKNOWN),
+        ("RESTARTING", UNKNOWN),
+    ],
+)
+def test_flink_job_states(raw: str, expected: str) -> None:
+    assert parse(FLINK_JOB, {"data": {"status": {"currentJobStatus": raw}}}).state == expected
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        ({"reason": "JobFailed", "message": "sink failed"}, "JobFailed: sink failed"),
+        ({"message": "sink failed\n"}, "sink failed"),
+        ({"reason": "JobFailed"}, "JobFailed"),
+        ({"reason": "same", "message": "same"}, "same"),
+        ({}, None),
+        ("not an object", None),
+    ],
+)
+def test_flink_job_failure_is_the_message(failure: Any, message: str | None) -> None:
+    body = {"data": {"status": {"currentJobStatus": "FAILED", "failure": failure}}}
+    assert parse(FLINK_JOB, body).message == message
+    # only a failed job has a message
+    body["data"]["status"]["currentJobStatus"] = "RUNNING"
+    assert parse(FLINK_JOB, body).message is None
+
+
+def test_flink_job_wrong_shapes() -> None:
+    with pytest.raises(BadResponseError, match="'data'"):
+        parse(FLINK_JOB, {"success": True, "data": None})
+    # a job without a status object is unknown: the wait goes on
+    status = parse(FLINK_JOB, {"data": {"jobId": "j", "status": "RUNNING"}}, "header-id")
+    assert (status.state, status.raw_status, status.request_id) == (UNKNOWN, None, "header-id")
+
+
+def test_flink_job_requests() -> None:
+    ids = {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"}
+    assert FLINK_JOB.build_request(ids) == ApiRequest(
+        method="GET",
+        path="/api/v2/namespaces/default-namespace/jobs/5af678c0",
+        query={},
+        body=b"",
+        content_type=None,
+        headers={"workspace": "a14bd5d90a"},
+    )
+    # StopJob: the status call's header and path, the SDK's required stopStrategy in a JSON body
+    assert FLINK_JOB.build_cancel_request(ids, "cn-hangzhou") == ApiRequest(
+        method="POST",
+        path="/api/v2/namespaces/default-namespace/jobs/5af678c0:stop",
+        query={},
+        body=b'{"stopStrategy":"NONE"}',
+        content_type=JSON_CONTENT_TYPE,
+        headers={"workspace": "a14bd5d90a"},
+    )
+    for missing in ("workspace_id", "namespace", "job_id"):
+        with pytest.raises(ConfigurationError, match=missing):
+            FLINK_JOB.build_request({k: v for k, v in ids.items() if k != missing})
+    op = FLINK_JOB.start_operation("StartJobWithParams")
+    assert op is not None
+    assert (op.method, op.path, op.idempotency_param) == (
+        "POST",
+        "/api/v2/namespaces/{namespace}/jobs:start",
+        None,
+    )
+    # the task's ids: the workspace header and the namespace the request named, the answer's jobId
+    request = op.request_values(
+        "/api/v2/namespaces/default-namespace/jobs:start",
+        None,
+        {"deploymentId": "d-1"},
+        {"workspace": "a14bd5d90a"},
+    )
+    answer = {"success": True, "data": {"jobId": "5af678c0", "namespace": "other"}}
+    assert ids_from_response(op.task_ids, answer, request) == (ids, [])
+
+
 @pytest.mark.parametrize(
     ("region", "vpc", "host"),
     [
@@ -1897,3 +2085,16 @@ def test_adb_spark_requests() -> None:
 )
 def test_adb_spark_hosts(region: str, vpc: bool, host: str) -> None:
     assert ADB_SPARK.host_for(region, {}, vpc=vpc) == host
+
+
+@pytest.mark.parametrize(
+    ("region", "vpc", "host"),
+    [
+        ("cn-hangzhou", False, "ververica.cn-hangzhou.aliyuncs.com"),
+        ("cn-shanghai-finance-1", False, "ververica.cn-shanghai-finance-1.aliyuncs.com"),
+        ("eu-central-1", False, "ververica.eu-central-1.aliyuncs.com"),
+        ("cn-beijing", True, "ververica-vpc.cn-beijing.aliyuncs.com"),
+    ],
+)
+def test_flink_job_hosts(region: str, vpc: bool, host: str) -> None:
+    assert FLINK_JOB.host_for(region, {}, vpc=vpc) == host

@@ -32,6 +32,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -53,6 +54,10 @@ SENSORS: dict[str, tuple[type[AlibabaCloudTaskSensor], dict[str, Any]]] = {
     "dataworks_workflow": (DataWorksWorkflowInstanceSensor, {"workflow_instance_id": "{{ params.t }}"}),
     "pai_dlc": (PaiDlcJobSensor, {"job_id": "{{ params.t }}"}),
     "adb_spark": (AdbSparkAppSensor, {"app_id": "{{ params.t }}"}),
+    "flink_job": (
+        FlinkJobSensor,
+        {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "{{ params.t }}"},
+    ),
 }
 
 

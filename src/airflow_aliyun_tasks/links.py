@@ -41,6 +41,7 @@ __all__ = [
     "DataWorksWorkflowConsoleLink",
     "DlfConsoleLink",
     "EmrServerlessSparkConsoleLink",
+    "FlinkJobConsoleLink",
     "MmaConsoleLink",
     "PaiDlcConsoleLink",
     "PdsConsoleLink",
@@ -155,6 +156,12 @@ class AdbSparkConsoleLink(AlibabaCloudConsoleLink):
     service = "adb_spark"
 
 
+class FlinkJobConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the Realtime Compute for Apache Flink console."""
+
+    service = "flink_job"
+
+
 #: Link class per service, as the sensors use them: one per service of the registry (a test
 #: checks that none is missing and that each class is named as its spec says).
 CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
@@ -168,6 +175,7 @@ CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
         DataWorksWorkflowConsoleLink,
         PaiDlcConsoleLink,
         AdbSparkConsoleLink,
+        FlinkJobConsoleLink,
     )
 }
 

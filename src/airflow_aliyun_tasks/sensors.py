@@ -40,6 +40,7 @@ __all__ = [
     "DataWorksWorkflowInstanceSensor",
     "DlfAsyncTaskSensor",
     "EmrServerlessSparkJobRunSensor",
+    "FlinkJobSensor",
     "MmaAsyncTaskSensor",
     "PaiDlcJobSensor",
     "PdsAsyncTaskSensor",
@@ -426,3 +427,23 @@ class AdbSparkAppSensor(AlibabaCloudTaskSensor):
     def __init__(self, *, app_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app_id = app_id
+
+
+class FlinkJobSensor(AlibabaCloudTaskSensor):
+    """Wait for a Realtime Compute for Apache Flink job instance (``GetJob``, API 2022-07-18).
+    For batch jobs: a streaming job does not finish, and the wait ends only with its timeout.
+
+    :param workspace_id: the workspace (sent as the ``workspace`` header). Templated.
+    :param namespace: the namespace (``default-namespace``...). Templated.
+    :param job_id: the job instance, for example what ``StartJobWithParams`` returned. Templated.
+    """
+
+    service = "flink_job"
+    template_fields: Sequence[str] = ("workspace_id", "namespace", "job_id")
+    operator_extra_links = (console_link("flink_job"),)
+
+    def __init__(self, *, workspace_id: str, namespace: str, job_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workspace_id = workspace_id
+        self.namespace = namespace
+        self.job_id = job_id

@@ -12,6 +12,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -26,6 +27,7 @@ SENSORS = {
     "dataworks_workflow": (DataWorksWorkflowInstanceSensor, ("workflow_instance_id",)),
     "pai_dlc": (PaiDlcJobSensor, ("job_id",)),
     "adb_spark": (AdbSparkAppSensor, ("app_id",)),
+    "flink_job": (FlinkJobSensor, ("workspace_id", "namespace", "job_id")),
 }
 MODES = {
     "deferrable": {"deferrable": True},

@@ -1,5 +1,5 @@
 """DAGs of the operator's ``dag.test()`` runs: start an EMR Serverless Spark job run, create a PAI
-DLC job, submit an AnalyticDB Spark application (a form body), or backfill DataWorks workflow instances (two phases, several instances), and wait for
+DLC job, submit an AnalyticDB Spark application (a form body), start a Flink batch job, or backfill DataWorks workflow instances (two phases, several instances), and wait for
 every task, deferred (the trigger runs inline) or on the worker; a downstream task reads the
 XComs."""
 
@@ -107,6 +107,37 @@ for _mode, _deferrable in (("deferrable", True), ("worker", False)):
             assert status["raw"]["Data"]["DBClusterId"] == params["cluster"]
 
         check_app(spark_app.output)
+
+    with DAG(
+        dag_id=f"e2e_operator_flink_job_{_mode}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"workspace": "a14bd5d90a", "namespace": "default-namespace"},
+    ):
+        flink = AlibabaCloudAsyncTaskOperator(
+            task_id="batch_job",
+            service="flink_job",
+            action="StartJobWithParams",
+            path="/api/v2/namespaces/{{ params.namespace }}/jobs:start",
+            headers={"workspace": "{{ params.workspace }}"},
+            body={
+                "deploymentId": "58718c99-3b29-4c5e-93bb-c9fc4ec61234",
+                "restoreStrategy": {"kind": "NONE"},
+            },
+            deferrable=_deferrable,
+            poll_interval=0.2,
+        )
+
+        @task
+        def check_flink_job(status: dict[str, Any], ti: Any = None, params: Any = None) -> None:
+            started = ti.xcom_pull(task_ids="batch_job", key="aliyun_task_ids")
+            assert status["state"] == "succeeded", status
+            assert status["ids"] == started["ids"], (status, started)
+            assert started["ids"]["workspace_id"] == params["workspace"]
+            assert status["raw"]["data"]["deploymentId"] == "58718c99-3b29-4c5e-93bb-c9fc4ec61234"
+
+        check_flink_job.override(task_id="check_job")(flink.output)
 
 
 for _mode, _deferrable in (("deferrable", True), ("worker", False)):

@@ -5,7 +5,8 @@ can tell its job runs apart in the emulator. The DataWorks workflow DAGs start o
 (``ExecuteAdhocWorkflowInstance``) or a backfill of two business dates in two phases
 (``CreateWorkflowInstances``); their tests reset the emulator and count every instance. The PAI
 DLC DAGs create a job (``CreateJob``, no client token) and wait on it; the AnalyticDB Spark DAGs
-submit an application (``SubmitSparkApp``, a form body, no client token) and wait on it.
+submit an application (``SubmitSparkApp``, a form body, no client token) and wait on it; the Flink DAGs start a
+job instance (``StartJobWithParams``, the workspace in a header, no client token) and wait on it.
 """
 
 from __future__ import annotations
@@ -154,3 +155,23 @@ with dag("op_adb_worker"):
 
 with dag("op_adb_deferred"):
     adb_app(deferrable=True)
+
+
+def flink_job(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    return AlibabaCloudAsyncTaskOperator(
+        task_id="batch_job",
+        service="flink_job",
+        action="StartJobWithParams",
+        path="/api/v2/namespaces/default-namespace/jobs:start",
+        headers={"workspace": "a14bd5d90a"},
+        body={"deploymentId": "58718c99-3b29-4c5e-93bb-c9fc4ec61234"},
+        poll_interval=1,
+        **kwargs,
+    )
+
+
+with dag("op_flink_worker"):
+    flink_job(deferrable=False)
+
+with dag("op_flink_deferred"):
+    flink_job(deferrable=True)

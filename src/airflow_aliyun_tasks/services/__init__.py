@@ -59,6 +59,7 @@ from airflow_aliyun_tasks.services.emr_serverless_spark import (
     EMR_SERVERLESS_SPARK_STATES,
     parse_emr_serverless_spark,
 )
+from airflow_aliyun_tasks.services.flink_job import FLINK_JOB, FLINK_JOB_STATES, parse_flink_job
 from airflow_aliyun_tasks.services.mma import MMA, MMA_STATES, parse_mma
 from airflow_aliyun_tasks.services.pai_dlc import PAI_DLC, PAI_DLC_STATES, parse_pai_dlc
 from airflow_aliyun_tasks.services.pds import PDS, PDS_STATES, parse_pds
@@ -74,6 +75,8 @@ __all__ = [
     "DLF_STATES",
     "EMR_SERVERLESS_SPARK",
     "EMR_SERVERLESS_SPARK_STATES",
+    "FLINK_JOB",
+    "FLINK_JOB_STATES",
     "FORM_CONTENT_TYPE",
     "HOST_LABEL_RE",
     "ID_NAMES",
@@ -116,6 +119,7 @@ __all__ = [
     "parse_dataworks_workflow",
     "parse_dlf",
     "parse_emr_serverless_spark",
+    "parse_flink_job",
     "parse_mma",
     "parse_pai_dlc",
     "parse_pds",
@@ -136,6 +140,7 @@ SERVICES: dict[str, ServiceSpec] = {
         DATAWORKS_WORKFLOW,
         PAI_DLC,
         ADB_SPARK,
+        FLINK_JOB,
     )
 }
 

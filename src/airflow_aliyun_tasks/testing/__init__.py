@@ -1,5 +1,5 @@
 """A local Alibaba Cloud for tests: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS,
-EMR Serverless Spark, PAI DLC, AnalyticDB Spark and STS.
+EMR Serverless Spark, PAI DLC, AnalyticDB Spark, Realtime Compute for Apache Flink and STS.
 
 The emulator verifies signatures as the real gateways do, serves the status APIs of the async
 tasks and job runs (plus operations that start and cancel them, and STS), plays scripted task
@@ -62,6 +62,11 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
   db_cluster_id=None, app_name=None, app_type=None, resource_group=None)`` (``Data.Message`` on
   ``FAILED``/``FATAL``, a default one without ``message``; a request whose ``DBClusterId`` is not
   the application's cluster does not find it)
+- ``emu.add_flink_job(workspace_id, namespace, job_id, statuses=("RUNNING", "FINISHED"), *,
+  execution_mode="BATCH", deployment_id=None, deployment_name=None, failure_reason=None,
+  failure_message=None, fields=None)`` (``status.failure`` once ``FAILED``, a default reason
+  otherwise; ``execution_mode`` ``BATCH`` or ``STREAM``, reported and otherwise ignored: a script
+  says when a job ends; ``fields`` adds to or overrides the job, camelCase keys)
 - ``emu.add_task(service, **spec)``: the same, by service name (any of :data:`ALL_SERVICES`);
   ``statuses`` is accepted where the method says ``states``.
 - ``emu.set_dataworks_create_result(statuses, failure_message=None)``: what the next DataWorks
@@ -76,13 +81,13 @@ of the operator says which).
 
 Service names: :data:`SERVICES` is the four async-task services (``dlf``, ``dataworks``, ``mma``,
 ``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``, ``dataworks_workflow``,
-``pai_dlc`` and ``adb_spark``. STS is ``"sts"``.
+``pai_dlc``, ``adb_spark`` and ``flink_job``. STS is ``"sts"``.
 
 Faults: ``emu.inject_fault(kind, count=1, *, service=None, task=None)`` makes the next ``count``
 requests to an operation (status, start or cancel) of ``service``, or of any service but STS,
 misbehave; with ``task``, only the status polls of the task with that id (DLF ``TaskId``, DataWorks
 ``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``, EMR Serverless Spark ``jobRunId``, DataWorks
-workflow instance ``Id``, PAI DLC ``JobId``, AnalyticDB Spark ``AppId``).
+workflow instance ``Id``, PAI DLC ``JobId``, AnalyticDB Spark ``AppId``, Flink ``jobId``).
 ``emu.set_fault_rate(rate, kinds=None, *, service=None, seed=None, exempt_tasks=())`` faults every
 further matching request with probability ``rate`` (kind drawn uniformly from ``kinds``, default
 :data:`FAULT_KINDS`), after the queued faults; polls of ``exempt_tasks`` are never faulted at
@@ -194,6 +199,24 @@ the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
   ``SQL`` or ``STREAMING``) answers ``Data.AppId``; no client token. Cancel operation:
   ``KillSparkApp`` (``AppId`` in the form) answers ``Data`` with ``State: KILLING``; a running
   application reports ``KILLING``, then ``KILLED``; an ended one gives 400 ``InvalidAppState``.
+- Realtime Compute for Apache Flink (``2022-07-18``, ROA; product ``ververica``): every operation
+  takes the workspace in a ``workspace`` header and the namespace in the path (the colon of
+  ``jobs:start`` and ``:stop`` is accepted encoded, ``%3A``, as the SDK sends it, or not).
+  ``GetJob`` (GET ``/api/v2/namespaces/{namespace}/jobs/{jobId}``) answers the envelope
+  ``{"requestId", "success": true, "httpCode": 200, "errorCode": "", "errorMessage": "", "data"}``
+  with the job as ``data`` (``jobId``, ``workspace``, ``namespace``, ``deploymentId``,
+  ``deploymentName``, ``executionMode``, ``startTime``/``endTime`` in epoch milliseconds,
+  ``status.currentJobStatus``, ``status.failure`` once ``FAILED``, ``status.running`` while
+  ``RUNNING``). ``STARTING``, ``RUNNING`` and ``CANCELLING`` do not end a job; any other state does.
+  The service's errors come inside HTTP 200 answers (``success: false``, ``errorCode``,
+  ``errorMessage``): unknown job ``Job.NotFound``, no ``workspace`` header
+  ``InvalidParameter.Workspace``. Start operation: ``StartJobWithParams`` (POST
+  ``.../jobs:start``, JSON body with ``deploymentId``; without it ``InvalidParameter``) answers
+  the new job as ``data`` (``data.jobId``, a UUID); no client token. Cancel operation: ``StopJob``
+  (POST ``.../jobs/{jobId}:stop``, JSON body with ``stopStrategy`` ``NONE``,
+  ``STOP_WITH_SAVEPOINT`` or ``STOP_WITH_DRAIN``; else ``InvalidParameter``) answers the job; a
+  running job reports ``CANCELLING``, then ``CANCELLED``; an ended job gives
+  ``Job.StatusNotAllowed``.
 - STS (``2015-04-01``, RPC): ``GetCallerIdentity``, ``AssumeRole`` (keys live
   ``min(DurationSeconds, sts_ttl_seconds)``; then ``InvalidSecurityToken.Expired``) and the unsigned
   ``AssumeRoleWithOIDC``. Requests signed with an STS key must carry its token
@@ -265,7 +288,10 @@ and PAI DLC's (404 ``InvalidJob.NotFound``, 400 ``InvalidJobStatus`` for stoppin
 ``InvalidParameter``, the default ``ReasonCode``/``ReasonMessage`` of each state, what ``StopJob``
 does to a job that keeps its nodes), and AnalyticDB Spark's (404 ``InvalidAppId.NotFound``, 400
 ``InvalidAppState`` for killing an ended application, 400 ``MissingParameter`` and
-``InvalidParameter``, the application id format, the default ``Message`` of a failure).
+``InvalidParameter``, the application id format, the default ``Message`` of a failure),
+and Flink's (the error codes and messages inside the HTTP 200 envelope: ``Job.NotFound``,
+``InvalidParameter.Workspace``, ``InvalidParameter``, ``Job.StatusNotAllowed``; the default failure
+reason; the epoch-millisecond times; gateway errors and faults in the POP shape).
 Nonces are remembered per gateway (POP, PDS) and access key.
 
 Start operations, from the public API reference:
@@ -287,13 +313,17 @@ Start operations, from the public API reference:
   https://help.aliyun.com/zh/pai/user-guide/api-pai-dlc-2020-12-03-getjob
 - AnalyticDB for MySQL GetSparkAppState, SubmitSparkApp and KillSparkApp: the request and
   response models of the official SDK ``alibabacloud-adb20211201``
+- Flink GetJob, StartJobWithParams and StopJob: the request and response models of the official SDK
+  ``alibabacloud-ververica20220718``; GetJob:
+  https://www.alibabacloud.com/help/en/flink/realtime-flink/developer-reference/api-ververica-2022-07-18-getjob
 
 Source layout
 =============
 
 ``_core`` (the :class:`Emulator`: lifecycle, routing, authentication, counters), ``_base`` (replies,
 scripted tasks, the ``Service``/``Op`` tables), one module per service (``_dlf``, ``_dataworks``,
-``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_adb_spark``, ``_sts``: its
+``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_adb_spark``,
+``_flink_job``, ``_sts``: its
 operation table, handlers, response
 bodies and ``add_*`` method), ``_faults``, ``_control`` (the control API) and ``_auth`` (signature
 verification, with a canonicalization of its own). A new service is one module and one line in
