@@ -49,6 +49,7 @@ def ids_for(service: str, n: int) -> dict[str, Any]:
         "emr_serverless_spark": {"workspace_id": "w-e2e", "job_run_id": f"jr-{n}"},
         "dataworks_workflow": {"workflow_instance_id": 7_000_000 + n},
         "pai_dlc": {"job_id": f"dlc-e2e-{n}"},
+        "fc_async_task": {"function_name": "etl-e2e", "async_task_id": f"airflow-e2e-{n}"},
     }[service]
 
 
@@ -71,6 +72,8 @@ def add_task(
         emulator.add_dataworks_workflow_instance(ids["workflow_instance_id"], statuses, **options)
     elif service == "pai_dlc":
         emulator.add_pai_dlc_job(ids["job_id"], statuses, **options)
+    elif service == "fc_async_task":
+        emulator.add_fc_async_task(ids["function_name"], ids["async_task_id"], statuses, **options)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1", **options)
 
@@ -93,6 +96,11 @@ LIFECYCLES = {
         ["Running", "Failed"],
         ["Running", "Stopping", "Stopped"],
     ),
+    "fc_async_task": (
+        ["Enqueued", "Running", "Succeeded"],
+        ["Running", "Retrying", "Failed"],
+        ["Running", "Stopping", "Stopped"],
+    ),
 }
 FAILURE_OPTIONS = {
     "dlf": {"message": "database staging_tmp is locked by another task"},
@@ -111,6 +119,7 @@ FAILURE_OPTIONS = {
         "reason_message": "worker-0 exited with code 1: CUDA out of memory",
         "reason_code": "JobFailed",
     },
+    "fc_async_task": {"error_message": "Traceback: KeyError 'day' in handler.py"},
 }
 #: what the log says of a failure, where it is not the first failure option
 FAILURE_TEXT = {"pds": "is not readable", "dataworks_workflow": "its task instances say why"}
@@ -266,3 +275,19 @@ def test_operator_creates_a_pai_dlc_job_and_waits(
     assert emulator.start_count("pai_dlc", "CreateJob") == 1
     (job,) = emulator.tasks("pai_dlc")
     assert job["history"][-1] == "Succeeded"
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "worker"])
+def test_operator_invokes_a_function_and_waits(
+    mode: str, airflow_db: str, emulator: Emulator, make_conn: Any
+) -> None:
+    """InvokeFunction, asynchronously, with the task id the operator derives; the wait reads it
+    back from the request (the answer is an empty 202)."""
+    make_conn()
+    state, states = run_dag(f"e2e_operator_fc_{mode}", {"function": f"etl-{mode}"})
+    assert state == "success", states
+    assert states == {"invoke": "success", "check_invocation": "success"}
+    assert emulator.start_count("fc_async_task", "InvokeFunction") == 1
+    (invocation,) = emulator.tasks("fc_async_task")
+    assert invocation["ids"]["function_name"] == f"etl-{mode}"
+    assert invocation["history"][-1] == "Succeeded"

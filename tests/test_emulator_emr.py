@@ -283,6 +283,7 @@ def test_service_names() -> None:
     assert SERVICES == ("dlf", "dataworks", "mma", "pds")
     assert ALL_SERVICES[: len(SERVICES) + 1] == (*SERVICES, EMR)
     assert set(DEFAULT_START_LIFECYCLES) == set(ALL_SERVICES)
+    assert {"dataworks_workflow", "pai_dlc", "fc_async_task"} <= set(ALL_SERVICES)
 
 
 # ---------------------------------------------------------------------------------- control API

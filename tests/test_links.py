@@ -38,6 +38,7 @@ from airflow_aliyun_tasks.links import (
     DataWorksConsoleLink,
     DlfConsoleLink,
     EmrServerlessSparkConsoleLink,
+    FcAsyncTaskConsoleLink,
     MmaConsoleLink,
     PaiDlcConsoleLink,
     PdsConsoleLink,
@@ -48,6 +49,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksJobSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FcAsyncTaskSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -67,6 +69,7 @@ EXPECTED = {
         "https://emr-next.console.aliyun.com/#/region/{region}/resource/all/serverless/spark",
     ),
     "pai_dlc": ("PAI DLC console", "https://pai.console.aliyun.com/?regionId={region}#/dlc/jobs"),
+    "fc_async_task": ("Function Compute console", "https://fcnext.console.aliyun.com/{region}/functions/etl"),
 }
 SENSOR_LINKS = {
     DlfAsyncTaskSensor: DlfConsoleLink,
@@ -75,6 +78,7 @@ SENSOR_LINKS = {
     PdsAsyncTaskSensor: PdsConsoleLink,
     EmrServerlessSparkJobRunSensor: EmrServerlessSparkConsoleLink,
     PaiDlcJobSensor: PaiDlcConsoleLink,
+    FcAsyncTaskSensor: FcAsyncTaskConsoleLink,
 }
 IDS = {
     "dlf": {"async_task_id": "t-1", "catalog_id": "1234567890"},
@@ -83,6 +87,7 @@ IDS = {
     "pds": {"async_task_id": "at-1", "domain_id": "bj1"},
     "emr_serverless_spark": {"workspace_id": "w-1", "job_run_id": "jr-1"},
     "pai_dlc": {"job_id": "dlc1a2b3c4d5e6f"},
+    "fc_async_task": {"function_name": "etl", "async_task_id": "airflow-1"},
 }
 
 
@@ -238,6 +243,7 @@ SENSORS = {
         task_id="w", workspace_id="w-1", job_run_id="jr-1"
     ),
     "pai_dlc": lambda: PaiDlcJobSensor(task_id="w", job_id="dlc1a2b3c4d5e6f"),
+    "fc_async_task": lambda: FcAsyncTaskSensor(task_id="w", function_name="etl", async_task_id="airflow-1"),
 }
 
 
@@ -411,6 +417,7 @@ E2E_IDS = {
     "mma": {"source_id": 2000031, "async_task_id": 1031},
     "pds": {"async_task_id": "link-pds-1"},
     "pai_dlc": {"job_id": "link-dlc-1"},
+    "fc_async_task": {"function_name": "etl", "async_task_id": "link-fc-1"},
 }
 
 
@@ -423,11 +430,20 @@ def _add_task(emulator: Emulator, service: str, ids: dict[str, Any], statuses: l
         emulator.add_mma_task(ids["source_id"], ids["async_task_id"], statuses)
     elif service == "pai_dlc":
         emulator.add_pai_dlc_job(ids["job_id"], statuses)
+    elif service == "fc_async_task":
+        emulator.add_fc_async_task(ids["function_name"], ids["async_task_id"], statuses)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1")
 
 
-TERMINAL = {"dlf": "Success", "dataworks": "Success", "mma": "DONE", "pds": "Succeed", "pai_dlc": "Succeeded"}
+TERMINAL = {
+    "dlf": "Success",
+    "dataworks": "Success",
+    "mma": "DONE",
+    "pds": "Succeed",
+    "pai_dlc": "Succeeded",
+    "fc_async_task": "Succeeded",
+}
 
 
 @pytest.mark.airflow

@@ -44,6 +44,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FcAsyncTaskSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -108,6 +109,17 @@ SENSORS: dict[str, dict[str, Any]] = {
         "kwargs": {"job_id": "dlc1a2b3c4d5e6f"},
         "ids": {"job_id": "dlc1a2b3c4d5e6f"},
         "template_fields": ("job_id", "region_id"),
+    },
+    "fc_async_task": {
+        "cls": FcAsyncTaskSensor,
+        "kwargs": {
+            "function_name": "etl",
+            "async_task_id": "airflow-1",
+            "qualifier": "prod",
+            "account_id": None,
+        },
+        "ids": {"function_name": "etl", "async_task_id": "airflow-1", "qualifier": "prod"},
+        "template_fields": ("function_name", "async_task_id", "qualifier", "account_id", "region_id"),
     },
 }
 SERVICES = list(SENSORS)

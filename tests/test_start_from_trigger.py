@@ -31,6 +31,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FcAsyncTaskSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -51,6 +52,15 @@ SENSORS: dict[str, tuple[type[AlibabaCloudTaskSensor], dict[str, Any]]] = {
     ),
     "dataworks_workflow": (DataWorksWorkflowInstanceSensor, {"workflow_instance_id": "{{ params.t }}"}),
     "pai_dlc": (PaiDlcJobSensor, {"job_id": "{{ params.t }}"}),
+    "fc_async_task": (
+        FcAsyncTaskSensor,
+        {
+            "function_name": "etl",
+            "async_task_id": "{{ params.t }}",
+            "qualifier": "prod",
+            "account_id": "1234567890",
+        },
+    ),
 }
 
 

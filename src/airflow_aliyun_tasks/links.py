@@ -40,6 +40,7 @@ __all__ = [
     "DataWorksWorkflowConsoleLink",
     "DlfConsoleLink",
     "EmrServerlessSparkConsoleLink",
+    "FcAsyncTaskConsoleLink",
     "MmaConsoleLink",
     "PaiDlcConsoleLink",
     "PdsConsoleLink",
@@ -148,6 +149,12 @@ class PaiDlcConsoleLink(AlibabaCloudConsoleLink):
     service = "pai_dlc"
 
 
+class FcAsyncTaskConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the function's page in the Function Compute console."""
+
+    service = "fc_async_task"
+
+
 #: Link class per service, as the sensors use them: one per service of the registry (a test
 #: checks that none is missing and that each class is named as its spec says).
 CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
@@ -160,6 +167,7 @@ CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
         EmrServerlessSparkConsoleLink,
         DataWorksWorkflowConsoleLink,
         PaiDlcConsoleLink,
+        FcAsyncTaskConsoleLink,
     )
 }
 

@@ -320,6 +320,8 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
     ) -> tuple[list[dict[str, str]] | None, dict[str, str] | None]:
         """Submit the operation: the tasks it started (``None``: it finished at once, no task),
         or, for a two-phase start, the follow-up call's parameters (no task yet)."""
+        from airflow_aliyun_tasks.errors import ApiError
+
         spec = get_service(self.service)
         paths, op = self._id_paths()
         query = dict(self.query) if self.query else None
@@ -345,20 +347,31 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
             self.log.info("Client token %s=%s", name, token)
         idempotent = bool(token_param and token)
         self.log.info("Starting %s %s", spec.label, self.action)
-        response = self.hook.call_api(
-            self.action,
-            self.version or spec.version,
-            service=None if self.endpoint else self.service,
-            endpoint=self.endpoint,
-            method=self.method,
-            path=self.path,
-            query=query,
-            body=body,
-            domain_id=self.domain_id,
-            # Without a client token a repeated start could start a second task.
-            retries=idempotent,
-            **self._call_options(op, headers),
-        )
+        try:
+            response = self.hook.call_api(
+                self.action,
+                self.version or spec.version,
+                service=None if self.endpoint else self.service,
+                endpoint=self.endpoint,
+                method=self.method,
+                path=self.path,
+                query=query,
+                body=body,
+                domain_id=self.domain_id,
+                # Without a client token a repeated start could start a second task.
+                retries=idempotent,
+                **self._call_options(op, headers),
+            )
+        except ApiError as exc:
+            # A caller-chosen task id the API has seen: the task exists (an earlier attempt of
+            # this start took effect and its answer was lost). Wait on it.
+            duplicate = op.duplicate_status if op is not None and idempotent and not self.id_paths else None
+            if duplicate is None or exc.http_status != duplicate:
+                raise
+            self.log.warning(
+                "%s %s: the task %s exists already (%s); waiting on it", spec.label, self.action, token, exc
+            )
+            response = {}
         follow_up = op.follow_up if op is not None and not self.id_paths else None
         if follow_up is not None:
             values, missing = follow_up.values(response)
@@ -369,8 +382,13 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                     + f" for {follow_up.action}; response keys: {_keys(response)}"
                 )
             return None, values
-        request = request_values(op.path if op is not None else self.path, self.path, query, body, headers)
-        tasks, missing = tasks_from_response(paths, response, request)
+        # A raw payload (FC's event) is opaque: no id is read from it, even if it looks like a form.
+        raw = (self.body_encoding or (op.body_encoding if op is not None else None)) == "raw"
+        request = request_values(
+            op.path if op is not None else self.path, self.path, query, None if raw else body, headers
+        )
+        optional = {p.name for p in spec.ids if not p.required}
+        tasks, missing = tasks_from_response(paths, response, request, optional)
         if missing:
             from_response = [n for n in missing if not paths[n].startswith("request:")]
             if (

@@ -11,6 +11,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FcAsyncTaskSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
     PdsAsyncTaskSensor,
@@ -24,6 +25,7 @@ SENSORS = {
     "emr_serverless_spark": (EmrServerlessSparkJobRunSensor, ("workspace_id", "job_run_id")),
     "dataworks_workflow": (DataWorksWorkflowInstanceSensor, ("workflow_instance_id",)),
     "pai_dlc": (PaiDlcJobSensor, ("job_id",)),
+    "fc_async_task": (FcAsyncTaskSensor, ("function_name", "async_task_id")),
 }
 MODES = {
     "deferrable": {"deferrable": True},

@@ -58,6 +58,11 @@ from airflow_aliyun_tasks.services.emr_serverless_spark import (
     EMR_SERVERLESS_SPARK_STATES,
     parse_emr_serverless_spark,
 )
+from airflow_aliyun_tasks.services.fc_async_task import (
+    FC_ASYNC_TASK,
+    FC_ASYNC_TASK_STATES,
+    parse_fc_async_task,
+)
 from airflow_aliyun_tasks.services.mma import MMA, MMA_STATES, parse_mma
 from airflow_aliyun_tasks.services.pai_dlc import PAI_DLC, PAI_DLC_STATES, parse_pai_dlc
 from airflow_aliyun_tasks.services.pds import PDS, PDS_STATES, parse_pds
@@ -71,6 +76,8 @@ __all__ = [
     "DLF_STATES",
     "EMR_SERVERLESS_SPARK",
     "EMR_SERVERLESS_SPARK_STATES",
+    "FC_ASYNC_TASK",
+    "FC_ASYNC_TASK_STATES",
     "FORM_CONTENT_TYPE",
     "HOST_LABEL_RE",
     "ID_NAMES",
@@ -112,6 +119,7 @@ __all__ = [
     "parse_dataworks_workflow",
     "parse_dlf",
     "parse_emr_serverless_spark",
+    "parse_fc_async_task",
     "parse_mma",
     "parse_pai_dlc",
     "parse_pds",
@@ -131,6 +139,7 @@ SERVICES: dict[str, ServiceSpec] = {
         EMR_SERVERLESS_SPARK,
         DATAWORKS_WORKFLOW,
         PAI_DLC,
+        FC_ASYNC_TASK,
     )
 }
 

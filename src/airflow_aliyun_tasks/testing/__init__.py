@@ -1,5 +1,5 @@
 """A local Alibaba Cloud for tests: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS,
-EMR Serverless Spark, PAI DLC and STS.
+EMR Serverless Spark, PAI DLC, Function Compute asynchronous tasks and STS.
 
 The emulator verifies signatures as the real gateways do, serves the status APIs of the async
 tasks and job runs (plus operations that start and cancel them, and STS), plays scripted task
@@ -58,6 +58,12 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
 - ``emu.add_pai_dlc_job(job_id, statuses=("Running", "Succeeded"), *, reason_code=None,
   reason_message=None, fields=None)`` (``ReasonCode``/``ReasonMessage`` once the job has ended,
   a default reason per state otherwise; ``fields`` adds to or overrides the job, PascalCase keys)
+- ``emu.add_fc_async_task(function_name, async_task_id, statuses=("Running", "Succeeded"), *,
+  qualifier=None, error_message=None, return_payload=None, payload=None, fields=None)``
+  (``taskErrorMessage`` once the task has ended badly, ``UnhandledInvocationError`` for a failed
+  one without a message; ``returnPayload`` once it succeeded; ``taskPayload`` the event;
+  ``qualifier`` is reported and does not name the task; ``fields`` adds to or overrides the task,
+  camelCase keys)
 - ``emu.add_task(service, **spec)``: the same, by service name (any of :data:`ALL_SERVICES`);
   ``statuses`` is accepted where the method says ``states``.
 - ``emu.set_dataworks_create_result(statuses, failure_message=None)``: what the next DataWorks
@@ -71,14 +77,14 @@ served, as ``(service, action)``: a subset of those the service registry knows (
 of the operator says which).
 
 Service names: :data:`SERVICES` is the four async-task services (``dlf``, ``dataworks``, ``mma``,
-``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``, ``dataworks_workflow`` and
-``pai_dlc``. STS is ``"sts"``.
+``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``, ``dataworks_workflow``, ``pai_dlc``
+and ``fc_async_task``. STS is ``"sts"``.
 
 Faults: ``emu.inject_fault(kind, count=1, *, service=None, task=None)`` makes the next ``count``
 requests to an operation (status, start or cancel) of ``service``, or of any service but STS,
 misbehave; with ``task``, only the status polls of the task with that id (DLF ``TaskId``, DataWorks
 ``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``, EMR Serverless Spark ``jobRunId``, DataWorks
-workflow instance ``Id``, PAI DLC ``JobId``).
+workflow instance ``Id``, PAI DLC ``JobId``, Function Compute ``taskId``).
 ``emu.set_fault_rate(rate, kinds=None, *, service=None, seed=None, exempt_tasks=())`` faults every
 further matching request with probability ``rate`` (kind drawn uniformly from ``kinds``, default
 :data:`FAULT_KINDS`), after the queued faults; polls of ``exempt_tasks`` are never faulted at
@@ -180,6 +186,22 @@ the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
   ``InvalidParameter``) answers ``{"JobId", "RequestId"}``; a running job reports ``Stopping``,
   then ``Stopped``; a ``SucceededReserving``/``FailedReserving`` job reports ``Succeeded``/``Failed``
   next; an ended job gives 400 ``InvalidJobStatus``.
+- Function Compute 3.0 asynchronous tasks (``2023-03-30``, ROA): ``GetAsyncTask`` (GET
+  ``/2023-03-30/functions/{functionName}/async-tasks/{taskId}``, ``qualifier`` in the query
+  accepted) answers the task at the top level (``taskId``, ``status``, ``functionArn``,
+  ``qualifier``, ``requestId``, ``startedTime``/``endTime`` in epoch ms, ``durationMs``,
+  ``alreadyRetriedTimes``, ``destinationStatus``, ``events``, ``taskErrorMessage``,
+  ``taskPayload``, ``returnPayload``). ``Enqueued``, ``Dequeued``, ``Running``, ``Retrying`` and
+  ``Stopping`` do not end a task; any other state does. Unknown task: 404 ``AsyncTaskNotFound``.
+  Start operation: ``InvokeFunction`` (POST ``.../functions/{functionName}/invocations``, the event
+  as the raw body) with ``x-fc-invocation-type: Async`` answers 202 with no body and creates the
+  task named by ``x-fc-async-task-id`` (one is made when absent; a malformed one gets 400
+  ``InvalidArgument``); a task id the function already has gets 409 ``AsyncTaskAlreadyExists`` and
+  invokes nothing; a synchronous invocation answers 200 with the event echoed. Cancel operation:
+  ``StopAsyncTask`` (PUT ``.../async-tasks/{taskId}/stop``, no body) answers 200 with no body; a
+  running task reports ``Stopping``, then ``Stopped``; an ended task gives 400 ``InvalidArgument``.
+  Errors are ``{"Code", "Message", "RequestId"}`` with header ``x-fc-request-id`` (also on every
+  answer).
 - STS (``2015-04-01``, RPC): ``GetCallerIdentity``, ``AssumeRole`` (keys live
   ``min(DurationSeconds, sts_ttl_seconds)``; then ``InvalidSecurityToken.Expired``) and the unsigned
   ``AssumeRoleWithOIDC``. Requests signed with an STS key must carry its token
@@ -249,7 +271,9 @@ DataWorks workflow instances' (404 ``WorkflowInstance.NotFound``, 404 ``Operatio
 result of stopping an ended instance, one instance per business date of a backfill),
 and PAI DLC's (404 ``InvalidJob.NotFound``, 400 ``InvalidJobStatus`` for stopping an ended job, 400
 ``InvalidParameter``, the default ``ReasonCode``/``ReasonMessage`` of each state, what ``StopJob``
-does to a job that keeps its nodes).
+does to a job that keeps its nodes), and Function Compute's (the error codes: the 409 of a
+duplicate task id is documented, ``AsyncTaskAlreadyExists`` is not; 404 ``AsyncTaskNotFound``,
+400 ``InvalidArgument``; the error body's shape; what ``StopAsyncTask`` answers for an ended task).
 Nonces are remembered per gateway (POP, PDS) and access key.
 
 Start operations, from the public API reference:
@@ -269,13 +293,17 @@ Start operations, from the public API reference:
 - PAI DLC CreateJob and StopJob: the request and response models of the official SDK
   ``alibabacloud-pai-dlc20201203``; GetJob:
   https://help.aliyun.com/zh/pai/user-guide/api-pai-dlc-2020-12-03-getjob
+- Function Compute InvokeFunction, GetAsyncTask and StopAsyncTask: the request and response
+  models of the official SDK ``alibabacloud-fc20230330``; the 409 of a duplicate task id:
+  https://www.alibabacloud.com/help/en/fc/task-deduplication
 
 Source layout
 =============
 
 ``_core`` (the :class:`Emulator`: lifecycle, routing, authentication, counters), ``_base`` (replies,
 scripted tasks, the ``Service``/``Op`` tables), one module per service (``_dlf``, ``_dataworks``,
-``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_sts``: its
+``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``,
+``_fc_async_task``, ``_sts``: its
 operation table, handlers, response
 bodies and ``add_*`` method), ``_faults``, ``_control`` (the control API) and ``_auth`` (signature
 verification, with a canonicalization of its own). A new service is one module and one line in

@@ -1,7 +1,7 @@
 """The emulator: its state, the uvicorn thread, routing, authentication and the counters.
 
 What each service serves lives in its own module (``_dlf``, ``_dataworks``, ``_mma``, ``_pds``,
-``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_sts``), as a
+``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_fc_async_task``, ``_sts``), as a
 :class:`~._base.Service` table; faults in ``_faults``; the control API in ``_control``. See the
 package docstring for the whole API.
 """
@@ -33,6 +33,7 @@ from airflow_aliyun_tasks.testing import (
     _dataworks_workflow,
     _dlf,
     _emr_serverless_spark,
+    _fc_async_task,
     _mma,
     _pai_dlc,
     _pds,
@@ -81,6 +82,7 @@ _SERVICES: tuple[Service, ...] = (
     _emr_serverless_spark.SERVICE,
     _dataworks_workflow.SERVICE,
     _pai_dlc.SERVICE,
+    _fc_async_task.SERVICE,
     _sts.SERVICE,
 )
 _BY_NAME: dict[str, Service] = {service.name: service for service in _SERVICES}
@@ -88,7 +90,7 @@ _BY_NAME: dict[str, Service] = {service.name: service for service in _SERVICES}
 #: the four async-task services (DLF, DataWorks, MaxCompute MMA, PDS), by their short names
 SERVICES: tuple[str, ...] = ("dlf", "dataworks", "mma", "pds")
 #: every service with tasks (STS aside): :data:`SERVICES`, EMR Serverless Spark, DataWorks
-#: workflow instances and PAI DLC
+#: workflow instances, PAI DLC and Function Compute asynchronous tasks
 ALL_SERVICES: tuple[str, ...] = tuple(s.name for s in _SERVICES if s.id_names)
 
 #: lifecycle of the tasks that the emulated start operations create (``Emulator.start_lifecycles``)
@@ -133,11 +135,12 @@ class Emulator(
     _emr_serverless_spark.EmrServerlessSparkJobRuns,
     _dataworks_workflow.DataWorksWorkflowInstances,
     _pai_dlc.PaiDlcJobs,
+    _fc_async_task.FcAsyncTasks,
     _sts.StsKeys,
     FaultInjection,
 ):
     """A local Alibaba Cloud: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS, EMR
-    Serverless Spark, PAI DLC and STS.
+    Serverless Spark, PAI DLC, Function Compute asynchronous tasks and STS.
 
     See :mod:`airflow_aliyun_tasks.testing` for the full description.
     """
