@@ -35,6 +35,7 @@ DAGS = [  # (dag id, service, id of the task that waits: an operator, or the sen
     ("example_aliyun_pai_dlc", "pai_dlc", "train"),
     ("example_aliyun_adb_spark", "adb_spark", "spark_pi"),
     ("example_aliyun_flink_job", "flink_job", "batch_job"),
+    ("example_aliyun_fc_async_task", "fc_async_task", "invoke"),
 ]
 
 
@@ -166,8 +167,12 @@ def read_result(db: Path, dag_id: str, sensor: str) -> tuple[str, list[dict[str,
     return (states.pop() if len(states) == 1 else "mixed"), [s.get("ids", {}) for s in statuses]
 
 
+#: ids that do not name the task itself (a host, a catalog, a workspace, a function's version)
+_NOT_SHOWN = ("domain_id", "catalog_id", "workspace_id", "qualifier", "account_id")
+
+
 def _task_id(ids: dict[str, Any]) -> str:
-    return "/".join(str(v) for k, v in ids.items() if k not in ("domain_id", "catalog_id", "workspace_id"))
+    return "/".join(str(v) for k, v in ids.items() if k not in _NOT_SHOWN)
 
 
 def shown(tasks: list[dict[str, Any]]) -> str:
@@ -185,7 +190,7 @@ def count_polls(url: str, service: str, tasks: list[dict[str, Any]]) -> int:
         if task.get("service") != service:
             continue
         ids = task.get("ids", {})
-        values = {str(v) for k, v in ids.items() if k not in ("domain_id", "catalog_id", "workspace_id")}
+        values = {str(v) for k, v in ids.items() if k not in _NOT_SHOWN}
         if _task_id(ids) in wanted or wanted & values:
             total += int(task.get("polls", 0))
     return total

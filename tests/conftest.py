@@ -93,6 +93,7 @@ HTTP_MODULES = frozenset(
         "test_emulator",
         "test_emulator_emr",
         "test_emulator_dataworks_workflow",
+        "test_emulator_fc_async_task",
         "test_emulator_pai_dlc",
         "test_emulator_adb_spark",
         "test_emulator_flink_job",

@@ -51,6 +51,7 @@ def ids_for(service: str, n: int) -> dict[str, Any]:
         "pai_dlc": {"job_id": f"dlc-e2e-{n}"},
         "adb_spark": {"app_id": f"s202612010000e2e{n:04d}"},
         "flink_job": {"workspace_id": "ws-e2e", "namespace": "default-namespace", "job_id": f"flink-e2e-{n}"},
+        "fc_async_task": {"function_name": "etl-e2e", "async_task_id": f"airflow-e2e-{n}"},
     }[service]
 
 
@@ -77,6 +78,8 @@ def add_task(
         emulator.add_adb_spark_app(ids["app_id"], statuses, **options)
     elif service == "flink_job":
         emulator.add_flink_job(ids["workspace_id"], ids["namespace"], ids["job_id"], statuses, **options)
+    elif service == "fc_async_task":
+        emulator.add_fc_async_task(ids["function_name"], ids["async_task_id"], statuses, **options)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1", **options)
 
@@ -109,6 +112,11 @@ LIFECYCLES = {
         ["RUNNING", "FAILED"],
         ["RUNNING", "CANCELLING", "CANCELLED"],
     ),
+    "fc_async_task": (
+        ["Enqueued", "Running", "Succeeded"],
+        ["Running", "Retrying", "Failed"],
+        ["Running", "Stopping", "Stopped"],
+    ),
 }
 FAILURE_OPTIONS = {
     "dlf": {"message": "database staging_tmp is locked by another task"},
@@ -132,6 +140,7 @@ FAILURE_OPTIONS = {
         "failure_message": "org.apache.flink.runtime.JobException: Recovery is suppressed",
         "failure_reason": "JobFailed",
     },
+    "fc_async_task": {"error_message": "Traceback: KeyError 'day' in handler.py"},
 }
 #: what the log says of a failure, where it is not the first failure option
 FAILURE_TEXT = {"pds": "is not readable", "dataworks_workflow": "its task instances say why"}
@@ -350,3 +359,19 @@ def test_operator_starts_a_flink_job_and_waits(
     assert job["ids"]["workspace_id"] == f"ws-{mode}"
     assert job["ids"]["namespace"] == "default-namespace"
     assert job["history"][-1] == "FINISHED"
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "worker"])
+def test_operator_invokes_a_function_and_waits(
+    mode: str, airflow_db: str, emulator: Emulator, make_conn: Any
+) -> None:
+    """InvokeFunction, asynchronously, with the task id the operator derives; the wait reads it
+    back from the request (the answer is an empty 202)."""
+    make_conn()
+    state, states = run_dag(f"e2e_operator_fc_{mode}", {"function": f"etl-{mode}"})
+    assert state == "success", states
+    assert states == {"invoke": "success", "check_invocation": "success"}
+    assert emulator.start_count("fc_async_task", "InvokeFunction") == 1
+    (invocation,) = emulator.tasks("fc_async_task")
+    assert invocation["ids"]["function_name"] == f"etl-{mode}"
+    assert invocation["history"][-1] == "Succeeded"

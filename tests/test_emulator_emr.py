@@ -290,6 +290,7 @@ def test_service_names() -> None:
         "pai_dlc",
         "adb_spark",
         "flink_job",
+        "fc_async_task",
     )
 
 

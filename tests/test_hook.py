@@ -849,6 +849,7 @@ def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
                 "pai_dlc": "pai-dlc-vpc.cn-shanghai.aliyuncs.com",
                 "adb_spark": "adb-vpc.cn-shanghai.aliyuncs.com",
                 "flink_job": "ververica-vpc.cn-shanghai.aliyuncs.com",
+                "fc_async_task": "1234567890123456.cn-shanghai-internal.fc.aliyuncs.com",
                 "sts": "sts-vpc.cn-shanghai.aliyuncs.com",
             },
         ),
@@ -864,13 +865,14 @@ def test_dataworks_follows_the_sdk_map_to_the_central_host() -> None:
                 "pai_dlc": "pai-dlc.cn-shanghai.aliyuncs.com",
                 "adb_spark": "adb.aliyuncs.com",  # the SDK's map: the central host
                 "flink_job": "ververica.cn-shanghai.aliyuncs.com",
+                "fc_async_task": "1234567890123456.cn-shanghai.fc.aliyuncs.com",
                 "sts": "sts.cn-shanghai.aliyuncs.com",
             },
         ),
     ],
 )
 def test_default_endpoints(vpc: str | None, expected: dict[str, str]) -> None:
-    settings = _settings(use_vpc_endpoints=vpc, pds_domain_id="bj1")
+    settings = _settings(use_vpc_endpoints=vpc, pds_domain_id="bj1", fc_account_id="1234567890123456")
     for name, spec in SERVICES.items():
         assert service_endpoint(spec, settings) == Endpoint("https", expected[name])
     assert sts_endpoint(settings) == Endpoint("https", expected["sts"])

@@ -581,7 +581,7 @@ class HostileServer:
                             return
                         body += more
                     outer.paths.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
-                    for piece in outer.responder(head + b"\r\n\r\n" + body):
+                    for piece in outer.responder(head + b"\r\n\r\n" + body):  # the whole request
                         sock.sendall(piece)
                     sock.shutdown(socket.SHUT_WR)
 

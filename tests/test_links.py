@@ -39,6 +39,7 @@ from airflow_aliyun_tasks.links import (
     DataWorksConsoleLink,
     DlfConsoleLink,
     EmrServerlessSparkConsoleLink,
+    FcAsyncTaskConsoleLink,
     FlinkJobConsoleLink,
     MmaConsoleLink,
     PaiDlcConsoleLink,
@@ -51,6 +52,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksJobSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FcAsyncTaskSensor,
     FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
@@ -76,6 +78,7 @@ EXPECTED = {
         "Realtime Compute for Apache Flink console",
         "https://realtime-compute.console.aliyun.com/regions/{region}",
     ),
+    "fc_async_task": ("Function Compute console", "https://fcnext.console.aliyun.com/{region}/functions/etl"),
 }
 SENSOR_LINKS = {
     DlfAsyncTaskSensor: DlfConsoleLink,
@@ -86,6 +89,7 @@ SENSOR_LINKS = {
     PaiDlcJobSensor: PaiDlcConsoleLink,
     AdbSparkAppSensor: AdbSparkConsoleLink,
     FlinkJobSensor: FlinkJobConsoleLink,
+    FcAsyncTaskSensor: FcAsyncTaskConsoleLink,
 }
 IDS = {
     "dlf": {"async_task_id": "t-1", "catalog_id": "1234567890"},
@@ -96,6 +100,7 @@ IDS = {
     "pai_dlc": {"job_id": "dlc1a2b3c4d5e6f"},
     "adb_spark": {"app_id": "s202204191546hzpread6a896000abcd"},
     "flink_job": {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"},
+    "fc_async_task": {"function_name": "etl", "async_task_id": "airflow-1"},
 }
 
 
@@ -253,6 +258,7 @@ SENSORS = {
     "pai_dlc": lambda: PaiDlcJobSensor(task_id="w", job_id="dlc1a2b3c4d5e6f"),
     "adb_spark": lambda: AdbSparkAppSensor(task_id="w", app_id="s202204191546hzpread6a896000abcd"),
     "flink_job": lambda: FlinkJobSensor(task_id="w", **IDS["flink_job"]),
+    "fc_async_task": lambda: FcAsyncTaskSensor(task_id="w", function_name="etl", async_task_id="airflow-1"),
 }
 
 
@@ -428,6 +434,7 @@ E2E_IDS = {
     "pai_dlc": {"job_id": "link-dlc-1"},
     "adb_spark": {"app_id": "link-adb-1"},
     "flink_job": {"workspace_id": "ws-link", "namespace": "default-namespace", "job_id": "link-flink-1"},
+    "fc_async_task": {"function_name": "etl", "async_task_id": "link-fc-1"},
 }
 
 
@@ -444,6 +451,8 @@ def _add_task(emulator: Emulator, service: str, ids: dict[str, Any], statuses: l
         emulator.add_adb_spark_app(ids["app_id"], statuses)
     elif service == "flink_job":
         emulator.add_flink_job(ids["workspace_id"], ids["namespace"], ids["job_id"], statuses)
+    elif service == "fc_async_task":
+        emulator.add_fc_async_task(ids["function_name"], ids["async_task_id"], statuses)
     else:
         emulator.add_pds_task(ids["async_task_id"], statuses, domain_id="bj1")
 
@@ -456,6 +465,7 @@ TERMINAL = {
     "pai_dlc": "Succeeded",
     "adb_spark": "COMPLETED",
     "flink_job": "FINISHED",
+    "fc_async_task": "Succeeded",
 }
 
 

@@ -17,6 +17,9 @@ across a killed worker's retry, ``StopJob`` once on kill. AnalyticDB Spark, whos
 sends the application id in a form body as the status call does, is killed once when the waiting
 task is marked failed, from the triggerer and from the worker. Flink's ``StopJob`` on kill carries the
 ``workspace`` header and the ``stopStrategy`` body (the emulator refuses it without them).
+Function Compute, whose ``InvokeFunction`` is named by the task id the operator derives: a lost
+answer whose retry Function Compute refuses with 409 waits on the one invocation,
+``StopAsyncTask`` (an empty answer) once on kill.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ DAG_IDS = (
     "op_adb_deferred",
     "op_flink_worker",
     "op_flink_deferred",
+    "op_fc_worker",
+    "op_fc_deferred",
 )
 EMR = "emr_serverless_spark"
 TASK = "spark_job"
@@ -56,6 +61,8 @@ DLC = "pai_dlc"
 DLC_TASK = "train"
 FLINK = "flink_job"
 FLINK_TASK = "batch_job"
+FC = "fc_async_task"
+FC_TASK = "invoke"
 
 
 @pytest.fixture(scope="module")
@@ -431,6 +438,70 @@ def test_marking_a_waiting_adb_spark_task_failed_kills_the_app_once(
     if where == "triggerer":
         log = stack.task_log_text(dag_id, run_id, ADB_TASK)
         assert "Cancelled the remote task with AnalyticDB Spark KillSparkApp" in log
+
+
+# ----------------------------------------------------------------------------- Function Compute
+
+
+def fc_tasks(stack: AirflowStack) -> list[dict[str, Any]]:
+    return [t for t in stack.emulator_stats()["tasks"] if t["service"] == FC]
+
+
+def test_fc_lost_invoke_answer_waits_on_the_one_invocation(emu: AirflowStack) -> None:
+    """The answer of the invocation is lost after Function Compute took it; the client's retry
+    names the same task and is refused with 409; the operator waits on the task: one run of the
+    function, the task succeeds on its first try."""
+    stack, dag_id, run_id = emu, "op_fc_worker", "fc_lost_answer"
+    lifecycle(stack, ["Enqueued", "Running", "Succeeded"], service=FC)
+    stack.emulator("POST", "faults", {"kind": "drop_after_accept", "count": 1, "service": FC})
+    stack.trigger_dag(dag_id, run_id)
+
+    assert final_state(stack, dag_id, run_id, FC_TASK) == "success"
+    assert ti(stack, dag_id, run_id, FC_TASK)["try_number"] == 1
+    assert starts(stack, FC, "InvokeFunction") == {"requests": 2, "accepted": 1}
+    (task,) = fc_tasks(stack)
+    value = return_value(stack, dag_id, run_id, FC_TASK)
+    assert (value["state"], value["ids"]) == ("succeeded", task["ids"])
+    assert task["ids"]["async_task_id"].startswith("airflow-")
+    assert "exists already" in stack.task_log_text(dag_id, run_id, FC_TASK)
+
+
+@pytest.mark.parametrize(("dag_id", "where"), [("op_fc_deferred", "triggerer"), ("op_fc_worker", "worker")])
+def test_marking_a_waiting_fc_task_failed_stops_the_task_once(
+    emu: AirflowStack, dag_id: str, where: str
+) -> None:
+    stack, run_id = emu, f"fc_cancel_{where}"
+    lifecycle(stack, ["Enqueued", "Running"], service=FC)
+    stack.trigger_dag(dag_id, run_id)
+    if where == "triggerer":
+        deferred_and_exit_seen(stack, dag_id, run_id, FC_TASK)
+    task = wait_until(
+        lambda: next((t for t in fc_tasks(stack) if t["polls"] >= 2), None),
+        timeout=120,
+        what="a polled FC task",
+    )
+    mark_failed(stack, dag_id, run_id, FC_TASK)
+
+    wait_until(
+        lambda: cancels(stack, task["ids"], FC)["accepted"] == 1,
+        timeout=90,
+        what=f"StopAsyncTask from the {where}",
+    )
+    if where == "worker":
+        wait_until(
+            lambda: not _alive(ti(stack, dag_id, run_id, FC_TASK).get("pid")),
+            timeout=60,
+            what="the task to exit",
+        )
+    else:
+        time.sleep(3)
+    assert cancels(stack, task["ids"], FC) == {"requests": 1, "accepted": 1}
+    assert ti(stack, dag_id, run_id, FC_TASK)["state"] == "failed"
+    assert starts(stack, FC, "InvokeFunction")["requests"] == 1
+    assert fc_tasks(stack)[0]["statuses"][-2:] == ["Stopping", "Stopped"]
+    if where == "triggerer":
+        log = stack.task_log_text(dag_id, run_id, FC_TASK)
+        assert "Cancelled the remote task with Function Compute StopAsyncTask" in log
 
 
 def _alive(pid: Any) -> bool:

@@ -367,6 +367,7 @@ EXTRA_REQUEST: dict[tuple[str, str], dict[str, Any]] = {
         "headers": {"workspace": "ws-all"},
         "body": {"deploymentId": "58718c99-3b29-4c5e-93bb-c9fc4ec61234"},
     },
+    ("fc_async_task", "InvokeFunction"): {"body": b'{"event": 1}'},
 }
 REGISTRY_START_OPERATIONS = [
     (name, op.action, op.method, op.path) for name, spec in SERVICES.items() for op in spec.start_operations
@@ -395,7 +396,9 @@ def test_every_start_operation_of_the_registry(
         service=service,
         action=action,
         method=method,
-        path=path.format(sourceId=77, workspaceId="w-all", namespace="default-namespace"),
+        path=path.format(
+            sourceId=77, workspaceId="w-all", namespace="default-namespace", functionName="fn-all"
+        ),
         poll_interval=0.01,
         deferrable=False,
         **EXTRA_REQUEST.get((service, action), {"body": {}} if method in ("POST", "PUT") else {}),
@@ -693,3 +696,112 @@ def test_flink_on_kill_stops_the_job(emulator: Emulator, conn: str) -> None:
     assert emulator.cancel_count("flink_job", accepted=True, **started["ids"]) == 1
     (job,) = emulator.tasks("flink_job")
     assert job["statuses"][-2:] == ["CANCELLING", "CANCELLED"]
+
+
+# ----------------------------------------------------------------- Function Compute: a named task
+
+
+FC = "fc_async_task"
+FC_TOKEN = "airflow-" + client_token("d", "t", "manual__1", -1, 0)
+
+
+def fc(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    params: dict[str, Any] = {
+        "task_id": "t",
+        "service": FC,
+        "action": "InvokeFunction",
+        "path": "/2023-03-30/functions/etl/invocations",
+        "body": b'{"day": "2026-12-01"}',
+        "poll_interval": 0.01,
+        "deferrable": False,
+    }
+    params.update(kwargs)
+    return AlibabaCloudAsyncTaskOperator(**params)
+
+
+def test_fc_invocation_names_its_task_and_a_retry_reconnects(emulator: Emulator, conn: str) -> None:
+    store = FakeStore()
+    started = fc(wait_for_completion=False, query={"qualifier": "prod"}).execute(ctx(store))
+    assert started == {
+        "service": FC,
+        "ids": {"function_name": "etl", "async_task_id": FC_TOKEN, "qualifier": "prod"},
+    }
+    assert store.data[STATE_KEY] == {"service": FC, "ids": started["ids"], "generation": 0}
+    (task,) = emulator.tasks(FC)
+    assert task["ids"] == {"function_name": "etl", "async_task_id": FC_TOKEN}
+    # the next try finds the task in the state store: no second invocation
+    result = fc(query={"qualifier": "prod"}).execute(ctx(store, try_number=2))
+    assert (result["state"], result["raw_status"], result["ids"]) == (
+        "succeeded",
+        "Succeeded",
+        started["ids"],
+    )
+    assert result["raw"]["qualifier"] == "prod"
+    assert result["raw"]["taskPayload"] == '{"day": "2026-12-01"}'  # the raw body, as it was sent
+    assert emulator.start_count(FC, "InvokeFunction") == 1
+
+
+def test_fc_lost_invoke_answer_the_retry_is_refused_and_the_task_waited_on(
+    emulator: Emulator, conn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The answer of the invocation is lost; the client's retry names the same task, Function
+    Compute refuses it with 409, and the operator waits on the task the first attempt started."""
+    emulator.inject_fault("drop_after_accept", service=FC)
+    result = fc().execute(ctx(FakeStore()))
+    assert result["state"] == "succeeded"
+    assert result["ids"] == {"function_name": "etl", "async_task_id": FC_TOKEN}
+    assert (emulator.start_count(FC), emulator.start_count(FC, accepted=True)) == (2, 1)
+    assert len(emulator.tasks(FC)) == 1
+    assert "exists already" in capsys.readouterr().out
+
+
+def test_fc_a_409_for_a_task_id_of_the_callers_is_the_task(emulator: Emulator, conn: str) -> None:
+    """A caller-chosen id names the task: invoking it again waits on the task that exists."""
+    emulator.add_fc_async_task("etl", "nightly-2026-12-01", ["Running", "Succeeded"])
+    result = fc(headers={"x-fc-async-task-id": "nightly-2026-12-01"}).execute(ctx(FakeStore()))
+    assert (result["state"], result["ids"]["async_task_id"]) == ("succeeded", "nightly-2026-12-01")
+    assert emulator.start_count(FC, accepted=True) == 0
+
+
+def test_fc_other_errors_of_the_invocation_still_fail(emulator: Emulator, conn: str) -> None:
+    from airflow_aliyun_tasks.errors import ApiError
+
+    with pytest.raises(ApiError, match="InvalidArgument"):
+        fc(headers={"x-fc-async-task-id": "9-starts-with-a-digit"}).execute(ctx(FakeStore()))
+    # ids the caller maps (id_paths) are not the registry's: a 409 is then an error like any other
+    emulator.add_fc_async_task("etl", "taken", ["Succeeded"])
+    paths = {"function_name": "request:functionName", "async_task_id": "request:x-fc-async-task-id"}
+    with pytest.raises(ApiError, match="409"):
+        fc(headers={"x-fc-async-task-id": "taken"}, id_paths=paths).execute(ctx(FakeStore()))
+
+
+def test_fc_failed_task_the_retry_invokes_once_more_with_a_new_id(emulator: Emulator, conn: str) -> None:
+    store = FakeStore()
+    emulator.set_start_lifecycle(FC, ["Running", "Retrying", "Failed"])
+    with pytest.raises(AlibabaCloudTaskError, match="Task failed"):
+        fc().execute(ctx(store))
+    emulator.set_start_lifecycle(FC, ["Running", "Succeeded"])
+    result = fc().execute(ctx(store, try_number=2))
+    assert result["state"] == "succeeded"
+    assert result["ids"]["async_task_id"] == "airflow-" + client_token("d", "t", "manual__1", -1, 1)
+    assert emulator.start_count(FC) == 2
+    assert store.data[STATE_KEY]["generation"] == 1
+
+
+def test_fc_raw_payload_is_not_read_for_ids(emulator: Emulator, conn: str) -> None:
+    """The event is opaque: a payload that looks like a form names no id."""
+    result = fc(body="x-fc-async-task-id=evil&functionName=other", wait_for_completion=False).execute(
+        ctx(FakeStore())
+    )
+    assert result["ids"] == {"function_name": "etl", "async_task_id": FC_TOKEN}
+
+
+def test_fc_on_kill_stops_the_task(emulator: Emulator, conn: str) -> None:
+    emulator.set_start_lifecycle(FC, ["Running"])
+    op = fc(wait_for_completion=False)
+    started = op.execute(ctx(FakeStore()))
+    op.on_kill()
+    ids = {k: v for k, v in started["ids"].items() if k != "qualifier"}
+    assert emulator.cancel_count(FC, accepted=True, **ids) == 1
+    (task,) = emulator.tasks(FC)
+    assert task["statuses"][-2:] == ["Stopping", "Stopped"]

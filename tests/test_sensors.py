@@ -45,6 +45,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FcAsyncTaskSensor,
     FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
@@ -122,6 +123,17 @@ SENSORS: dict[str, dict[str, Any]] = {
         "kwargs": {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"},
         "ids": {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "5af678c0"},
         "template_fields": ("workspace_id", "namespace", "job_id", "region_id"),
+    },
+    "fc_async_task": {
+        "cls": FcAsyncTaskSensor,
+        "kwargs": {
+            "function_name": "etl",
+            "async_task_id": "airflow-1",
+            "qualifier": "prod",
+            "account_id": None,
+        },
+        "ids": {"function_name": "etl", "async_task_id": "airflow-1", "qualifier": "prod"},
+        "template_fields": ("function_name", "async_task_id", "qualifier", "account_id", "region_id"),
     },
 }
 SERVICES = list(SENSORS)

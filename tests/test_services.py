@@ -32,6 +32,8 @@ from airflow_aliyun_tasks.services import (
     DLF_STATES,
     EMR_SERVERLESS_SPARK,
     EMR_SERVERLESS_SPARK_STATES,
+    FC_ASYNC_TASK,
+    FC_ASYNC_TASK_STATES,
     FLINK_JOB,
     FLINK_JOB_STATES,
     MAX_ID_LENGTH,
@@ -550,6 +552,7 @@ def _body_with_status(spec: ServiceSpec, raw: Any) -> dict[str, Any]:
         "pai_dlc": {"Status": raw},
         "adb_spark": {"Data": {"State": raw}},
         "flink_job": {"data": {"status": {"currentJobStatus": raw}}},
+        "fc_async_task": {"status": raw},
     }[spec.name]
 
 
@@ -591,6 +594,7 @@ def _table_cases() -> list[Any]:
         (PAI_DLC, PAI_DLC_STATES),
         (ADB_SPARK, ADB_SPARK_STATES),
         (FLINK_JOB, FLINK_JOB_STATES),
+        (FC_ASYNC_TASK, FC_ASYNC_TASK_STATES),
     ):
         for key, expected in table.items():
             cases.append(pytest.param(spec, key, expected, id=f"{spec.name}-{key}"))
@@ -718,6 +722,27 @@ def test_state_tables_cover_documented_values() -> None:
         SUCCEEDED,
     ]
     assert len(FLINK_JOB_STATES) == len(documented)
+    # every value of the SDK model's AsyncTask.status docstring, and ListAsyncTasksRequest's Dequeued
+    documented = [
+        "Enqueued",
+        "Dequeued",
+        "Running",
+        "Retrying",
+        "Stopping",
+        "Succeeded",
+        "Failed",
+        "Invalid",
+        "Expired",
+        "Stopped",
+    ]
+    assert [FC_ASYNC_TASK_STATES[v.lower()] for v in documented] == [RUNNING] * 5 + [
+        SUCCEEDED,
+        FAILED,
+        FAILED,
+        FAILED,
+        CANCELLED,
+    ]
+    assert len(FC_ASYNC_TASK_STATES) == len(documented)
 
 
 # --------------------------------------------------------------------------- wrong shapes
@@ -840,6 +865,7 @@ ANY_STATUS_TEXT = _status_text(
         *PAI_DLC_STATES,
         *ADB_SPARK_STATES,
         *FLINK_JOB_STATES,
+        *FC_ASYNC_TASK_STATES,
         *_EXTRA_WORDS,
     }
 )
@@ -1029,6 +1055,19 @@ BODIES: dict[str, Any] = {
         },
         ("data",),
     ),
+    "fc_async_task": _top(
+        {
+            "status": _status_field(FC_ASYNC_TASK_STATES),
+            "taskId": TEXT_FIELD,
+            "taskErrorMessage": TEXT_FIELD,
+            "requestId": TEXT_FIELD,
+            "returnPayload": TEXT_FIELD,
+            "destinationStatus": TEXT_FIELD,
+            "durationMs": NUMBER_FIELD,
+            "events": JSON,
+        },
+        ("status",),
+    ),
 }
 
 FUZZ_SETTINGS = settings(
@@ -1121,6 +1160,12 @@ VALID_IDS: dict[str, dict[str, Any]] = {
         "workspace_id": "a14bd5d90a1234",
         "namespace": "default-namespace",
         "job_id": "5af678c0-7db0-4650-94c2-d2604f0a1234",
+    },
+    "fc_async_task": {
+        "function_name": "video-transcode",
+        "async_task_id": "airflow-6f1c3a9e-0b1d-5c7e-9a2b-4d5e6f708192",
+        "qualifier": "prod",
+        "account_id": "1234567890123456",
     },
 }
 
@@ -1218,6 +1263,16 @@ VALID_IDS: dict[str, dict[str, Any]] = {
             "ververica.{region_id}.aliyuncs.com",
             "ververica-vpc.{region_id}.aliyuncs.com",
         ),
+        (
+            "fc_async_task",
+            "GetAsyncTask",
+            "2023-03-30",
+            "ROA",
+            "GET",
+            "acs3",
+            "{account_id}.{region_id}.fc.aliyuncs.com",
+            "{account_id}.{region_id}-internal.fc.aliyuncs.com",
+        ),
     ],
     ids=[
         "dlf",
@@ -1229,6 +1284,7 @@ VALID_IDS: dict[str, dict[str, Any]] = {
         "pai_dlc",
         "adb_spark",
         "flink_job",
+        "fc_async_task",
     ],
 )
 def test_spec_metadata(
@@ -1592,7 +1648,14 @@ def test_registry_start_and_cancel_operations() -> None:
             task_ids = op.follow_up.task_ids if op.follow_up else op.task_ids
             assert set(task_ids) >= {p.name for p in spec.ids if p.required}, (spec.name, op.action)
     with_cancel = {name for name, spec in SERVICES.items() if spec.cancel is not None}
-    assert with_cancel == {"emr_serverless_spark", "dataworks_workflow", "pai_dlc", "adb_spark", "flink_job"}
+    assert with_cancel == {
+        "emr_serverless_spark",
+        "dataworks_workflow",
+        "pai_dlc",
+        "adb_spark",
+        "flink_job",
+        "fc_async_task",
+    }
 
 
 # --------------------------------------------------------------------------- start and cancel operations
@@ -2069,6 +2132,106 @@ def test_flink_job_requests() -> None:
     assert ids_from_response(op.task_ids, answer, request) == (ids, [])
 
 
+# --------------------------------------------------------------------------- Function Compute
+
+#: A GetAsyncTask body made of the example values of the official SDKs' AsyncTask model (its
+#: ``****`` elisions replaced by letters).
+FC_ASYNC_TASK_SAMPLE = """{"alreadyRetriedTimes":3,"destinationStatus":"Failed","durationMs":1000,
+   "endTime":1633449590000,"events":[{"eventDetail":"body","eventId":1,"status":"Failed",
+   "timestamp":1647420449721}],"functionArn":"acs:fc:cn-shanghai:1234/functions/my-func",
+   "instanceId":"D4-abcdefg9FD1-882707E","qualifier":"prod","requestId":"e026ae92-61e5-472f-b32d-1c9e3c4eabcd",
+   "returnPayload":"result","startedTime":1633449590000,"status":"Failed",
+   "taskErrorMessage":"UnhandledInvocationError","taskId":"e026ae92-61e5-472f-b32d-1c9e3c4eabcd",
+   "taskPayload":"body"}"""
+
+
+def test_fc_async_task_sample() -> None:
+    status = parse(FC_ASYNC_TASK, json.loads(FC_ASYNC_TASK_SAMPLE), "header-id")
+    assert status.service == "fc_async_task"
+    assert (status.state, status.raw_status) == (FAILED, "Failed")
+    assert (status.error_code, status.message) == (None, "UnhandledInvocationError")
+    assert status.request_id == "header-id"  # the answer's own request id, not the invocation's
+    assert status.result is None  # what a failed task returned is not its result
+    assert status.raw["functionArn"] == "acs:fc:cn-shanghai:1234/functions/my-func"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Enqueued", RUNNING),
+        ("Dequeued", RUNNING),
+        ("Retrying", RUNNING),
+        ("Stopping", RUNNING),
+        ("Succeeded", SUCCEEDED),
+        ("Failed", FAILED),
+        ("Invalid", FAILED),
+        ("Expired", FAILED),
+        ("Stopped", CANCELLED),
+        ("Suspended", UNKNOWN),  # named nowhere in the SDK or the API reference: the wait goes on
+    ],
+)
+def test_fc_async_task_states(raw: str, expected: str) -> None:
+    assert parse(FC_ASYNC_TASK, {"status": raw}).state == expected
+
+
+def test_fc_async_task_result_and_message() -> None:
+    done = parse(FC_ASYNC_TASK, {"status": "Succeeded", "returnPayload": '{"ok":1}', "taskErrorMessage": "x"})
+    assert (done.result, done.message) == ('{"ok":1}', None)
+    assert parse(FC_ASYNC_TASK, {"status": "Succeeded", "returnPayload": {"ok": 1}}).result is None
+    assert parse(FC_ASYNC_TASK, {"status": "Running", "requestId": "inv-1"}).request_id == "inv-1"
+
+
+def test_fc_async_task_requests() -> None:
+    ids = {"function_name": "my-fn", "async_task_id": "airflow-1", "qualifier": "prod"}
+    assert FC_ASYNC_TASK.build_request(ids) == ApiRequest(
+        method="GET",
+        path="/2023-03-30/functions/my-fn/async-tasks/airflow-1",
+        query={"qualifier": "prod"},
+        body=b"",
+        content_type=None,
+    )
+    # StopAsyncTask: PUT with the qualifier query and no body, as the SDK sends it.
+    assert FC_ASYNC_TASK.build_cancel_request(ids, "cn-hangzhou") == ApiRequest(
+        method="PUT",
+        path="/2023-03-30/functions/my-fn/async-tasks/airflow-1/stop",
+        query={"qualifier": "prod"},
+        body=b"",
+        content_type=None,
+    )
+    assert FC_ASYNC_TASK.build_request({"function_name": "f", "async_task_id": "t"}).query == {}
+    assert FC_ASYNC_TASK.cancel is not None
+    assert FC_ASYNC_TASK.cancel.response_body == "none"
+    op = FC_ASYNC_TASK.start_operation("InvokeFunction")
+    assert op is not None
+    assert (op.method, op.path, op.idempotency_param, op.idempotency_location, op.idempotency_format) == (
+        "POST",
+        "/2023-03-30/functions/{functionName}/invocations",
+        "x-fc-async-task-id",
+        "header",
+        "airflow-{token}",
+    )
+    assert dict(op.headers) == {"x-fc-invocation-type": "Async"}
+    assert (op.body_encoding, op.response_body, op.duplicate_status) == ("raw", "none", 409)
+    # the ids come from the request: the path, the header, the query (the qualifier is optional)
+    request = op.request_values(
+        "/2023-03-30/functions/my-fn/invocations",
+        {"qualifier": "prod"},
+        None,
+        {"X-Fc-Async-Task-Id": "airflow-1"},
+    )
+    assert services.tasks_from_response(op.task_ids, {}, request, {"qualifier"}) == ([ids], [])
+    request.pop("qualifier")
+    assert services.tasks_from_response(op.task_ids, {}, request, {"qualifier"}) == (
+        [{"function_name": "my-fn", "async_task_id": "airflow-1"}],
+        [],
+    )
+    # an optional id is only excused when absent from the request, never a required one
+    assert services.tasks_from_response(op.task_ids, {}, {"functionName": "f"}, {"qualifier"}) == (
+        [],
+        ["async_task_id"],
+    )
+
+
 @pytest.mark.parametrize(
     ("region", "vpc", "host"),
     [
@@ -2098,3 +2261,41 @@ def test_adb_spark_hosts(region: str, vpc: bool, host: str) -> None:
 )
 def test_flink_job_hosts(region: str, vpc: bool, host: str) -> None:
     assert FLINK_JOB.host_for(region, {}, vpc=vpc) == host
+
+
+@pytest.mark.parametrize(
+    ("region", "vpc", "host"),
+    [
+        ("cn-hangzhou", False, "1234567890123456.cn-hangzhou.fc.aliyuncs.com"),
+        ("ap-southeast-1", False, "1234567890123456.ap-southeast-1.fc.aliyuncs.com"),
+        ("cn-shanghai", True, "1234567890123456.cn-shanghai-internal.fc.aliyuncs.com"),
+    ],
+)
+def test_fc_async_task_hosts(region: str, vpc: bool, host: str) -> None:
+    assert FC_ASYNC_TASK.host_for(region, {"account_id": "1234567890123456"}, vpc=vpc) == host
+
+
+def test_fc_async_task_host_needs_the_account() -> None:
+    with pytest.raises(ConfigurationError, match="fc_account_id"):
+        FC_ASYNC_TASK.host_for("cn-hangzhou", {}, vpc=False)
+    with pytest.raises(ConfigurationError, match="host name"):
+        FC_ASYNC_TASK.host_for("cn-hangzhou", {"account_id": "12.34"}, vpc=False)
+    assert FC_ASYNC_TASK.with_defaults({}, {"fc_account_id": "42"}) == {"account_id": "42"}
+
+
+#: Attributes of Airflow's operators and triggers that a sensor's or a trigger's id attribute
+#: would overwrite (the sensors store their ids, and the trigger its flat ids, under the ids'
+#: names): ``task_id`` above all.
+_AIRFLOW_ATTRIBUTES = frozenset(
+    {"task_id", "dag_id", "run_id", "map_index", "owner", "queue", "pool", "params", "timeout", "mode"}
+)
+
+
+def test_no_id_is_named_as_an_airflow_attribute() -> None:
+    from airflow.sdk import BaseSensorOperator
+    from airflow.triggers.base import BaseTrigger
+
+    reserved = _AIRFLOW_ATTRIBUTES | {n for n in dir(BaseSensorOperator) if not n.startswith("_")}
+    reserved |= {n for n in dir(BaseTrigger) if not n.startswith("_")}
+    for spec in SERVICES.values():
+        assert not set(spec.id_names) & reserved, spec.name

@@ -32,6 +32,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FcAsyncTaskSensor,
     FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
@@ -57,6 +58,15 @@ SENSORS: dict[str, tuple[type[AlibabaCloudTaskSensor], dict[str, Any]]] = {
     "flink_job": (
         FlinkJobSensor,
         {"workspace_id": "a14bd5d90a", "namespace": "default-namespace", "job_id": "{{ params.t }}"},
+    ),
+    "fc_async_task": (
+        FcAsyncTaskSensor,
+        {
+            "function_name": "etl",
+            "async_task_id": "{{ params.t }}",
+            "qualifier": "prod",
+            "account_id": "1234567890",
+        },
     ),
 }
 

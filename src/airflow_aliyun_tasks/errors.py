@@ -188,8 +188,11 @@ _SERVICE_CODES = ("ServiceUnavailable", "InternalError", "InternalFailure", "Unk
 
 
 def header_request_id(headers: httpx.Headers) -> str | None:
-    """The request id a gateway put in the response headers, if any."""
-    value: str | None = headers.get("x-acs-request-id") or headers.get("x-ca-request-id")
+    """The request id a gateway put in the response headers, if any (Function Compute's is
+    ``x-fc-request-id``)."""
+    value: str | None = (
+        headers.get("x-acs-request-id") or headers.get("x-ca-request-id") or headers.get("x-fc-request-id")
+    )
     return value
 
 

@@ -126,9 +126,16 @@ def service_endpoint(
 
 
 def _spec_call(
-    spec: ServiceSpec, settings: ConnectionSettings, ids: Mapping[str, str], action: str, req: ApiRequest
+    spec: ServiceSpec,
+    settings: ConnectionSettings,
+    ids: Mapping[str, str],
+    action: str,
+    req: ApiRequest,
+    *,
+    empty_ok: bool = False,
 ) -> Call:
-    """The signed call of one of ``spec``'s operations, built by the spec as ``req``."""
+    """The signed call of one of ``spec``'s operations, built by the spec as ``req``
+    (``empty_ok``: the operation answers with an empty body)."""
     return Call(
         endpoint=service_endpoint(spec, settings, ids),
         action=action,
@@ -140,6 +147,7 @@ def _spec_call(
         content_type=req.content_type,
         signer=spec.signer,
         headers=dict(req.headers) or None,
+        empty_ok=empty_ok,
     )
 
 
@@ -330,7 +338,9 @@ class AlibabaCloudTasksHook(BaseHook):
             raise ConfigurationError("service", f"{spec.label} has no operation that cancels a task")
         clean = spec.validate_ids(ids)
         req = spec.build_cancel_request(clean, settings.region_id)
-        return _spec_call(spec, settings, clean, spec.cancel.action, req)
+        return _spec_call(
+            spec, settings, clean, spec.cancel.action, req, empty_ok=spec.cancel.response_body == "none"
+        )
 
     @staticmethod
     def _cancelled(service: str, response: Response, ids: Mapping[str, Any]) -> dict[str, Any]:

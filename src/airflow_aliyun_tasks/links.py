@@ -41,6 +41,7 @@ __all__ = [
     "DataWorksWorkflowConsoleLink",
     "DlfConsoleLink",
     "EmrServerlessSparkConsoleLink",
+    "FcAsyncTaskConsoleLink",
     "FlinkJobConsoleLink",
     "MmaConsoleLink",
     "PaiDlcConsoleLink",
@@ -162,6 +163,12 @@ class FlinkJobConsoleLink(AlibabaCloudConsoleLink):
     service = "flink_job"
 
 
+class FcAsyncTaskConsoleLink(AlibabaCloudConsoleLink):
+    """Link to the function's page in the Function Compute console."""
+
+    service = "fc_async_task"
+
+
 #: Link class per service, as the sensors use them: one per service of the registry (a test
 #: checks that none is missing and that each class is named as its spec says).
 CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
@@ -176,6 +183,7 @@ CONSOLE_LINKS: dict[str, type[AlibabaCloudConsoleLink]] = {
         PaiDlcConsoleLink,
         AdbSparkConsoleLink,
         FlinkJobConsoleLink,
+        FcAsyncTaskConsoleLink,
     )
 }
 

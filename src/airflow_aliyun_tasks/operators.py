@@ -316,22 +316,8 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         spec = get_service(self.service)
         paths, op = self._id_paths()
         query, body, headers, token_param, token = self._with_client_token(op, context, generation, has_store)
-        idempotent = bool(token_param and token)
         self.log.info("Starting %s %s", spec.label, self.action)
-        response = self.hook.call_api(
-            self.action,
-            self.version or spec.version,
-            service=None if self.endpoint else self.service,
-            endpoint=self.endpoint,
-            method=self.method,
-            path=self.path,
-            query=query,
-            body=body,
-            domain_id=self.domain_id,
-            # Without a client token a repeated start could start a second task.
-            retries=idempotent,
-            **self._call_options(op, headers),
-        )
+        response = self._send_start(op, query, body, headers, token if token_param else None)
         follow_up = op.follow_up if op is not None and not self.id_paths else None
         if follow_up is not None:
             values, missing = follow_up.values(response)
@@ -342,8 +328,50 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
                     + f" for {follow_up.action}; response keys: {_keys(response)}"
                 )
             return None, values
-        request = request_values(op.path if op is not None else self.path, self.path, query, body, headers)
+        # A raw payload (FC's event) is opaque: no id is read from it, even if it looks like a form.
+        raw = (self.body_encoding or (op.body_encoding if op is not None else None)) == "raw"
+        request = request_values(
+            op.path if op is not None else self.path, self.path, query, None if raw else body, headers
+        )
         return self._tasks_started(op, paths, response, request), None
+
+    def _send_start(
+        self,
+        op: StartOperation | None,
+        query: Mapping[str, Any] | None,
+        body: Any,
+        headers: Mapping[str, Any],
+        token: str | None,
+    ) -> dict[str, Any]:
+        """Send the start; its answer. Sent with the client's retries only when it carries a
+        client token: without one a repeated start could start a second task."""
+        from airflow_aliyun_tasks.errors import ApiError
+
+        spec = get_service(self.service)
+        try:
+            return self.hook.call_api(
+                self.action,
+                self.version or spec.version,
+                service=None if self.endpoint else self.service,
+                endpoint=self.endpoint,
+                method=self.method,
+                path=self.path,
+                query=query,
+                body=body,
+                domain_id=self.domain_id,
+                retries=bool(token),
+                **self._call_options(op, headers),
+            )
+        except ApiError as exc:
+            # A caller-chosen task id the API has seen: the task exists (an earlier attempt of
+            # this start took effect and its answer was lost). Wait on it.
+            duplicate = op.duplicate_status if op is not None and token and not self.id_paths else None
+            if duplicate is None or exc.http_status != duplicate:
+                raise
+            self.log.warning(
+                "%s %s: the task %s exists already (%s); waiting on it", spec.label, self.action, token, exc
+            )
+            return {}
 
     def _with_client_token(
         self, op: StartOperation | None, context: Context, generation: int, has_store: bool
@@ -382,7 +410,8 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
     ) -> list[dict[str, str]] | None:
         """The ids of the tasks the start's answer names (``None``: it finished at once)."""
         spec = get_service(self.service)
-        tasks, missing = tasks_from_response(paths, response, request)
+        optional = {p.name for p in spec.ids if not p.required}
+        tasks, missing = tasks_from_response(paths, response, request, optional)
         if missing:
             from_response = [n for n in missing if not paths[n].startswith("request:")]
             if (

@@ -40,6 +40,7 @@ __all__ = [
     "DataWorksWorkflowInstanceSensor",
     "DlfAsyncTaskSensor",
     "EmrServerlessSparkJobRunSensor",
+    "FcAsyncTaskSensor",
     "FlinkJobSensor",
     "MmaAsyncTaskSensor",
     "PaiDlcJobSensor",
@@ -447,3 +448,33 @@ class FlinkJobSensor(AlibabaCloudTaskSensor):
         self.workspace_id = workspace_id
         self.namespace = namespace
         self.job_id = job_id
+
+
+class FcAsyncTaskSensor(AlibabaCloudTaskSensor):
+    """Wait for a Function Compute asynchronous invocation (``GetAsyncTask``, API 2023-03-30).
+
+    :param function_name: the function. Templated.
+    :param async_task_id: the task id (the ``x-fc-async-task-id`` of the invocation). Templated.
+    :param qualifier: the function's version or alias the task was invoked on. Templated.
+    :param account_id: the Alibaba Cloud account that owns the function (part of the host);
+        defaults to the connection's ``fc_account_id``. Templated.
+    """
+
+    service = "fc_async_task"
+    template_fields: Sequence[str] = ("function_name", "async_task_id", "qualifier", "account_id")
+    operator_extra_links = (console_link("fc_async_task"),)
+
+    def __init__(
+        self,
+        *,
+        function_name: str,
+        async_task_id: str,
+        qualifier: str | None = None,
+        account_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.function_name = function_name
+        self.async_task_id = async_task_id
+        self.qualifier = qualifier
+        self.account_id = account_id

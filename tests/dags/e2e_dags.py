@@ -12,6 +12,7 @@ from airflow_aliyun_tasks.sensors import (
     DataWorksWorkflowInstanceSensor,
     DlfAsyncTaskSensor,
     EmrServerlessSparkJobRunSensor,
+    FcAsyncTaskSensor,
     FlinkJobSensor,
     MmaAsyncTaskSensor,
     PaiDlcJobSensor,
@@ -28,6 +29,7 @@ SENSORS = {
     "pai_dlc": (PaiDlcJobSensor, ("job_id",)),
     "adb_spark": (AdbSparkAppSensor, ("app_id",)),
     "flink_job": (FlinkJobSensor, ("workspace_id", "namespace", "job_id")),
+    "fc_async_task": (FcAsyncTaskSensor, ("function_name", "async_task_id")),
 }
 MODES = {
     "deferrable": {"deferrable": True},

@@ -1,5 +1,5 @@
 """DAGs of the operator's ``dag.test()`` runs: start an EMR Serverless Spark job run, create a PAI
-DLC job, submit an AnalyticDB Spark application (a form body), start a Flink batch job, or backfill DataWorks workflow instances (two phases, several instances), and wait for
+DLC job, submit an AnalyticDB Spark application (a form body), start a Flink batch job, invoke a Function Compute function asynchronously, or backfill DataWorks workflow instances (two phases, several instances), and wait for
 every task, deferred (the trigger runs inline) or on the worker; a downstream task reads the
 XComs."""
 
@@ -138,6 +138,37 @@ for _mode, _deferrable in (("deferrable", True), ("worker", False)):
             assert status["raw"]["data"]["deploymentId"] == "58718c99-3b29-4c5e-93bb-c9fc4ec61234"
 
         check_flink_job.override(task_id="check_job")(flink.output)
+
+    with DAG(
+        dag_id=f"e2e_operator_fc_{_mode}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"function": "etl"},
+    ):
+        invoke = AlibabaCloudAsyncTaskOperator(
+            task_id="invoke",
+            service="fc_async_task",
+            action="InvokeFunction",
+            path="/2023-03-30/functions/{{ params.function }}/invocations",
+            query={"qualifier": "prod"},
+            body='{"run": "{{ run_id }}"}',
+            deferrable=_deferrable,
+            poll_interval=0.2,
+        )
+
+        @task
+        def check_invocation(status: dict[str, Any], ti: Any = None, params: Any = None) -> None:
+            started = ti.xcom_pull(task_ids="invoke", key="aliyun_task_ids")
+            assert status["state"] == "succeeded", status
+            assert status["ids"] == started["ids"], (status, started)
+            assert started["service"] == "fc_async_task"
+            # the task id the operator chose, derived from the task instance
+            assert started["ids"]["async_task_id"].startswith("airflow-"), started
+            assert started["ids"]["function_name"] == params["function"]
+            assert started["ids"]["qualifier"] == status["raw"]["qualifier"] == "prod"
+
+        check_invocation(invoke.output)
 
 
 for _mode, _deferrable in (("deferrable", True), ("worker", False)):

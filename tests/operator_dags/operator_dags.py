@@ -6,7 +6,9 @@ can tell its job runs apart in the emulator. The DataWorks workflow DAGs start o
 (``CreateWorkflowInstances``); their tests reset the emulator and count every instance. The PAI
 DLC DAGs create a job (``CreateJob``, no client token) and wait on it; the AnalyticDB Spark DAGs
 submit an application (``SubmitSparkApp``, a form body, no client token) and wait on it; the Flink DAGs start a
-job instance (``StartJobWithParams``, the workspace in a header, no client token) and wait on it.
+job instance (``StartJobWithParams``, the workspace in a header, no client token) and wait on it. The Function Compute
+DAGs invoke a function asynchronously (``InvokeFunction``, the task named by the operator) and
+wait on the task.
 """
 
 from __future__ import annotations
@@ -175,3 +177,22 @@ with dag("op_flink_worker"):
 
 with dag("op_flink_deferred"):
     flink_job(deferrable=True)
+
+
+def fc_invocation(**kwargs: Any) -> AlibabaCloudAsyncTaskOperator:
+    return AlibabaCloudAsyncTaskOperator(
+        task_id="invoke",
+        service="fc_async_task",
+        action="InvokeFunction",
+        path="/2023-03-30/functions/nightly-etl/invocations",
+        body='{"run": "{{ run_id }}"}',
+        poll_interval=1,
+        **kwargs,
+    )
+
+
+with dag("op_fc_worker"):
+    fc_invocation(deferrable=False)
+
+with dag("op_fc_deferred"):
+    fc_invocation(deferrable=True)

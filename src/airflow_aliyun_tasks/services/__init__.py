@@ -59,6 +59,11 @@ from airflow_aliyun_tasks.services.emr_serverless_spark import (
     EMR_SERVERLESS_SPARK_STATES,
     parse_emr_serverless_spark,
 )
+from airflow_aliyun_tasks.services.fc_async_task import (
+    FC_ASYNC_TASK,
+    FC_ASYNC_TASK_STATES,
+    parse_fc_async_task,
+)
 from airflow_aliyun_tasks.services.flink_job import FLINK_JOB, FLINK_JOB_STATES, parse_flink_job
 from airflow_aliyun_tasks.services.mma import MMA, MMA_STATES, parse_mma
 from airflow_aliyun_tasks.services.pai_dlc import PAI_DLC, PAI_DLC_STATES, parse_pai_dlc
@@ -75,6 +80,8 @@ __all__ = [
     "DLF_STATES",
     "EMR_SERVERLESS_SPARK",
     "EMR_SERVERLESS_SPARK_STATES",
+    "FC_ASYNC_TASK",
+    "FC_ASYNC_TASK_STATES",
     "FLINK_JOB",
     "FLINK_JOB_STATES",
     "FORM_CONTENT_TYPE",
@@ -119,6 +126,7 @@ __all__ = [
     "parse_dataworks_workflow",
     "parse_dlf",
     "parse_emr_serverless_spark",
+    "parse_fc_async_task",
     "parse_flink_job",
     "parse_mma",
     "parse_pai_dlc",
@@ -141,6 +149,7 @@ SERVICES: dict[str, ServiceSpec] = {
         PAI_DLC,
         ADB_SPARK,
         FLINK_JOB,
+        FC_ASYNC_TASK,
     )
 }
 

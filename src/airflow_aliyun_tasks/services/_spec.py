@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode
@@ -287,7 +287,11 @@ class StartOperation:
     come from the request. ``follow_up``: the operation starts no task itself but an operation
     whose result a second call reads (see :class:`FollowUp`); ``task_ids`` are then unused.
     ``may_finish_at_once``: the operation may do its work before answering and then return no
-    task id (PDS file operations on a single file). ``note`` says where the facts come from.
+    task id (PDS file operations on a single file). ``duplicate_status``: the HTTP status with
+    which the API refuses a start whose idempotency key, a caller-chosen task id, names a task
+    that exists already (Function Compute's task deduplication answers 409): the start that sent
+    the key took effect earlier (a lost answer, retried), so the operator waits on that task, its
+    ids from the request, instead of failing. ``note`` says where the facts come from.
     """
 
     action: str
@@ -302,9 +306,12 @@ class StartOperation:
     body_encoding: BodyEncoding | None = None
     response_body: ResponseBody = "json"
     follow_up: FollowUp | None = None
+    duplicate_status: int | None = None
     note: str = ""
 
     def __post_init__(self) -> None:
+        if self.duplicate_status is not None and self.idempotency_param is None:
+            raise ConfigurationError(self.action, "duplicate_status needs an idempotency_param")
         for name, value in self.headers.items():
             check_header_value(check_header_name(name, self.action), value, self.action)
         if "{token}" not in self.idempotency_format:
@@ -452,11 +459,16 @@ def lookup(body: Any, dotted: str) -> Any:
 
 
 def ids_from_response(
-    task_ids: Mapping[str, str], response: Any, request: Mapping[str, str]
+    task_ids: Mapping[str, str],
+    response: Any,
+    request: Mapping[str, str],
+    optional: Collection[str] = (),
 ) -> tuple[dict[str, str], list[str]]:
     """The task's ids per ``task_ids`` (see :class:`StartOperation`): from ``response`` (dotted
     paths) or from ``request`` (``"request:<name>"``, as :func:`request_values` gives them).
-    Returns the ids found and the names of those not found."""
+    Returns the ids found and the names of those not found. An ``optional`` id (one the status
+    call may go without, such as FC's ``qualifier``) that the request does not carry is left
+    out, not missing."""
     found: dict[str, str] = {}
     missing: list[str] = []
     for name, where in task_ids.items():
@@ -465,21 +477,25 @@ def ids_from_response(
         else:
             value = lookup(response, where)
         if value is None or isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
-            missing.append(name)
+            if not (value is None and where.startswith("request:") and name in optional):
+                missing.append(name)
         else:
             found[name] = str(value)
     return found, missing
 
 
 def tasks_from_response(
-    task_ids: Mapping[str, str], response: Any, request: Mapping[str, str]
+    task_ids: Mapping[str, str],
+    response: Any,
+    request: Mapping[str, str],
+    optional: Collection[str] = (),
 ) -> tuple[list[dict[str, str]], list[str]]:
     """The ids of every task a start created, per ``task_ids``: as :func:`ids_from_response`
     for one task; a path with ``*`` gives one task per element of its list (several such paths
     pair their lists element by element, the other ids are shared). Returns the tasks and the
     names of the ids not found (an empty list, or lists of unequal lengths, is missing)."""
     single = {n: w for n, w in task_ids.items() if not is_list_path(w)}
-    found, missing = ids_from_response(single, response, request)
+    found, missing = ids_from_response(single, response, request, optional)
     listed = {n: lookup(response, w) for n, w in task_ids.items() if is_list_path(w)}
     if not listed:
         return ([found] if not missing else []), missing
@@ -513,7 +529,8 @@ class CancelOperation:
     ``body``: constant body fields sent with the ids (Flink ``{"stopStrategy": "NONE"}``);
     ``body_encoding`` overrides the service's. ``check``: judges an HTTP 200 answer that reports
     per-task results (DataWorks ``SuccessInfo.<id>.Success``): the text it returns makes the
-    cancel an error.
+    cancel an error. ``response_body="none"``: the cancel answers with an empty 2xx body
+    (Function Compute's ``StopAsyncTask``), taken as ``{}``.
     """
 
     action: str
@@ -524,6 +541,7 @@ class CancelOperation:
     body: Mapping[str, Any] | None = None
     body_encoding: BodyEncoding | None = None
     check: CancelCheck | None = None
+    response_body: ResponseBody = "json"
 
 
 Parser = Callable[[Mapping[str, Any], dict[str, str], str | None], TaskStatus]

@@ -1,5 +1,6 @@
 """A local Alibaba Cloud for tests: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS,
-EMR Serverless Spark, PAI DLC, AnalyticDB Spark, Realtime Compute for Apache Flink and STS.
+EMR Serverless Spark, PAI DLC, AnalyticDB Spark, Realtime Compute for Apache Flink, Function Compute
+asynchronous tasks and STS.
 
 The emulator verifies signatures as the real gateways do, serves the status APIs of the async
 tasks and job runs (plus operations that start and cancel them, and STS), plays scripted task
@@ -67,6 +68,12 @@ Scripted lifecycles: each status poll of a task returns the next raw status; the
   failure_message=None, fields=None)`` (``status.failure`` once ``FAILED``, a default reason
   otherwise; ``execution_mode`` ``BATCH`` or ``STREAM``, reported and otherwise ignored: a script
   says when a job ends; ``fields`` adds to or overrides the job, camelCase keys)
+- ``emu.add_fc_async_task(function_name, async_task_id, statuses=("Running", "Succeeded"), *,
+  qualifier=None, error_message=None, return_payload=None, payload=None, fields=None)``
+  (``taskErrorMessage`` once the task has ended badly, ``UnhandledInvocationError`` for a failed
+  one without a message; ``returnPayload`` once it succeeded; ``taskPayload`` the event;
+  ``qualifier`` is reported and does not name the task; ``fields`` adds to or overrides the task,
+  camelCase keys)
 - ``emu.add_task(service, **spec)``: the same, by service name (any of :data:`ALL_SERVICES`);
   ``statuses`` is accepted where the method says ``states``.
 - ``emu.set_dataworks_create_result(statuses, failure_message=None)``: what the next DataWorks
@@ -81,13 +88,14 @@ of the operator says which).
 
 Service names: :data:`SERVICES` is the four async-task services (``dlf``, ``dataworks``, ``mma``,
 ``pds``); :data:`ALL_SERVICES` adds ``emr_serverless_spark``, ``dataworks_workflow``,
-``pai_dlc``, ``adb_spark`` and ``flink_job``. STS is ``"sts"``.
+``pai_dlc``, ``adb_spark``, ``flink_job`` and ``fc_async_task``. STS is ``"sts"``.
 
 Faults: ``emu.inject_fault(kind, count=1, *, service=None, task=None)`` makes the next ``count``
 requests to an operation (status, start or cancel) of ``service``, or of any service but STS,
 misbehave; with ``task``, only the status polls of the task with that id (DLF ``TaskId``, DataWorks
 ``JobId``, MMA ``asyncTaskId``, PDS ``async_task_id``, EMR Serverless Spark ``jobRunId``, DataWorks
-workflow instance ``Id``, PAI DLC ``JobId``, AnalyticDB Spark ``AppId``, Flink ``jobId``).
+workflow instance ``Id``, PAI DLC ``JobId``, AnalyticDB Spark ``AppId``, Flink ``jobId``,
+Function Compute ``taskId``).
 ``emu.set_fault_rate(rate, kinds=None, *, service=None, seed=None, exempt_tasks=())`` faults every
 further matching request with probability ``rate`` (kind drawn uniformly from ``kinds``, default
 :data:`FAULT_KINDS`), after the queued faults; polls of ``exempt_tasks`` are never faulted at
@@ -217,6 +225,22 @@ the RPC ``Action``/``Version`` parameters) and, for PDS, by path:
   ``STOP_WITH_SAVEPOINT`` or ``STOP_WITH_DRAIN``; else ``InvalidParameter``) answers the job; a
   running job reports ``CANCELLING``, then ``CANCELLED``; an ended job gives
   ``Job.StatusNotAllowed``.
+- Function Compute 3.0 asynchronous tasks (``2023-03-30``, ROA): ``GetAsyncTask`` (GET
+  ``/2023-03-30/functions/{functionName}/async-tasks/{taskId}``, ``qualifier`` in the query
+  accepted) answers the task at the top level (``taskId``, ``status``, ``functionArn``,
+  ``qualifier``, ``requestId``, ``startedTime``/``endTime`` in epoch ms, ``durationMs``,
+  ``alreadyRetriedTimes``, ``destinationStatus``, ``events``, ``taskErrorMessage``,
+  ``taskPayload``, ``returnPayload``). ``Enqueued``, ``Dequeued``, ``Running``, ``Retrying`` and
+  ``Stopping`` do not end a task; any other state does. Unknown task: 404 ``AsyncTaskNotFound``.
+  Start operation: ``InvokeFunction`` (POST ``.../functions/{functionName}/invocations``, the event
+  as the raw body) with ``x-fc-invocation-type: Async`` answers 202 with no body and creates the
+  task named by ``x-fc-async-task-id`` (one is made when absent; a malformed one gets 400
+  ``InvalidArgument``); a task id the function already has gets 409 ``AsyncTaskAlreadyExists`` and
+  invokes nothing; a synchronous invocation answers 200 with the event echoed. Cancel operation:
+  ``StopAsyncTask`` (PUT ``.../async-tasks/{taskId}/stop``, no body) answers 200 with no body; a
+  running task reports ``Stopping``, then ``Stopped``; an ended task gives 400 ``InvalidArgument``.
+  Errors are ``{"Code", "Message", "RequestId"}`` with header ``x-fc-request-id`` (also on every
+  answer).
 - STS (``2015-04-01``, RPC): ``GetCallerIdentity``, ``AssumeRole`` (keys live
   ``min(DurationSeconds, sts_ttl_seconds)``; then ``InvalidSecurityToken.Expired``) and the unsigned
   ``AssumeRoleWithOIDC``. Requests signed with an STS key must carry its token
@@ -289,9 +313,12 @@ and PAI DLC's (404 ``InvalidJob.NotFound``, 400 ``InvalidJobStatus`` for stoppin
 does to a job that keeps its nodes), and AnalyticDB Spark's (404 ``InvalidAppId.NotFound``, 400
 ``InvalidAppState`` for killing an ended application, 400 ``MissingParameter`` and
 ``InvalidParameter``, the application id format, the default ``Message`` of a failure),
-and Flink's (the error codes and messages inside the HTTP 200 envelope: ``Job.NotFound``,
+Flink's (the error codes and messages inside the HTTP 200 envelope: ``Job.NotFound``,
 ``InvalidParameter.Workspace``, ``InvalidParameter``, ``Job.StatusNotAllowed``; the default failure
-reason; the epoch-millisecond times; gateway errors and faults in the POP shape).
+reason; the epoch-millisecond times; gateway errors and faults in the POP shape), and Function
+Compute's (the error codes: the 409 of a duplicate task id is documented,
+``AsyncTaskAlreadyExists`` is not; 404 ``AsyncTaskNotFound``, 400 ``InvalidArgument``; the error
+body's shape; what ``StopAsyncTask`` answers for an ended task).
 Nonces are remembered per gateway (POP, PDS) and access key.
 
 Start operations, from the public API reference:
@@ -316,6 +343,9 @@ Start operations, from the public API reference:
 - Flink GetJob, StartJobWithParams and StopJob: the request and response models of the official SDK
   ``alibabacloud-ververica20220718``; GetJob:
   https://www.alibabacloud.com/help/en/flink/realtime-flink/developer-reference/api-ververica-2022-07-18-getjob
+- Function Compute InvokeFunction, GetAsyncTask and StopAsyncTask: the request and response
+  models of the official SDK ``alibabacloud-fc20230330``; the 409 of a duplicate task id:
+  https://www.alibabacloud.com/help/en/fc/task-deduplication
 
 Source layout
 =============
@@ -323,7 +353,7 @@ Source layout
 ``_core`` (the :class:`Emulator`: lifecycle, routing, authentication, counters), ``_base`` (replies,
 scripted tasks, the ``Service``/``Op`` tables), one module per service (``_dlf``, ``_dataworks``,
 ``_mma``, ``_pds``, ``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_adb_spark``,
-``_flink_job``, ``_sts``: its
+``_flink_job``, ``_fc_async_task``, ``_sts``: its
 operation table, handlers, response
 bodies and ``add_*`` method), ``_faults``, ``_control`` (the control API) and ``_auth`` (signature
 verification, with a canonicalization of its own). A new service is one module and one line in

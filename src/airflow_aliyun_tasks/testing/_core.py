@@ -1,7 +1,8 @@
 """The emulator: its state, the uvicorn thread, routing, authentication and the counters.
 
 What each service serves lives in its own module (``_dlf``, ``_dataworks``, ``_mma``, ``_pds``,
-``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_adb_spark``, ``_flink_job``, ``_sts``), as a
+``_emr_serverless_spark``, ``_dataworks_workflow``, ``_pai_dlc``, ``_adb_spark``, ``_flink_job``,
+``_fc_async_task``, ``_sts``), as a
 :class:`~._base.Service` table; faults in ``_faults``; the control API in ``_control``. See the
 package docstring for the whole API.
 """
@@ -34,6 +35,7 @@ from airflow_aliyun_tasks.testing import (
     _dataworks_workflow,
     _dlf,
     _emr_serverless_spark,
+    _fc_async_task,
     _flink_job,
     _mma,
     _pai_dlc,
@@ -85,6 +87,7 @@ _SERVICES: tuple[Service, ...] = (
     _pai_dlc.SERVICE,
     _adb_spark.SERVICE,
     _flink_job.SERVICE,
+    _fc_async_task.SERVICE,
     _sts.SERVICE,
 )
 _BY_NAME: dict[str, Service] = {service.name: service for service in _SERVICES}
@@ -92,7 +95,8 @@ _BY_NAME: dict[str, Service] = {service.name: service for service in _SERVICES}
 #: the four async-task services (DLF, DataWorks, MaxCompute MMA, PDS), by their short names
 SERVICES: tuple[str, ...] = ("dlf", "dataworks", "mma", "pds")
 #: every service with tasks (STS aside): :data:`SERVICES`, EMR Serverless Spark, DataWorks
-#: workflow instances, PAI DLC, AnalyticDB Spark and Flink job instances
+#: workflow instances, PAI DLC, AnalyticDB Spark, Flink job instances and Function Compute
+#: asynchronous tasks
 ALL_SERVICES: tuple[str, ...] = tuple(s.name for s in _SERVICES if s.id_names)
 
 #: lifecycle of the tasks that the emulated start operations create (``Emulator.start_lifecycles``)
@@ -139,11 +143,13 @@ class Emulator(
     _pai_dlc.PaiDlcJobs,
     _adb_spark.AdbSparkApps,
     _flink_job.FlinkJobs,
+    _fc_async_task.FcAsyncTasks,
     _sts.StsKeys,
     FaultInjection,
 ):
     """A local Alibaba Cloud: DLF, DataWorks (jobs and workflow instances), MaxCompute MMA, PDS, EMR
-    Serverless Spark, PAI DLC, AnalyticDB Spark, Realtime Compute for Apache Flink and STS.
+    Serverless Spark, PAI DLC, AnalyticDB Spark, Realtime Compute for Apache Flink, Function
+    Compute asynchronous tasks and STS.
 
     See :mod:`airflow_aliyun_tasks.testing` for the full description.
     """
