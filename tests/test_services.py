@@ -1134,7 +1134,9 @@ def test_parser_fuzz(name: str) -> None:
     if FUZZ_EXAMPLES >= 100:
         # Guard against a strategy that only ever reaches BadResponseError.
         assert "bad" in outcomes
-        assert len(outcomes - {"bad", UNKNOWN}) >= 3, outcomes
+        # Two states at least: a service with three (DataWorks workflow instances) missed one of
+        # them in about one run of ten at 300 examples.
+        assert len(outcomes - {"bad", UNKNOWN}) >= 2, outcomes
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
