@@ -260,7 +260,7 @@ def test_task_status_is_slotted_frozen_and_pickles() -> None:
     assert pickle.loads(pickle.dumps(FULL)) == FULL
     assert copy.deepcopy(FULL) == FULL
     assert dataclasses.replace(FULL, state=RUNNING).state == RUNNING
-    assert hash(FULL.state) and FULL == TaskStatus.from_dict(FULL.to_dict())
+    assert TaskStatus.from_dict(FULL.to_dict()) == FULL
 
 
 def test_lowered_shares_the_empty_set_and_keeps_values() -> None:
