@@ -8,9 +8,12 @@ measures, once they are all idle between polls, what stays per trigger:
 
 - ``rss``: the process's resident memory (one run without tracemalloc);
 - ``heap``: the live Python heap (tracemalloc, another run), and where it was allocated: each
-  block is charged to the innermost frame of the package (or of ``bench/``), else to its
+  block is charged to the innermost frame of the package (or of the floor trigger), then its
   innermost frame; ``--top`` lines, bytes and blocks per trigger;
-- ``objects``: garbage-collected objects per trigger, by type.
+- ``objects``: garbage-collected objects per trigger, by type;
+- ``first_trigger_rss``: what the warm-up trigger's two polls added to the process once (its
+  modules, the loop's client, the shared caches): at N waits, N-th of it shows in a per-wait
+  figure such as ``python -m bench triggerer``'s.
 
 One warm-up trigger polls first, so that what every process holds once (imports, the loop's
 shared client, caches keyed per connection) is not charged to the K triggers. Prints one JSON
@@ -73,11 +76,13 @@ async def measure(kind: str, k: int, port: int, traced: bool, top: int) -> dict[
     # A poll interval long enough for every trigger to be idle when measured, short enough for
     # two rounds of polls to take seconds: every trigger polls at once, then again.
     interval = 2.0 + k / 400.0
+    rss_first = _rss()
     warm = asyncio.create_task(drive(make_trigger(kind, 999_999, interval, port), 999_999, True))
     r0 = server_requests(port)
     await _polled(port, r0, 2)
     await asyncio.sleep(0.2)
     gc.collect()
+    rss_first = _rss() - rss_first
     if traced:
         tracemalloc.start(30)
     before = tracemalloc.take_snapshot() if traced else None
@@ -94,6 +99,8 @@ async def measure(kind: str, k: int, port: int, traced: bool, top: int) -> dict[
     await asyncio.sleep(min(1.0, interval / 4))
     gc.collect()
     out: dict[str, Any] = {"kind": kind, "triggers": k, "polls_each": 2}
+    if not traced:  # what the first trigger costs the process once: its modules, shared objects
+        out["first_trigger_rss_bytes"] = rss_first
     if traced:
         after = tracemalloc.take_snapshot()
         tracemalloc.stop()

@@ -163,7 +163,7 @@ def test_trigger_memory_probe_says_where_a_waiting_trigger_keeps_memory() -> Non
     assert [row["kind"] for row in rows] == ["floor", "package"]
     for row in rows:
         assert row["triggers"] == 20
-        assert {"rss_bytes_per_trigger", "heap_bytes_per_trigger", "objects_per_trigger"} <= set(row)
+        assert {"rss_bytes_per_trigger", "heap_bytes_per_trigger", "first_trigger_rss_bytes"} <= set(row)
         assert row["heap_sites"], row
         assert all(isinstance(site, str) for site, _size, _count in row["heap_sites"])
     floor, package = rows
