@@ -11,8 +11,9 @@ measures, once they are all idle between polls, what stays per trigger:
   block is charged to the innermost frame of the package (or of the floor trigger), then its
   innermost frame; ``--top`` lines, bytes and blocks per trigger;
 - ``objects``: garbage-collected objects per trigger, by type;
-- ``first_trigger_rss``: what the warm-up trigger's two polls added to the process once (its
-  modules, the loop's client, the shared caches): at N waits, N-th of it shows in a per-wait
+- ``first_trigger_rss``: what the warm-up trigger's two polls added, once, to a process that
+  has imported what a triggerer's runner imports (the trigger's modules, the loop's client,
+  the shared caches): at N waits, N-th of it shows in a per-wait
   figure such as ``python -m bench triggerer``'s.
 
 One warm-up trigger polls first, so that what every process holds once (imports, the loop's
@@ -76,6 +77,14 @@ async def measure(kind: str, k: int, port: int, traced: bool, top: int) -> dict[
     # A poll interval long enough for every trigger to be idle when measured, short enough for
     # two rounds of polls to take seconds: every trigger polls at once, then again.
     interval = 2.0 + k / 400.0
+    # What a triggerer's runner has imported before any trigger runs: not the first trigger's.
+    import airflow.jobs.triggerer_job_runner
+    import airflow.sdk
+    import airflow.triggers.base  # noqa: F401
+    import greenback  # noqa: F401
+    import structlog.contextvars  # noqa: F401
+
+    gc.collect()
     rss_first = _rss()
     warm = asyncio.create_task(drive(make_trigger(kind, 999_999, interval, port), 999_999, True))
     r0 = server_requests(port)
