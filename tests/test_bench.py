@@ -145,6 +145,34 @@ def test_triggerer_harness_runs_every_kind(tmp_path: Path) -> None:
     assert "A real `airflow triggerer`" in (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
 
 
+def test_trigger_memory_probe_says_where_a_waiting_trigger_keeps_memory() -> None:
+    """``python -m bench.trigger_memory`` on 20 triggers per kind: every trigger polled twice,
+    what each keeps measured (RSS, then the heap by allocation site, and objects by type)."""
+    env = dict(os.environ, ALIBABA_CLOUD_ECS_METADATA_DISABLED="true")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.trigger_memory", "--kinds", "floor,package", "--triggers", "20"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [row["kind"] for row in rows] == ["floor", "package"]
+    for row in rows:
+        assert row["triggers"] == 20
+        assert {"rss_bytes_per_trigger", "heap_bytes_per_trigger", "first_trigger_rss_bytes"} <= set(row)
+        assert row["heap_sites"], row
+        assert all(isinstance(site, str) for site, _size, _count in row["heap_sites"])
+    floor, package = rows
+    assert floor["objects_by_type"]["FloorTrigger"] == 1.0
+    assert package["objects_by_type"]["AlibabaCloudTaskTrigger"] == 1.0
+    # The package's triggers share their class's logger: none is made per trigger.
+    assert "BoundLoggerLazyProxy" not in package["objects_by_type"]
+
+
 # --------------------------------------------------------------------------- hooks
 
 

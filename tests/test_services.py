@@ -2301,3 +2301,20 @@ def test_no_id_is_named_as_an_airflow_attribute() -> None:
     reserved |= {n for n in dir(BaseTrigger) if not n.startswith("_")}
     for spec in SERVICES.values():
         assert not set(spec.id_names) & reserved, spec.name
+
+
+def test_raw_keeps_every_json_value_and_drops_serde_markers_in_any_mapping() -> None:
+    """``raw`` takes a fast path for what ``json.loads`` gives; other mappings and lists are
+    still walked, and ``__`` keys dropped at every level."""
+    import types
+
+    from airflow_aliyun_tasks.services._parse import raw
+
+    body = {"a": 1, "b": 1.5, "c": True, "d": None, "e": "x", "f": [1, {"__id__": 1, "g": [None]}]}
+    assert raw(body) == {"a": 1, "b": 1.5, "c": True, "d": None, "e": "x", "f": [1, {"g": [None]}]}
+    assert raw(body) is not body  # a copy: the status does not share the decoder's objects
+    proxy = types.MappingProxyType({"k": types.MappingProxyType({"__classname__": "x", "v": 2})})
+    assert raw(proxy) == {"k": {"v": 2}}
+    assert raw([{"__version__": 1}]) == [{}]
+    assert raw(7) == 7
+    assert raw("__x") == "__x"

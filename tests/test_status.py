@@ -17,6 +17,8 @@ from airflow_aliyun_tasks.status import (
     TERMINAL_STATES,
     UNKNOWN,
     TaskStatus,
+    lowered,
+    outcome_of,
 )
 
 FULL = TaskStatus(
@@ -241,3 +243,29 @@ def test_to_dict_survives_airflow_serde(status: TaskStatus) -> None:
     back = deserialize(stored)
     assert back == d
     assert TaskStatus.from_dict(back) == status
+
+
+# --------------------------------------------------------------------------- what a waiting trigger keeps
+
+
+def test_task_status_is_slotted_frozen_and_pickles() -> None:
+    """Thousands of waiting triggers each keep their last status: no per-instance ``__dict__``."""
+    import copy
+    import dataclasses
+    import pickle
+
+    assert not hasattr(FULL, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        FULL.state = RUNNING  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(FULL)) == FULL
+    assert copy.deepcopy(FULL) == FULL
+    assert dataclasses.replace(FULL, state=RUNNING).state == RUNNING
+    assert TaskStatus.from_dict(FULL.to_dict()) == FULL
+
+
+def test_lowered_shares_the_empty_set_and_keeps_values() -> None:
+    assert lowered(()) is lowered([]) is lowered(iter(()))
+    assert lowered(["Done", "DONE", "x"]) == frozenset({"done", "x"})
+    running = TaskStatus(service="dlf", ids={}, state=RUNNING, raw_status="Hold")
+    assert outcome_of(running) is None
+    assert outcome_of(running, success_states=["HOLD"]) == "success"

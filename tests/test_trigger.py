@@ -379,6 +379,55 @@ async def test_real_event_loop_polls_with_short_interval(use_hook) -> None:
     assert all(g >= 0.005 for g in gaps), gaps
 
 
+def test_triggers_of_a_class_share_one_logger() -> None:
+    """One logger per trigger class, not one per waiting trigger; a logger given to one trigger
+    (its ``_log``) still wins, and a subclass's triggers log under the subclass's name."""
+    from airflow_aliyun_tasks.triggers import AlibabaCloudTaskEventTrigger
+
+    a, b = make(), make(ids={"async_task_id": "t-2", "catalog_id": "1"})
+    assert a.log is b.log
+    assert getattr(a.log, "_logger_factory_args", None) == (
+        "airflow_aliyun_tasks.triggers.AlibabaCloudTaskTrigger",
+    )
+    watcher = AlibabaCloudTaskEventTrigger(service="dlf", ids=DLF_IDS)
+    assert watcher.log is AlibabaCloudTaskEventTrigger(service="dlf", ids={"async_task_id": "t-9"}).log
+    assert watcher.log is not a.log
+
+    class Sub(AlibabaCloudTaskTrigger):
+        pass
+
+    sub = Sub(service="dlf", ids=DLF_IDS)
+    assert sub.log is not a.log
+    assert getattr(sub.log, "_logger_factory_args", None) == (f"{__name__}.Sub",)
+    assert make().log is a.log  # the subclass did not replace its parent's
+    own = structlog.get_logger("one trigger's own")
+    c = make()
+    c._log = own
+    assert c.log is own
+    assert make().log is a.log
+
+
+async def test_lines_of_triggers_sharing_a_logger_carry_their_own_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The triggerer tells triggers' lines apart by the context variables it binds in each
+    trigger's task (``trigger_id``, the task instance), which a shared logger merges per line."""
+    import structlog.contextvars
+
+    monkeypatch.setattr(AlibabaCloudTaskTrigger, "_hook", lambda self: FakeHook([RUN, RUN, DONE]))
+
+    async def run_trigger(trigger_id: int) -> list[TriggerEvent]:
+        structlog.contextvars.bind_contextvars(trigger_id=trigger_id)
+        return await collect(make(poll_interval=0.01, end_time=time.time() + 30))
+
+    with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        results = await asyncio.gather(*(asyncio.create_task(run_trigger(i)) for i in range(3)))
+    assert [only_event(events)["status"] for events in results] == ["success"] * 3
+    running = sorted(e["trigger_id"] for e in logs if ": running" in e["event"])
+    done = sorted(e["trigger_id"] for e in logs if ": succeeded" in e["event"])
+    assert running == done == [0, 1, 2]  # one line per change, each under its own trigger
+
+
 def _unknown_warnings(logs: list[dict[str, Any]]) -> list[str]:
     return [
         e["event"]

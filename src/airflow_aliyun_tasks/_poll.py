@@ -117,7 +117,6 @@ class PollTracker:
         "_failure",
         "_max_failures",
         "_partial_success_ok",
-        "_prefix",
         "_progress",
         "_raw",
         "_state",
@@ -142,7 +141,6 @@ class PollTracker:
         if max_failures is None and backoff is None:
             raise ValueError("a tracker that never gives up needs a backoff")
         self._what = what
-        self._prefix = f"{what}: " if what else ""
         self._success = lowered(success_states)
         self._failure = lowered(failure_states)
         self._partial_success_ok = partial_success_ok
@@ -151,7 +149,8 @@ class PollTracker:
         self._state: str | None = None
         self._raw: str | None = None
         self._progress: float | None = None
-        self._warned: set[str | None] = set()
+        # The raw statuses warned about; None until the first (most waits never see one).
+        self._warned: set[str | None] | None = None
         #: transient (or, never giving up, any) failures in a row
         self.failures = 0
         #: successful polls
@@ -174,7 +173,9 @@ class PollTracker:
         state = status.state
         raw = status.raw_status
         progress = status.progress
-        new_unknown = outcome is None and state == UNKNOWN and raw not in self._warned
+        new_unknown = (
+            outcome is None and state == UNKNOWN and (self._warned is None or raw not in self._warned)
+        )
         if state == self._state and raw == self._raw and progress == self._progress:
             if outcome is None and not new_unknown:
                 return GO_ON  # the hot path: nothing changed, nothing to say
@@ -185,6 +186,8 @@ class PollTracker:
             text = describe(status)
             logs = (("info", "%s", (text,)),)
         if new_unknown:
+            if self._warned is None:
+                self._warned = set()
             self._warned.add(raw)
             logs += (self._line("warning", _UNKNOWN_STATUS, raw),)
         return Step(outcome, text if outcome is not None else "", logs)
@@ -202,13 +205,13 @@ class PollTracker:
                 line = self._line("error", _POLL_FAILED_PERMANENT, self.failures, delay, error)
             return Step(None, "", (line,), delay=delay)
         if not transient:
-            message = f"{self._prefix}{error}" if self._what else f"Polling failed: {error}"
+            message = f"{self._what}: {error}" if self._what else f"Polling failed: {error}"
             return Step(GAVE_UP, message, error=error, permanent=True)
         self.failures += 1
         if self.failures > self._max_failures:
             return Step(
                 GAVE_UP,
-                f"{self._prefix}{self.failures} polls in a row failed (limit {self._max_failures}); "
+                f"{self._what + ': ' if self._what else ''}{self.failures} polls in a row failed (limit {self._max_failures}); "
                 f"last error: {error}",
                 error=error,
             )

@@ -298,9 +298,11 @@ class AlibabaCloudTasksHook(BaseHook):
         them once (the last call is kept: a trigger's hook makes only one)."""
         key = (service, *itertools.chain.from_iterable(ids.items()))
         last = self._last_call
-        with contextlib.suppress(Exception):  # an id that cannot be compared: validation rejects it
+        try:
             if last is not None and self._last_settings is settings and self._last_key == key:
                 return last
+        except Exception:  # noqa: S110 - an id that cannot be compared: validation rejects it
+            pass
         built = self._build_status_call(settings, service, ids)
         self._last_settings, self._last_key, self._last_call = settings, key, built
         return built

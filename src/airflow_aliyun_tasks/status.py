@@ -54,7 +54,7 @@ _FIELDS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskStatus:
     """Status of one Alibaba Cloud async task, normalized across services.
 
@@ -152,8 +152,10 @@ _NONE: frozenset[str] = frozenset()
 
 
 def lowered(raw_statuses: Iterable[str]) -> frozenset[str]:
-    """Extra raw status values as :func:`outcome_for` takes them: lower-cased, in a set."""
-    return frozenset(s.lower() for s in raw_statuses)
+    """Extra raw status values as :func:`outcome_for` takes them: lower-cased, in a set (the one
+    shared empty set when there are none: thousands of waiting triggers keep theirs)."""
+    values = frozenset(s.lower() for s in raw_statuses)
+    return values if values else _NONE
 
 
 def outcome_for(

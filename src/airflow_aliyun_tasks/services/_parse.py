@@ -10,16 +10,19 @@ from typing import Any
 from airflow_aliyun_tasks.errors import BadResponseError
 from airflow_aliyun_tasks.status import UNKNOWN
 
+#: What ``json.loads`` gives that :func:`raw` keeps as it is.
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 
 def body_of(body: Any, service: str) -> Mapping[str, Any]:
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):  # a JSON body is a dict: no ABC check
         raise BadResponseError(f"{service} response is not a JSON object")
     return body
 
 
 def obj(body: Mapping[str, Any], key: str, service: str) -> Mapping[str, Any]:
     value = body_of(body, service).get(key)
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise BadResponseError(f"{service} response has no {key!r} object")
     return value
 
@@ -28,7 +31,10 @@ def raw(value: Any) -> Any:
     """The body as kept in ``TaskStatus.raw``: keys starting with ``__`` are dropped at every
     level, because Airflow's serializer reserves ``__classname__``/``__id__`` and would refuse
     the trigger event or XCom. No documented field starts with ``__``."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _JSON_SCALARS:  # the hot path: what json.loads gives, without an ABC check
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return {str(k): raw(v) for k, v in value.items() if not str(k).startswith("__")}
     if isinstance(value, list):
         return [raw(v) for v in value]
