@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import structlog.testing
 from airflow.sdk import Asset, AssetWatcher
-from airflow.sdk.serde import deserialize, serialize
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 import airflow_aliyun_tasks.triggers as triggers_module
@@ -37,6 +36,7 @@ from airflow_aliyun_tasks.triggers import (
     AlibabaCloudTaskEventTrigger,
     AlibabaCloudTaskTrigger,
 )
+from airflow_versions import deserialize, serialize
 from stack import AirflowStack, wait_until
 
 CLASSPATH = "airflow_aliyun_tasks.triggers.AlibabaCloudTaskEventTrigger"
@@ -430,11 +430,11 @@ def test_backoff_is_capped() -> None:
 
 
 def test_example_dag_parses_with_a_watcher(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_versions import dagbag
 
     monkeypatch.setenv("ALIYUN_EXAMPLE_DATAWORKS_JOB_ID", "job-from-env")
     monkeypatch.setenv("ALIYUN_EXAMPLE_POLL_INTERVAL", "5")
-    bag = DagBag(dag_folder=str(EXAMPLE))
+    bag = dagbag(str(EXAMPLE))
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags["example_aliyun_asset_watcher"]
     assets = list(dag.timetable.asset_condition.objects)

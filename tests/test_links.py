@@ -398,9 +398,9 @@ def api_server(airflow_db: str) -> Iterator[ApiServer]:
 
 @functools.cache
 def _dagbag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_versions import dagbag
 
-    bag = DagBag(dag_folder=str(DAGS))
+    bag = dagbag(str(DAGS))
     assert not bag.import_errors, bag.import_errors
     return bag
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 from airflow.sdk import DAG, BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from airflow_aliyun_tasks.links import CONSOLE_LINK_XCOM_KEY, link_params
 from airflow_aliyun_tasks.sensors import (
@@ -38,6 +37,7 @@ from airflow_aliyun_tasks.sensors import (
 from airflow_aliyun_tasks.services import SERVICES
 from airflow_aliyun_tasks.status import RUNNING, SUCCEEDED, TaskStatus
 from airflow_aliyun_tasks.triggers import ID_FIELDS, AlibabaCloudTaskTrigger
+from airflow_versions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 from stack import AirflowStack, wait_until
 
 SENSORS: dict[str, tuple[type[AlibabaCloudTaskSensor], dict[str, Any]]] = {
