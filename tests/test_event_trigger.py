@@ -389,8 +389,19 @@ async def test_a_hanging_state_store_times_out(
 async def test_without_a_state_store(sleeps: list[float], idle: list[str]) -> None:
     trigger = make()
     assert trigger.asset_state_store is None  # set by the triggerer for watchers (Airflow 3.3+)
-    events = await collect(use(trigger, FakeHook([DONE]), None))
+    with structlog.testing.capture_logs() as logs:
+        events = await collect(use(trigger, FakeHook([DONE]), None))
     assert len(events) == 1
+    warned = [e for e in logs if "no asset state store" in e["event"]]
+    assert len(warned) == 1, logs
+    assert warned[0]["log_level"] == "warning"
+
+
+async def test_with_a_state_store_nothing_is_said_about_it(sleeps: list[float], idle: list[str]) -> None:
+    with structlog.testing.capture_logs() as logs:
+        events = await collect(use(make(), FakeHook([DONE]), Store(asset=Accessor())))
+    assert len(events) == 1
+    assert not [e for e in logs if "no asset state store" in e["event"]]
 
 
 # --------------------------------------------------------------------------- errors never end the watch

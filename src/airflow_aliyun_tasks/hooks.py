@@ -161,6 +161,22 @@ class AlibabaCloudTasksHook(BaseHook):
     conn_type = "aliyun"
     hook_name = "Alibaba Cloud async tasks"
 
+    # The connection form of Airflow 3.1; 3.2 and later read the provider info's declarative
+    # form instead (both are built from the one table of extras).
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields, as Airflow 3.1's UI reads them."""
+        from airflow_aliyun_tasks._legacy_form import connection_form_widgets
+
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The standard fields' labels, placeholders and hidden fields, as Airflow 3.1 reads them."""
+        from airflow_aliyun_tasks._legacy_form import ui_field_behaviour
+
+        return ui_field_behaviour()
+
     def __init__(
         self, aliyun_conn_id: str = default_conn_name, region_id: str | None = None, **kwargs: Any
     ) -> None:

@@ -426,6 +426,12 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         what = describe_ids(self.service, self.ids)
+        if not self._state_accessors():
+            self.log.warning(
+                "%s: no asset state store (it arrived in Airflow 3.3): the end of the task is not "
+                "recorded, so a triggerer restart, or this watcher started again, reports it again",
+                what,
+            )
         recorded = await self._recorded(what)
         if recorded is not None:
             self.log.info(
