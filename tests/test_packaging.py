@@ -95,7 +95,16 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
 def test_sdist_contents(dists: dict[str, Path]) -> None:
     with tarfile.open(dists["sdist"]) as tf:
         names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
-    for required in ("pyproject.toml", "README.md", "PKG-INFO", "Makefile", "tests/conftest.py"):
+    for required in (
+        "pyproject.toml",
+        "README.md",
+        "PKG-INFO",
+        "Makefile",
+        "tests/conftest.py",
+        "constraints/airflow-3.1.txt",
+        "constraints/airflow-3.2.txt",
+        "constraints/airflow-3.3.txt",
+    ):
         assert required in names, required
     assert {f"src/{f}" for f in _src_files()} <= names
     assert not [n for n in names if "__pycache__" in n or n.startswith((".venv/", ".git/", ".hypothesis/"))]
@@ -217,8 +226,21 @@ def test_wheel_in_a_fresh_venv_with_only_airflow(dists: dict[str, Path], tmp_pat
         }
     )
     airflow_version = importlib.metadata.version("apache-airflow")
+    # As the README tells users: with the constraints file of the running Airflow's minor line.
+    line = ".".join(airflow_version.split(".")[:2])
+    constraints = Path(__file__).resolve().parent.parent / "constraints" / f"airflow-{line}.txt"
     install = subprocess.run(
-        [py, "-m", "pip", "install", "--quiet", f"apache-airflow=={airflow_version}", str(dists["wheel"])],
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-c",
+            str(constraints),
+            f"apache-airflow=={airflow_version}",
+            str(dists["wheel"]),
+        ],
         capture_output=True,
         text=True,
         env=env,

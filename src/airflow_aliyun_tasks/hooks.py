@@ -23,6 +23,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from airflow_aliyun_tasks._compat import aextra_dejson
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response, Signer, build_client
 from airflow_aliyun_tasks.config import (
     ConnectionSettings,
@@ -249,11 +250,7 @@ class AlibabaCloudTasksHook(BaseHook):
 
     async def _fetch_settings(self) -> ConnectionSettings:
         conn = await self.aget_connection(self.aliyun_conn_id)
-        if hasattr(conn, "aextra_dejson"):
-            extra = await conn.aextra_dejson()
-        else:  # Airflow < 3.3.2: extra_dejson masks secrets synchronously
-            extra = await asyncio.to_thread(lambda: conn.extra_dejson)
-        return self._parse(conn.login, conn.password, extra)
+        return self._parse(conn.login, conn.password, await aextra_dejson(conn))
 
     def _parse(self, login: str | None, password: str | None, extra: Any) -> ConnectionSettings:
         if not isinstance(extra, Mapping):
