@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
@@ -19,8 +20,6 @@ import pytest
 from airflow_aliyun_tasks.config import EXTRAS
 from airflow_aliyun_tasks.get_provider_info import CONN_FIELDS, get_provider_info
 from test_links import ApiServer
-
-pytestmark = [pytest.mark.airflow]
 
 FORM = [extra for extra in EXTRAS if extra.form]
 
@@ -94,3 +93,80 @@ def test_the_form_has_every_extra_of_the_table(hook_meta: dict[str, Any]) -> Non
             assert shown["value"] == field.default, field.name
         else:
             assert shown["value"] is None, field.name
+
+
+# --------------------------------------------------------------------------- the legacy form itself
+
+
+class _Field:
+    def __init__(self, label: str, validators: Any = None, description: str = "", **kwargs: Any) -> None:
+        self.label, self.validators, self.description, self.kwargs = (
+            label,
+            validators or [],
+            description,
+            kwargs,
+        )
+
+
+class _AnyOf:
+    def __init__(self, values: list[str]) -> None:
+        self.values = values
+
+
+@pytest.fixture
+def fake_wtforms(monkeypatch: pytest.MonkeyPatch) -> dict[str, type]:
+    """Stand-ins for WTForms, Flask-Babel and Flask AppBuilder's widgets, as Airflow 3.1's API
+    server puts mocks in their place: the legacy form is checked on every Airflow version."""
+    fields = {
+        name: type(name, (_Field,), {})
+        for name in ("StringField", "IntegerField", "PasswordField", "BooleanField")
+    }
+    widgets = {
+        name: type(name, (), {})
+        for name in ("BS3TextFieldWidget", "BS3TextAreaFieldWidget", "BS3PasswordFieldWidget")
+    }
+    modules = {
+        "wtforms": types.SimpleNamespace(**fields),
+        "wtforms.validators": types.SimpleNamespace(Optional=type("Optional", (), {}), any_of=_AnyOf),
+        "flask_babel": types.SimpleNamespace(lazy_gettext=lambda text: text),
+        "flask_appbuilder": types.SimpleNamespace(),
+        "flask_appbuilder.fieldwidgets": types.SimpleNamespace(**widgets),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return {**fields, **widgets}
+
+
+def test_the_legacy_form_is_the_table_of_extras(fake_wtforms: dict[str, type]) -> None:
+    from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+    widgets = AlibabaCloudTasksHook.get_connection_form_widgets()
+    assert list(widgets) == list(CONN_FIELDS)
+    for extra in FORM:
+        field = widgets[extra.name]
+        assert (field.label, field.description) == (extra.label, extra.help), extra.name
+        kind = type(field).__name__
+        if extra.secret:
+            assert kind == "PasswordField", extra.name
+        elif extra.kind == "boolean":
+            assert (kind, field.kwargs["default"]) == ("BooleanField", extra.default), extra.name
+        elif extra.kind == "integer":
+            assert kind == "IntegerField", extra.name
+        else:
+            assert kind == "StringField", extra.name
+            widget = "BS3TextAreaFieldWidget" if extra.kind == "object" else "BS3TextFieldWidget"
+            assert type(field.kwargs["widget"]).__name__ == widget, extra.name
+        choices = [v.values for v in field.validators if isinstance(v, _AnyOf)]
+        assert choices == ([list(extra.choices)] if extra.choices else []), extra.name
+        if extra.required:
+            assert field.kwargs["default"] == extra.example, extra.name
+
+
+def test_the_legacy_field_behaviour_is_the_declarative_one() -> None:
+    from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook
+
+    (declared,) = get_provider_info()["connection-types"]
+    behaviour = AlibabaCloudTasksHook.get_ui_field_behaviour()
+    assert behaviour == {k.replace("-", "_"): v for k, v in declared["ui-field-behaviour"].items()}
+    assert behaviour["hidden_fields"] == ["host", "port", "schema"]
+    assert behaviour["relabeling"] == {"login": "AccessKey ID", "password": "AccessKey Secret"}
