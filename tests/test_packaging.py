@@ -24,6 +24,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from airflow_aliyun_tasks.get_provider_info import get_provider_info
@@ -86,7 +88,11 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
     assert meta["Requires-Python"] == ">=3.11"
     requires = meta.get_all("Requires-Dist")
     runtime = {r.split(";")[0].strip() for r in requires if "extra ==" not in r}
-    assert any(r.startswith("apache-airflow>=") for r in runtime)
+    # The Airflow lines the package is tested on (README: Airflow versions), and no other.
+    (airflow,) = [
+        Requirement(r) for r in runtime if canonicalize_name(Requirement(r).name) == "apache-airflow"
+    ]
+    assert airflow.specifier == SpecifierSet(">=3.1,<3.4")
     # Test-only packages never become runtime dependencies.
     for test_only in ("pytest", "playwright", "build", "hypothesis", "alibabacloud-tea-openapi"):
         assert not any(canonicalize_name(r.split(">")[0].split("=")[0]) == test_only for r in runtime)
