@@ -497,23 +497,21 @@ def _started_in_the_triggerer(stack: Any, runs: dict[str, Any]) -> None:
 
 def _started_on_a_worker(stack: Any, runs: dict[str, Any]) -> None:
     """Airflow 3.1 and 3.2: the scheduler does not start tasks in the triggerer (its code for it
-    is switched off). Each wait runs on a worker, as a deferrable sensor: it pokes once, stores
-    the console link, defers with its ids rendered, and its log says the option had no effect."""
+    is switched off). Each wait runs on a worker as the same sensor without the option (these
+    are not deferrable: they poke): it stores the console link, polls the task named by its
+    rendered ids, and its log says once that the option had no effect."""
     for dag_id, (run_id, _, (service, ids)) in runs.items():
         ti = wait_until(
-            lambda d=dag_id, r=run_id: (t := _ti(stack, d, r)) and t["state"] == "deferred" and t,
+            lambda d=dag_id, r=run_id: (t := _ti(stack, d, r)) and t["state"] == "running" and t,
             timeout=240,
-            what=f"{dag_id} to be deferred",
+            what=f"{dag_id} to run on a worker",
         )
         assert ti["try_number"] == 1
-        assert ti["next_method"] == "execute_complete"
-        trigger = next(t for t in stack.triggers() if t["id"] == ti["trigger_id"])
-        assert trigger["classpath"] == TRIGGER_CLASSPATH
-        assert trigger["kwargs"]["end_time"] is not None  # the deferrable path's own deadline
         wait_until(lambda s=service, i=ids: _polls(stack, s, i) >= 2, timeout=120, what=f"polls of {ids}")
         assert CONSOLE_LINK_XCOM_KEY in _xcom_keys(stack, dag_id, run_id)
         log = _task_log(stack, dag_id, run_id)
         assert log.count("start_from_trigger=True, but the task runs on a worker") == 1, log[-3000:]
+        assert "waits as a poking sensor instead" in log
 
 
 @pytest.mark.airflow

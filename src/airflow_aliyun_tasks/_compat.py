@@ -6,11 +6,13 @@ and falls back: everything else imports these names from here.
   (Airflow 3.2) ``airflow.sdk.exceptions`` defines them and core re-exports them.
 - ``airflow.sdk.conf`` arrived with task SDK 1.2 (Airflow 3.2); before, ``airflow.configuration``.
 - A connection's extras, read without blocking an event loop: :func:`aextra_dejson`.
+- An asset watcher's trigger kwargs, still encoded by Airflow 3.2: :func:`plain_kwarg`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import __version__ as _TASK_SDK_VERSION
@@ -43,6 +45,25 @@ try:
     from airflow.sdk import conf
 except ImportError:  # task SDK 1.1 (Airflow 3.1)
     from airflow.configuration import conf  # type: ignore[no-redef,assignment,unused-ignore]
+
+
+def plain_kwarg(value: Any) -> Any:
+    """A trigger kwarg as the trigger was given it.
+
+    Airflow 3.2's triggerer hands an asset watcher's trigger its kwargs as the DAG serialization
+    encoded them: a dict arrives as ``{"__type": "dict", "__var": {...}}`` (a tuple or a set as
+    ``{"__type": "tuple", "__var": [...]}``); Airflow 3.1 and 3.3 decode them first. Anything else
+    is returned as it is.
+    """
+    if isinstance(value, Mapping) and len(value) == 2 and set(value) == {"__type", "__var"}:
+        kind, inner = value["__type"], value["__var"]
+        if kind == "dict" and isinstance(inner, Mapping):
+            return {key: plain_kwarg(item) for key, item in inner.items()}
+        if kind in ("tuple", "set") and isinstance(inner, list):
+            return [plain_kwarg(item) for item in inner]
+    if isinstance(value, list):
+        return [plain_kwarg(item) for item in value]
+    return value
 
 
 def triggerer_calls_on_kill() -> bool:
@@ -80,5 +101,6 @@ __all__ = [
     "TaskDeferralTimeout",
     "aextra_dejson",
     "conf",
+    "plain_kwarg",
     "triggerer_calls_on_kill",
 ]
