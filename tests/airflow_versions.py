@@ -42,6 +42,13 @@ def dagbag(dag_folder: str) -> Any:
     return DagBag(dag_folder=dag_folder)
 
 
+def dag_serialization() -> Any:
+    """The DAG serializer (``DagSerialization`` from 3.2, before ``SerializedDAG``)."""
+    from airflow.serialization import serialized_objects
+
+    return getattr(serialized_objects, "DagSerialization", None) or serialized_objects.SerializedDAG
+
+
 def needs_airflow(version: str, what: str) -> pytest.MarkDecorator:
     """Skip on an Airflow older than ``version``, saying which feature it lacks."""
     return pytest.mark.skipif(
@@ -60,6 +67,7 @@ __all__ = [
     "AirflowSkipException",
     "TaskDeferralTimeout",
     "TaskDeferred",
+    "dag_serialization",
     "dagbag",
     "deserialize",
     "needs_airflow",

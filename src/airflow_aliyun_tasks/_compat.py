@@ -52,8 +52,8 @@ def plain_kwarg(value: Any) -> Any:
 
     Airflow 3.2's triggerer hands an asset watcher's trigger its kwargs as the DAG serialization
     encoded them: a dict arrives as ``{"__type": "dict", "__var": {...}}`` (a tuple or a set as
-    ``{"__type": "tuple", "__var": [...]}``); Airflow 3.1 and 3.3 decode them first. Anything else
-    is returned as it is.
+    ``{"__type": "tuple", "__var": [...]}``); Airflow 3.3 decodes them first. Anything else is
+    returned as it is.
     """
     if isinstance(value, Mapping) and len(value) == 2 and set(value) == {"__type", "__var"}:
         kind, inner = value["__type"], value["__var"]
