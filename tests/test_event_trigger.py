@@ -103,6 +103,16 @@ def test_kwargs_as_the_dag_serialization_encodes_them_are_read_plain() -> None:
     )
     assert encoded.ids == dict(JOB)
     assert encoded.serialize() == plain.serialize()
+    # as Airflow 3.2's triggerer receives them: written out as JSON with str() of the enum keys
+    written = {
+        name: {str(k): v for k, v in value.items()}
+        for name, value in {
+            "ids": BaseSerialization.serialize(dict(JOB)),
+            "outcomes": BaseSerialization.serialize(("success", "failed")),
+        }.items()
+    }
+    assert set(written["ids"]) == {"Encoding.TYPE", "Encoding.VAR"}
+    assert make(**written, success_states=["DONE"]).serialize() == plain.serialize()
 
 
 def test_kwargs_are_deterministic() -> None:

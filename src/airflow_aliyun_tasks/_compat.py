@@ -47,20 +47,32 @@ except ImportError:  # task SDK 1.1 (Airflow 3.1)
     from airflow.configuration import conf  # type: ignore[no-redef,assignment,unused-ignore]
 
 
+#: The keys of a value Airflow's DAG serialization encoded: ``__type`` and ``__var``, or the names
+#: of their enum members ("Encoding.TYPE") where the encoded form was written out as JSON with
+#: ``str()`` of the keys (the triggerer of Airflow 3.2 receives watchers' kwargs so).
+_TYPE_KEYS = frozenset({"__type", "Encoding.TYPE"})
+_VAR_KEYS = frozenset({"__var", "Encoding.VAR"})
+
+
 def plain_kwarg(value: Any) -> Any:
     """A trigger kwarg as the trigger was given it.
 
     Airflow 3.2's triggerer hands an asset watcher's trigger its kwargs as the DAG serialization
-    encoded them: a dict arrives as ``{"__type": "dict", "__var": {...}}`` (a tuple or a set as
-    ``{"__type": "tuple", "__var": [...]}``); Airflow 3.3 decodes them first. Anything else is
-    returned as it is.
+    encoded them: a dict arrives as ``{"__type": "dict", "__var": {...}}`` (or with the keys
+    spelled ``Encoding.TYPE`` and ``Encoding.VAR``), a tuple or a set as a list under
+    ``"tuple"``/``"set"``. Airflow 3.3 decodes them first. Anything else is returned as it is.
     """
-    if isinstance(value, Mapping) and len(value) == 2 and set(value) == {"__type", "__var"}:
-        kind, inner = value["__type"], value["__var"]
-        if kind == "dict" and isinstance(inner, Mapping):
-            return {key: plain_kwarg(item) for key, item in inner.items()}
-        if kind in ("tuple", "set") and isinstance(inner, list):
-            return [plain_kwarg(item) for item in inner]
+    if isinstance(value, Mapping) and len(value) == 2:
+        keys = {str(key) for key in value}
+        type_key = next((k for k in value if str(k) in _TYPE_KEYS), None)
+        var_key = next((k for k in value if str(k) in _VAR_KEYS), None)
+        if type_key is not None and var_key is not None and len(keys) == 2:
+            kind = str(getattr(value[type_key], "value", value[type_key])).rsplit(".", 1)[-1].lower()
+            inner = value[var_key]
+            if kind == "dict" and isinstance(inner, Mapping):
+                return {str(key): plain_kwarg(item) for key, item in inner.items()}
+            if kind in ("tuple", "set") and isinstance(inner, list):
+                return [plain_kwarg(item) for item in inner]
     if isinstance(value, list):
         return [plain_kwarg(item) for item in value]
     return value
