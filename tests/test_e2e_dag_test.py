@@ -18,9 +18,9 @@ DAGS = Path(__file__).parent / "dags"
 
 @functools.cache
 def _dagbag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_versions import dagbag
 
-    bag = DagBag(dag_folder=str(DAGS))
+    bag = dagbag(str(DAGS))
     assert not bag.import_errors, bag.import_errors
     return bag
 

@@ -13,13 +13,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import (
-    AirflowException,
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    TaskDeferralTimeout,
-)
 
 import airflow_aliyun_tasks.exceptions as exceptions_module
 import airflow_aliyun_tasks.operators as operators_module
@@ -34,6 +27,13 @@ from airflow_aliyun_tasks.exceptions import (
 from airflow_aliyun_tasks.operators import AlibabaCloudAsyncTaskOperator
 from airflow_aliyun_tasks.sensors import AlibabaCloudTaskSensor, DataWorksJobSensor
 from airflow_aliyun_tasks.status import CANCELLED, FAILED, RUNNING, TaskStatus
+from airflow_versions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferralTimeout,
+)
 
 IDS = {"job_id": "j-1"}
 

@@ -172,3 +172,44 @@ def test_no_function_longer_than_a_screen() -> None:
                 if length > MAX_FUNCTION_LINES and where not in _TABLES:
                     long.append(f"{where} ({length} lines)")
     assert not long, f"functions longer than {MAX_FUNCTION_LINES} lines: {long}"
+
+
+#: The modules that may try an Airflow import and fall back to another: names that moved between
+#: the Airflow versions the package supports are imported from where the running one has them,
+#: in one place.
+COMPAT_MODULES = frozenset({"airflow_aliyun_tasks._compat"})
+
+
+def _airflow_import(node: ast.stmt) -> str | None:
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "airflow":
+        return node.module
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name.split(".")[0] == "airflow":
+                return alias.name
+    return None
+
+
+def test_only_the_compat_module_tries_airflow_imports() -> None:
+    """No ``try: from airflow... except ImportError`` outside ``_compat``: a name that moved
+    between Airflow versions is imported from there by every other module."""
+    found: list[str] = []
+    for name, path in _modules().items():
+        if name in COMPAT_MODULES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Try):
+                continue
+            for stmt in ast.walk(ast.Module(body=node.body, type_ignores=[])):
+                module = _airflow_import(stmt) if isinstance(stmt, ast.stmt) else None
+                if module is not None:
+                    found.append(f"{name}:{stmt.lineno}: {module}")
+    assert not found, found
+
+
+def test_the_compat_module_is_found_by_the_scan() -> None:
+    """The scan above sees the fallbacks of ``_compat`` (so it would see one elsewhere)."""
+    path = _modules()["airflow_aliyun_tasks._compat"]
+    tries = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Try)]
+    assert tries
+    assert all(any(_airflow_import(s) for s in t.body) for t in tries)

@@ -33,9 +33,18 @@ from typing import Any
 
 import pytest
 
+from airflow_versions import AIRFLOW_3_3, needs_airflow
 from stack import AirflowStack, postgres_available, wait_until
 
 pytestmark = [pytest.mark.airflow]
+
+#: Airflow 3.3's task state store: a retry reconnects to the task an earlier try started. Older
+#: versions are shown submitting again (and saying so) instead.
+STATE_STORE = needs_airflow("3.3", "The task state store (a retry reconnects to an earlier try's task)")
+#: Airflow 3.3's triggerer calls a trigger's on_kill when its deferred task is marked failed.
+TRIGGER_ON_KILL = needs_airflow("3.3", "The triggerer's call of on_kill (a deferred task marked failed)")
+OLDER_ONLY = pytest.mark.skipif(AIRFLOW_3_3, reason="Airflow 3.3+ has the feature whose absence this shows")
+NO_STORE_SAYS = "No task state store (it arrived in Airflow 3.3)"
 
 DAGS = Path(__file__).parent / "operator_dags"
 DAG_IDS = (
@@ -178,6 +187,7 @@ def return_value(stack: AirflowStack, dag_id: str, run_id: str, task_id: str = T
 # ------------------------------------------------------------------------------------- proofs
 
 
+@STATE_STORE
 def test_worker_killed_after_the_start_reconnects_on_retry(emu: AirflowStack) -> None:
     stack, ws, run_id = emu, "w-kill-worker", "kill_worker"
     lifecycle(stack, ["Submitted", *["Running"] * 10, "Success"])
@@ -196,6 +206,48 @@ def test_worker_killed_after_the_start_reconnects_on_retry(emu: AirflowStack) ->
     assert value["state"] == "succeeded"
     assert value["ids"] == run["ids"]
     assert "Reconnecting to the task an earlier try started" in stack.task_log_text("op_worker", run_id, TASK)
+
+
+@OLDER_ONLY
+def test_without_a_task_state_store_a_killed_workers_retry_submits_again(emu: AirflowStack) -> None:
+    """Airflow 3.1 and 3.2: the retry cannot find the job run the killed try started; it starts
+    another (its derived client token differs by try), and each try says so once."""
+    stack, ws, run_id = emu, "w-kill-worker-no-store", "kill_worker_no_store"
+    lifecycle(stack, ["Submitted", *["Running"] * 6, "Success"])
+    stack.trigger_dag("op_worker", run_id, {"workspace": ws})
+    one_running_run(stack, ws)
+    pid = wait_until(lambda: ti(stack, "op_worker", run_id).get("pid"), timeout=30, what="the task's pid")
+    os.kill(int(pid), signal.SIGKILL)
+
+    assert final_state(stack, "op_worker", run_id) == "success"
+    assert ti(stack, "op_worker", run_id)["try_number"] == 2
+    assert starts(stack, EMR, "StartJobRun")["requests"] == 2
+    assert len(runs_in(stack, ws)) == 2
+    log = stack.task_log_text("op_worker", run_id, TASK)
+    assert log.count(NO_STORE_SAYS) == 2, log[-4000:]
+    assert "Reconnecting to the task an earlier try started" not in log
+
+
+@OLDER_ONLY
+def test_without_trigger_on_kill_marking_the_deferred_task_failed_leaves_the_remote_task(
+    emu: AirflowStack,
+) -> None:
+    """Airflow 3.1 and 3.2: the triggerer does not call on_kill, so the job run is not cancelled;
+    the task's log said so when it deferred."""
+    stack, ws, run_id = emu, "w-cancel-deferred-old", "cancel_deferred_old"
+    lifecycle(stack, ["Submitted", "Running"])
+    stack.trigger_dag("op_deferred", run_id, {"workspace": ws})
+    deferred_and_exit_seen(stack, "op_deferred", run_id)
+    run = one_running_run(stack, ws)
+    mark_failed(stack, "op_deferred", run_id)
+
+    wait_until(lambda: ti(stack, "op_deferred", run_id)["state"] == "failed", timeout=60, what="failed")
+    polls = runs_in(stack, ws)[0]["polls"]
+    time.sleep(10)  # what a cancel would take: nothing comes
+    assert cancels(stack, run["ids"]) == {"requests": 0, "accepted": 0}
+    assert runs_in(stack, ws)[0]["polls"] >= polls
+    log = stack.task_log_text("op_deferred", run_id, TASK)
+    assert log.count("cancel_on_kill: this Airflow's triggerer does not tell a trigger") == 1, log[-4000:]
 
 
 def test_triggerer_killed_while_the_operator_waits(emu: AirflowStack) -> None:
@@ -238,9 +290,13 @@ def test_remote_task_fails_and_the_retry_submits_exactly_one_new_task(emu: Airfl
     assert sorted(t["history"][-1] for t in found) == ["Failed", "Success"]
     log = stack.task_log_text("op_worker", run_id, TASK)
     assert "Task failed" in log
-    assert "submitting afresh" in log
+    if AIRFLOW_3_3:
+        assert "submitting afresh" in log  # the retry found the failed run in the state store
+    else:
+        assert log.count(NO_STORE_SAYS) == 2, log[-4000:]  # once per try
 
 
+@STATE_STORE
 def test_lost_start_answer_gives_the_retry_the_same_job_run(emu: AirflowStack) -> None:
     stack, ws, run_id = emu, "w-lost-answer", "lost_answer"
     lifecycle(stack, ["Running", "Success"])
@@ -254,6 +310,7 @@ def test_lost_start_answer_gives_the_retry_the_same_job_run(emu: AirflowStack) -
     assert return_value(stack, "op_worker_once", run_id)["ids"] == run["ids"]
 
 
+@TRIGGER_ON_KILL
 def test_marking_the_deferred_task_failed_cancels_the_job_run_once(emu: AirflowStack) -> None:
     stack, ws, run_id = emu, "w-cancel-deferred", "cancel_deferred"
     lifecycle(stack, ["Submitted", "Running"])
@@ -298,6 +355,7 @@ def test_marking_the_task_failed_on_the_worker_cancels_the_job_run_once(emu: Air
     assert starts(stack, EMR, "StartJobRun")["requests"] == 1
 
 
+@TRIGGER_ON_KILL
 def test_marking_a_task_without_a_cancel_operation_failed_says_it_keeps_running(emu: AirflowStack) -> None:
     stack, run_id, task_id = emu, "no_cancel", "import_workflow"
     lifecycle(stack, ["Running"], service="dataworks")
@@ -341,6 +399,7 @@ def one_running_job(stack: AirflowStack, polls: int = 2) -> dict[str, Any]:
     return result
 
 
+@STATE_STORE
 def test_dlc_worker_killed_after_the_create_reconnects_on_retry(emu: AirflowStack) -> None:
     """No client token: only the task state store keeps the retry from creating a second job."""
     stack, dag_id, run_id = emu, "op_dlc_worker", "dlc_kill_worker"
@@ -361,7 +420,10 @@ def test_dlc_worker_killed_after_the_create_reconnects_on_retry(emu: AirflowStac
     assert "Reconnecting to the task an earlier try started" in stack.task_log_text(dag_id, run_id, DLC_TASK)
 
 
-@pytest.mark.parametrize(("dag_id", "where"), [("op_dlc_deferred", "triggerer"), ("op_dlc_worker", "worker")])
+@pytest.mark.parametrize(
+    ("dag_id", "where"),
+    [pytest.param("op_dlc_deferred", "triggerer", marks=TRIGGER_ON_KILL), ("op_dlc_worker", "worker")],
+)
 def test_marking_a_waiting_dlc_task_failed_stops_the_job_once(
     emu: AirflowStack, dag_id: str, where: str
 ) -> None:
@@ -535,6 +597,7 @@ def polled_instances(stack: AirflowStack, count: int, polls: int = 1) -> list[di
     return result
 
 
+@STATE_STORE
 def test_workflow_worker_killed_after_the_start_reconnects_on_retry(emu: AirflowStack) -> None:
     stack, dag_id, run_id = emu, "op_workflow_worker", "wf_kill_worker"
     lifecycle(stack, ["NotRun", *["Running"] * 10, "Success"], service=WF)
@@ -551,6 +614,7 @@ def test_workflow_worker_killed_after_the_start_reconnects_on_retry(emu: Airflow
     assert "Reconnecting to the task an earlier try started" in stack.task_log_text(dag_id, run_id, WF_TASK)
 
 
+@STATE_STORE
 def test_workflow_two_phase_start_killed_while_creating_resumes_polling(emu: AirflowStack) -> None:
     stack, dag_id, run_id = emu, "op_workflow_backfill_worker", "wf_kill_creating"
     lifecycle(stack, ["Running", "Success"], service=WF)
@@ -580,6 +644,7 @@ def test_workflow_two_phase_start_killed_while_creating_resumes_polling(emu: Air
     assert "Resuming the start an earlier try made" in stack.task_log_text(dag_id, run_id, WF_TASK)
 
 
+@TRIGGER_ON_KILL
 def test_marking_the_deferred_backfill_failed_stops_every_instance(emu: AirflowStack) -> None:
     stack, dag_id, run_id = emu, "op_workflow_backfill_deferred", "wf_cancel_deferred"
     lifecycle(stack, ["Running"], service=WF)

@@ -15,7 +15,6 @@ import dataclasses
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from airflow_aliyun_tasks.errors import NotFoundError
 from airflow_aliyun_tasks.exceptions import AlibabaCloudTaskError, AlibabaCloudTaskTimeoutError
@@ -35,6 +34,7 @@ from airflow_aliyun_tasks.services import (
 )
 from airflow_aliyun_tasks.status import FAILED, RUNNING, SUCCEEDED, TaskStatus
 from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
+from airflow_versions import AirflowException, TaskDeferred
 
 FC = "synthetic_fc"
 WF = "synthetic_workflow"

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
 
 from airflow_aliyun_tasks.errors import ApiError
 from airflow_aliyun_tasks.operators import (
@@ -26,6 +25,7 @@ from airflow_aliyun_tasks.operators import (
 from airflow_aliyun_tasks.services import SERVICES
 from airflow_aliyun_tasks.testing import Emulator
 from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
+from airflow_versions import AirflowException, AirflowSkipException, TaskDeferred
 
 pytestmark = pytest.mark.usefixtures("fresh_clients", "close_shared_sync_client")
 

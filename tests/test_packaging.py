@@ -24,6 +24,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from airflow_aliyun_tasks.get_provider_info import get_provider_info
@@ -86,7 +88,11 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
     assert meta["Requires-Python"] == ">=3.11"
     requires = meta.get_all("Requires-Dist")
     runtime = {r.split(";")[0].strip() for r in requires if "extra ==" not in r}
-    assert any(r.startswith("apache-airflow>=") for r in runtime)
+    # The Airflow lines the package is tested on (README: Airflow versions), and no other.
+    (airflow,) = [
+        Requirement(r) for r in runtime if canonicalize_name(Requirement(r).name) == "apache-airflow"
+    ]
+    assert airflow.specifier == SpecifierSet(">=3.1,<3.4")
     # Test-only packages never become runtime dependencies.
     for test_only in ("pytest", "playwright", "build", "hypothesis", "alibabacloud-tea-openapi"):
         assert not any(canonicalize_name(r.split(">")[0].split("=")[0]) == test_only for r in runtime)
@@ -95,7 +101,16 @@ def test_wheel_contents(dists: dict[str, Path]) -> None:
 def test_sdist_contents(dists: dict[str, Path]) -> None:
     with tarfile.open(dists["sdist"]) as tf:
         names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
-    for required in ("pyproject.toml", "README.md", "PKG-INFO", "Makefile", "tests/conftest.py"):
+    for required in (
+        "pyproject.toml",
+        "README.md",
+        "PKG-INFO",
+        "Makefile",
+        "tests/conftest.py",
+        "constraints/airflow-3.1.txt",
+        "constraints/airflow-3.2.txt",
+        "constraints/airflow-3.3.txt",
+    ):
         assert required in names, required
     assert {f"src/{f}" for f in _src_files()} <= names
     assert not [n for n in names if "__pycache__" in n or n.startswith((".venv/", ".git/", ".hypothesis/"))]
@@ -217,8 +232,21 @@ def test_wheel_in_a_fresh_venv_with_only_airflow(dists: dict[str, Path], tmp_pat
         }
     )
     airflow_version = importlib.metadata.version("apache-airflow")
+    # As the README tells users: with the constraints file of the running Airflow's minor line.
+    line = ".".join(airflow_version.split(".")[:2])
+    constraints = Path(__file__).resolve().parent.parent / "constraints" / f"airflow-{line}.txt"
     install = subprocess.run(
-        [py, "-m", "pip", "install", "--quiet", f"apache-airflow=={airflow_version}", str(dists["wheel"])],
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-c",
+            str(constraints),
+            f"apache-airflow=={airflow_version}",
+            str(dists["wheel"]),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -122,9 +122,8 @@ def test_event_trigger_region() -> None:
 
 
 def test_operator_region_reaches_the_hook_and_the_trigger(emulator: Emulator, make_conn: Any) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
-
     from airflow_aliyun_tasks.operators import AlibabaCloudAsyncTaskOperator
+    from airflow_versions import TaskDeferred
 
     make_conn()
     op = AlibabaCloudAsyncTaskOperator(

@@ -20,14 +20,6 @@ from typing import Any
 import pytest
 import structlog.testing
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import (
-    AirflowException,
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    TaskDeferred,
-)
-from airflow.sdk.serde import deserialize, serialize
 
 from airflow_aliyun_tasks.errors import (
     AuthenticationError,
@@ -59,6 +51,15 @@ from airflow_aliyun_tasks.status import (
     SUCCEEDED,
     UNKNOWN,
     TaskStatus,
+)
+from airflow_versions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+    deserialize,
+    serialize,
 )
 
 try:

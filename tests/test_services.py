@@ -1516,7 +1516,7 @@ def test_every_id_has_a_known_location() -> None:
 def test_raw_body_with_serde_markers_still_crosses_the_trigger_boundary() -> None:
     """Airflow's serde treats ``__classname__``/``__id__`` dict keys specially; a server body
     that happens to carry them must not break the trigger event or XCom."""
-    from airflow.sdk.serde import deserialize, serialize
+    from airflow_versions import deserialize, serialize
 
     body = {
         "RequestId": "r",

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 from airflow.sdk import DAG, BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
 from airflow_aliyun_tasks.links import CONSOLE_LINK_XCOM_KEY, link_params
 from airflow_aliyun_tasks.sensors import (
@@ -41,6 +40,13 @@ from airflow_aliyun_tasks.sensors import (
 from airflow_aliyun_tasks.services import SERVICES
 from airflow_aliyun_tasks.status import RUNNING, SUCCEEDED, TaskStatus
 from airflow_aliyun_tasks.triggers import ID_FIELDS, AlibabaCloudTaskTrigger
+from airflow_versions import (
+    AIRFLOW_3_3,
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    needs_airflow,
+)
 from stack import AirflowStack, wait_until
 
 SENSORS: dict[str, tuple[type[AlibabaCloudTaskSensor], dict[str, Any]]] = {
@@ -168,10 +174,18 @@ def test_args_follow_the_sensor_and_can_be_replaced() -> None:
 
 
 def test_xcomarg_ids_are_rejected_at_parse_time() -> None:
+    """Airflow 3.3 reads the start arguments when the sensor is built; 3.1 and 3.2 when the DAG
+    is serialized (still at parse time, in the dag processor)."""
     with DAG("sft_xcomarg", schedule=None, start_date=datetime(2026, 1, 1)):
         upstream = DataWorksJobSensor(task_id="up", job_id="j")
-        with pytest.raises(ValueError, match="job_id must be a string or an integer"):
-            DataWorksJobSensor(task_id="w", job_id=upstream.output, start_from_trigger=True)
+        message = "job_id must be a string or an integer"
+        if AIRFLOW_3_3:
+            with pytest.raises(ValueError, match=message):
+                DataWorksJobSensor(task_id="w", job_id=upstream.output, start_from_trigger=True)
+        else:
+            sensor = DataWorksJobSensor(task_id="w", job_id=upstream.output, start_from_trigger=True)
+            with pytest.raises(ValueError, match=message):
+                sensor.start_trigger_args  # noqa: B018 - what serialization reads
 
 
 @pytest.mark.parametrize(
@@ -191,12 +205,19 @@ def test_xcom_pull_needs_explicit_map_indexes(template: str, ok: bool) -> None:
     if ok:
         assert build("dataworks", job_id=template).start_trigger_args is not None
     else:
+        # Airflow 3.3 reads the start arguments when the sensor is built, 3.1 and 3.2 when the
+        # DAG is serialized
         with pytest.raises(ValueError, match="map_indexes=-1"):
-            build("dataworks", job_id=template)
+            _start_args("dataworks", job_id=template)
     # without start_from_trigger the worker renders it: anything goes
     DataWorksJobSensor(task_id="w", job_id=template)
 
 
+def _start_args(service: str, **overrides: Any) -> Any:
+    return build(service, **overrides).start_trigger_args
+
+
+@needs_airflow("3.3", "Starting a task in the triggerer (the scheduler's use of start_trigger_args)")
 def test_serialized_dag_round_trip_and_render_like_the_triggerer() -> None:
     """What the scheduler stores and the triggerer rebuilds: kwargs decoded from the serialized
     DAG, the trigger's template fields chosen from the deserialized task, ids rendered."""
@@ -468,6 +489,48 @@ def _task_log(stack: Any, dag_id: str, run_id: str) -> str:
     return "\n".join(text)
 
 
+def _started_in_the_triggerer(stack: Any, runs: dict[str, Any]) -> None:
+    """Airflow 3.3+: every wait reaches the triggerer without a worker: deferred, on its first
+    try, with the trigger the scheduler built from StartTriggerArgs (kwargs unrendered in the
+    database), and nothing that execute() would have done on a worker (the console link)."""
+    for dag_id, (run_id, _, (service, ids)) in runs.items():
+        ti = wait_until(
+            lambda d=dag_id, r=run_id: (t := _ti(stack, d, r)) and t["state"] == "deferred" and t,
+            timeout=240,
+            what=f"{dag_id} to be deferred",
+        )
+        assert ti["try_number"] == 1
+        assert ti["next_method"] == "execute_complete"
+        trigger = next(t for t in stack.triggers() if t["id"] == ti["trigger_id"])
+        assert trigger["classpath"] == TRIGGER_CLASSPATH
+        assert trigger["kwargs"]["end_time"] is None
+        raw = trigger["kwargs"].get("job_id") or trigger["kwargs"].get("async_task_id")
+        assert "{{" in raw  # rendered in the triggerer, not before
+        # the triggerer rendered the template: it polls the task named by the run's conf
+        wait_until(lambda s=service, i=ids: _polls(stack, s, i) >= 2, timeout=120, what=f"polls of {ids}")
+        assert CONSOLE_LINK_XCOM_KEY not in _xcom_keys(stack, dag_id, run_id)
+        assert (dag_id, run_id, "wait", -1) not in stack.deferral_exits_seen()
+
+
+def _started_on_a_worker(stack: Any, runs: dict[str, Any]) -> None:
+    """Airflow 3.1 and 3.2: the scheduler does not start tasks in the triggerer (its code for it
+    is switched off). Each wait runs on a worker as the same sensor without the option (these
+    are not deferrable: they poke): it stores the console link, polls the task named by its
+    rendered ids, and its log says once that the option had no effect."""
+    for dag_id, (run_id, _, (service, ids)) in runs.items():
+        ti = wait_until(
+            lambda d=dag_id, r=run_id: (t := _ti(stack, d, r)) and t["state"] == "running" and t,
+            timeout=240,
+            what=f"{dag_id} to run on a worker",
+        )
+        assert ti["try_number"] == 1
+        wait_until(lambda s=service, i=ids: _polls(stack, s, i) >= 2, timeout=120, what=f"polls of {ids}")
+        assert CONSOLE_LINK_XCOM_KEY in _xcom_keys(stack, dag_id, run_id)
+        log = _task_log(stack, dag_id, run_id)
+        assert log.count("start_from_trigger=True, but the task runs on a worker") == 1, log[-3000:]
+        assert "waits as a poking sensor instead" in log
+
+
 @pytest.mark.airflow
 def test_real_scheduler_and_triggerer(stack: Any) -> None:
     stack.add_tasks(
@@ -487,26 +550,10 @@ def test_real_scheduler_and_triggerer(stack: Any) -> None:
     for dag_id, (run_id, conf, _) in runs.items():
         stack.trigger_dag(dag_id, run_id, conf)
 
-    # 1. Every wait reaches the triggerer without a worker: deferred, on its first try, with the
-    #    trigger the scheduler built from StartTriggerArgs (kwargs unrendered in the database), and
-    #    nothing that execute() would have done on a worker (the console link parameters).
-    for dag_id, (run_id, _, (service, ids)) in runs.items():
-        ti = wait_until(
-            lambda d=dag_id, r=run_id: (t := _ti(stack, d, r)) and t["state"] == "deferred" and t,
-            timeout=240,
-            what=f"{dag_id} to be deferred",
-        )
-        assert ti["try_number"] == 1
-        assert ti["next_method"] == "execute_complete"
-        trigger = next(t for t in stack.triggers() if t["id"] == ti["trigger_id"])
-        assert trigger["classpath"] == TRIGGER_CLASSPATH
-        assert trigger["kwargs"]["end_time"] is None
-        raw = trigger["kwargs"].get("job_id") or trigger["kwargs"].get("async_task_id")
-        assert "{{" in raw  # rendered in the triggerer, not before
-        # the triggerer rendered the template: it polls the task named by the run's conf
-        wait_until(lambda s=service, i=ids: _polls(stack, s, i) >= 2, timeout=120, what=f"polls of {ids}")
-        assert CONSOLE_LINK_XCOM_KEY not in _xcom_keys(stack, dag_id, run_id)
-        assert (dag_id, run_id, "wait", -1) not in stack.deferral_exits_seen()
+    if AIRFLOW_3_3:
+        _started_in_the_triggerer(stack, runs)
+    else:
+        _started_on_a_worker(stack, runs)
 
     # 2. The remote tasks end: the tasks end as in deferrable mode.
     stack.add_tasks(

@@ -234,7 +234,7 @@ def test_from_dict_validates_values() -> None:
 @pytest.mark.parametrize("status", EXAMPLES)
 def test_to_dict_survives_airflow_serde(status: TaskStatus) -> None:
     """Trigger events cross the triggerer/worker boundary through Airflow's serde."""
-    from airflow.sdk.serde import deserialize, serialize
+    from airflow_versions import deserialize, serialize
 
     d = status.to_dict()
     wire = serialize(d)

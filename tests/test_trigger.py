@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import structlog.testing
-from airflow.sdk.serde import deserialize, serialize
 from airflow.triggers.base import TriggerEvent
 
 import airflow_aliyun_tasks.triggers as triggers_module
@@ -43,6 +42,7 @@ from airflow_aliyun_tasks.status import (
     TaskStatus,
 )
 from airflow_aliyun_tasks.triggers import EVENT_STATUSES, AlibabaCloudTaskTrigger
+from airflow_versions import deserialize, serialize
 
 CLASSPATH = "airflow_aliyun_tasks.triggers.AlibabaCloudTaskTrigger"
 DLF_IDS = {"async_task_id": "t-1", "catalog_id": "1234567890"}

@@ -23,6 +23,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from airflow_aliyun_tasks._compat import aextra_dejson
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, Response, Signer, build_client
 from airflow_aliyun_tasks.config import (
     ConnectionSettings,
@@ -189,6 +190,22 @@ class AlibabaCloudTasksHook(BaseHook):
     conn_type = "aliyun"
     hook_name = "Alibaba Cloud async tasks"
 
+    # The connection form of Airflow 3.1; 3.2 and later read the provider info's declarative
+    # form instead (both are built from the one table of extras).
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields, as Airflow 3.1's UI reads them."""
+        from airflow_aliyun_tasks._legacy_form import connection_form_widgets
+
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The standard fields' labels, placeholders and hidden fields, as Airflow 3.1 reads them."""
+        from airflow_aliyun_tasks._legacy_form import ui_field_behaviour
+
+        return ui_field_behaviour()
+
     def __init__(
         self, aliyun_conn_id: str = default_conn_name, region_id: str | None = None, **kwargs: Any
     ) -> None:
@@ -261,11 +278,7 @@ class AlibabaCloudTasksHook(BaseHook):
 
     async def _fetch_settings(self) -> ConnectionSettings:
         conn = await self.aget_connection(self.aliyun_conn_id)
-        if hasattr(conn, "aextra_dejson"):
-            extra = await conn.aextra_dejson()
-        else:  # Airflow < 3.3.2: extra_dejson masks secrets synchronously
-            extra = await asyncio.to_thread(lambda: conn.extra_dejson)
-        return self._parse(conn.login, conn.password, extra)
+        return self._parse(conn.login, conn.password, await aextra_dejson(conn))
 
     def _parse(self, login: str | None, password: str | None, extra: Any) -> ConnectionSettings:
         if not isinstance(extra, Mapping):

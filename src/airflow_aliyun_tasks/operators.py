@@ -29,6 +29,7 @@ from airflow_aliyun_tasks._compat import (
     AirflowSkipException,
     TaskDeferralTimeout,
     conf,
+    triggerer_calls_on_kill,
 )
 from airflow_aliyun_tasks._poll import GAVE_UP, PollTracker
 from airflow_aliyun_tasks._wait import MIN_POLL_INTERVAL, TaskWaitMixin
@@ -719,6 +720,13 @@ class AlibabaCloudAsyncTaskOperator(TaskWaitMixin, BaseOperator):
         """The trigger that waits on the task ``ids`` until ``deadline`` (epoch seconds);
         ``cancel_also``: the other tasks its on_kill cancels too."""
         from airflow_aliyun_tasks.triggers import AlibabaCloudTaskTrigger
+
+        if self.cancel_on_kill and not triggerer_calls_on_kill():
+            self.log.warning(
+                "cancel_on_kill: this Airflow's triggerer does not tell a trigger that its task was "
+                "marked failed or success, or cleared (Airflow 3.3+ does): while the task waits "
+                "deferred, that does not cancel the remote task"
+            )
 
         return AlibabaCloudTaskTrigger(
             service=self.service,

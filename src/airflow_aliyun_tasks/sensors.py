@@ -103,7 +103,9 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
         enforced by Airflow's trigger timeout (the trigger has no deadline of its own); it fails
         the task with ``AirflowSensorTimeout``, or skips it with ``soft_fail``. Needs a running
         triggerer; ``dag.test()`` ignores it and runs :meth:`execute`. Not for mapped sensors
-        (``.partial().expand()``): they run on a worker as usual.
+        (``.partial().expand()``): they run on a worker as usual. Airflow 3.3+: the schedulers
+        of 3.1 and 3.2 never start a task in the triggerer, so there the sensor runs on a
+        worker as it would without the option, and its log says so once.
 
     Success returns the final :meth:`TaskStatus.to_dict` (pushed to XCom). A failed or cancelled
     task raises :class:`~airflow_aliyun_tasks.exceptions.AlibabaCloudTaskFailedError` with the
@@ -249,6 +251,15 @@ class AlibabaCloudTaskSensor(TaskWaitMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         self._store_console_link(context)
+        if self.start_from_trigger:
+            # Airflow 3.1 and 3.2 (their scheduler's start in the triggerer is switched off) and
+            # dag.test() run the task on a worker: it waits as the same sensor without the option.
+            self.log.warning(
+                "start_from_trigger=True, but the task runs on a worker: this Airflow's scheduler "
+                "did not start it in the triggerer (Airflow 3.3+ does; dag.test() never does). It "
+                "waits as %s sensor instead",
+                "a deferrable" if self.deferrable else "a poking",
+            )
         if not self.deferrable:
             return super().execute(context)
         deadline = time.time() + float(self.timeout)

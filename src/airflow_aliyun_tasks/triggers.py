@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
+from airflow_aliyun_tasks._compat import plain_kwarg
 from airflow_aliyun_tasks._poll import PollTracker, Step, log_lines
 from airflow_aliyun_tasks.errors import ConfigurationError
 from airflow_aliyun_tasks.services import ID_NAMES, get_service
@@ -372,6 +373,12 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
         partial_success_ok: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        ids, outcomes, success_states, failure_states = (
+            plain_kwarg(ids),
+            plain_kwarg(outcomes),
+            plain_kwarg(success_states),
+            plain_kwarg(failure_states),
+        )
         spec = get_service(service)
         self.service = spec.name
         self.ids = dict(sorted(_plain_ids(ids).items()))
@@ -460,6 +467,12 @@ class AlibabaCloudTaskEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         what = describe_ids(self.service, self.ids)
+        if not self._state_accessors():
+            self.log.warning(
+                "%s: no asset state store (it arrived in Airflow 3.3): the end of the task is not "
+                "recorded, so a triggerer restart, or this watcher started again, reports it again",
+                what,
+            )
         recorded = await self._recorded(what)
         if recorded is not None:
             self.log.info(
