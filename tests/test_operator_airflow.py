@@ -461,7 +461,10 @@ ADB = "adb_spark"
 ADB_TASK = "spark_app"
 
 
-@pytest.mark.parametrize(("dag_id", "where"), [("op_adb_deferred", "triggerer"), ("op_adb_worker", "worker")])
+@pytest.mark.parametrize(
+    ("dag_id", "where"),
+    [pytest.param("op_adb_deferred", "triggerer", marks=TRIGGER_ON_KILL), ("op_adb_worker", "worker")],
+)
 def test_marking_a_waiting_adb_spark_task_failed_kills_the_app_once(
     emu: AirflowStack, dag_id: str, where: str
 ) -> None:
@@ -528,7 +531,10 @@ def test_fc_lost_invoke_answer_waits_on_the_one_invocation(emu: AirflowStack) ->
     assert "exists already" in stack.task_log_text(dag_id, run_id, FC_TASK)
 
 
-@pytest.mark.parametrize(("dag_id", "where"), [("op_fc_deferred", "triggerer"), ("op_fc_worker", "worker")])
+@pytest.mark.parametrize(
+    ("dag_id", "where"),
+    [pytest.param("op_fc_deferred", "triggerer", marks=TRIGGER_ON_KILL), ("op_fc_worker", "worker")],
+)
 def test_marking_a_waiting_fc_task_failed_stops_the_task_once(
     emu: AirflowStack, dag_id: str, where: str
 ) -> None:
@@ -700,7 +706,8 @@ def test_marking_the_backfill_failed_on_the_worker_stops_every_instance(emu: Air
 
 
 @pytest.mark.parametrize(
-    ("dag_id", "where"), [("op_flink_deferred", "triggerer"), ("op_flink_worker", "worker")]
+    ("dag_id", "where"),
+    [pytest.param("op_flink_deferred", "triggerer", marks=TRIGGER_ON_KILL), ("op_flink_worker", "worker")],
 )
 def test_marking_a_waiting_flink_task_failed_stops_the_job_once(
     emu: AirflowStack, dag_id: str, where: str
