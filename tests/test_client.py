@@ -45,6 +45,7 @@ from airflow_aliyun_tasks.errors import (
 )
 from airflow_aliyun_tasks.services import SERVICES
 from airflow_aliyun_tasks.testing import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, Emulator
+from fakes import ModuleProxy
 
 AK, SK = DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 WRONG_SECRET = "WrongSecret-abcdefghijklmnop"
@@ -201,7 +202,7 @@ def test_client_headers_are_the_public_signers_headers(monkeypatch: pytest.Monke
     )
     creds = Credentials("AK", "SK", "token")
     client = AlibabaCloudClient(StaticSource(creds))
-    monkeypatch.setattr(client_module.time, "time", lambda: 1764172615.25)
+    monkeypatch.setattr(client_module, "time", ModuleProxy(time, time=lambda: 1764172615.25))
     first = client._headers(call, creds)
     second = client._headers(call, creds)
     for headers in (first, second):

@@ -37,6 +37,7 @@ from airflow_aliyun_tasks.triggers import (
     AlibabaCloudTaskTrigger,
 )
 from airflow_versions import AIRFLOW_3_3, deserialize, serialize
+from fakes import ModuleProxy
 from stack import AirflowStack, wait_until
 
 CLASSPATH = "airflow_aliyun_tasks.triggers.AlibabaCloudTaskEventTrigger"
@@ -208,15 +209,6 @@ class FakeHook:
         return item
 
 
-class _Proxy:
-    def __init__(self, real: Any, **overrides: Any) -> None:
-        self._real = real
-        self.__dict__.update(overrides)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
 class Accessor:
     """An asset's state store accessor (``aget``/``aset``), in memory."""
 
@@ -255,7 +247,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         recorded.append(delay)
         await _real_sleep(0)
 
-    monkeypatch.setattr(triggers_module, "asyncio", _Proxy(asyncio, sleep=fake_sleep))
+    monkeypatch.setattr(triggers_module, "asyncio", ModuleProxy(asyncio, sleep=fake_sleep))
     return recorded
 
 

@@ -47,6 +47,7 @@ from airflow_versions import (
     AirflowSkipException,
     needs_airflow,
 )
+from fakes import FakeHook, ModuleProxy
 from stack import AirflowStack, wait_until
 
 SENSORS: dict[str, tuple[type[AlibabaCloudTaskSensor], dict[str, Any]]] = {
@@ -259,19 +260,6 @@ def test_serialized_dag_round_trip_and_render_like_the_triggerer() -> None:
 # --------------------------------------------------------------------------- the trigger without a deadline
 
 
-class FakeHook:
-    def __init__(self, script: list[Any]) -> None:
-        self.script = script
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    async def aget_task_status(self, service: str, **ids: Any) -> TaskStatus:
-        self.calls.append((service, ids))
-        item = self.script.pop(0)
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-
 async def test_trigger_without_end_time_polls_until_the_task_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     import airflow_aliyun_tasks.triggers as triggers_module
 
@@ -280,7 +268,7 @@ async def test_trigger_without_end_time_polls_until_the_task_ends(monkeypatch: p
     async def fake_sleep(delay: float) -> None:
         sleeps.append(delay)
 
-    monkeypatch.setattr(triggers_module.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(triggers_module, "asyncio", ModuleProxy(asyncio, sleep=fake_sleep))
     running = TaskStatus(service="dataworks", ids={"job_id": "j-1"}, state=RUNNING, raw_status="Running")
     done = TaskStatus(service="dataworks", ids={"job_id": "j-1"}, state=SUCCEEDED, raw_status="Success")
     hook = FakeHook([running] * 50 + [done])

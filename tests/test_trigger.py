@@ -14,7 +14,6 @@ import importlib
 import json
 import math
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -43,6 +42,7 @@ from airflow_aliyun_tasks.status import (
 )
 from airflow_aliyun_tasks.triggers import EVENT_STATUSES, AlibabaCloudTaskTrigger
 from airflow_versions import deserialize, serialize
+from fakes import FakeHook, ModuleProxy
 
 CLASSPATH = "airflow_aliyun_tasks.triggers.AlibabaCloudTaskTrigger"
 DLF_IDS = {"async_task_id": "t-1", "catalog_id": "1234567890"}
@@ -72,38 +72,6 @@ def transient(n: int = 0) -> Exception:
 # --------------------------------------------------------------------------- fakes
 
 
-class FakeHook:
-    """``aget_task_status`` walks ``script``: TaskStatus objects are returned, exceptions raised."""
-
-    def __init__(self, script: Iterable[TaskStatus | BaseException], clock: FakeClock | None = None):
-        self.script = list(script)
-        self.clock = clock
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.call_times: list[float] = []
-
-    async def aget_task_status(self, service: str, **ids: Any) -> TaskStatus:
-        self.calls.append((service, ids))
-        self.call_times.append(self.clock.now if self.clock else time.time())
-        await _real_sleep(0)
-        if not self.script:
-            raise AssertionError("the trigger polled more often than the test scripted")
-        item = self.script.pop(0)
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-
-class _Proxy:
-    """Stands in for a module inside triggers.py: overrides some names, delegates the rest."""
-
-    def __init__(self, real: Any, **overrides: Any) -> None:
-        self._real = real
-        self.__dict__.update(overrides)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
 class FakeClock:
     def __init__(self, now: float = START) -> None:
         self.now = now
@@ -122,8 +90,8 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(triggers_module, "time", _Proxy(_real_time, time=fake.time))
-    monkeypatch.setattr(triggers_module, "asyncio", _Proxy(asyncio, sleep=fake.sleep))
+    monkeypatch.setattr(triggers_module, "time", ModuleProxy(_real_time, time=fake.time))
+    monkeypatch.setattr(triggers_module, "asyncio", ModuleProxy(asyncio, sleep=fake.sleep))
     return fake
 
 
