@@ -505,6 +505,25 @@ class AirflowStack:
         del self.components[comp.name]
         return killed_at
 
+    def kill_task_process(self, pid: Any) -> None:
+        """SIGKILL the process running a task instance (the ``pid`` of its row), after checking
+        that it is a live process this stack started: a row's pid can be stale, and process ids
+        come round again quickly on a machine whose ``pid_max`` is small (32,768), so a bare
+        ``os.kill`` could hit an unrelated process, this test's own run included."""
+        import psutil
+
+        try:
+            proc = psutil.Process(int(pid))
+            ancestors = {p.pid for p in proc.parents()}
+        except psutil.Error as exc:
+            raise StackError(f"the task's process {pid} is gone: {exc}") from None
+        ours = {c.pid for c in self.components.values() if c is not None and c.alive()}
+        if not ancestors & ours:
+            raise StackError(
+                f"process {pid} ({' '.join(proc.cmdline())[:200]}) was not started by this stack"
+            )
+        proc.kill()  # psutil checks that the pid was not reused since Process() above
+
     def stop_triggerer_gracefully(self, index: int, timeout: float = 120) -> int:
         """SIGTERM triggerer ``index`` (its main process, which stops its runner) and wait for it
         to exit; return its exit code."""

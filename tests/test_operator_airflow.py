@@ -25,7 +25,6 @@ answer whose retry Function Compute refuses with 409 waits on the one invocation
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,7 +193,7 @@ def test_worker_killed_after_the_start_reconnects_on_retry(emu: AirflowStack) ->
     stack.trigger_dag("op_worker", run_id, {"workspace": ws})
     run = one_running_run(stack, ws)
     pid = wait_until(lambda: ti(stack, "op_worker", run_id).get("pid"), timeout=30, what="the task's pid")
-    os.kill(int(pid), signal.SIGKILL)  # the process running the operator, started by the stack
+    stack.kill_task_process(pid)  # the process running the operator, started by the stack
 
     assert final_state(stack, "op_worker", run_id) == "success", stack.explain(
         "op_worker", [{"run_id": run_id, "task_id": TASK, "map_index": -1, "state": "?"}]
@@ -217,7 +216,7 @@ def test_without_a_task_state_store_a_killed_workers_retry_submits_again(emu: Ai
     stack.trigger_dag("op_worker", run_id, {"workspace": ws})
     one_running_run(stack, ws)
     pid = wait_until(lambda: ti(stack, "op_worker", run_id).get("pid"), timeout=30, what="the task's pid")
-    os.kill(int(pid), signal.SIGKILL)
+    stack.kill_task_process(pid)
 
     assert final_state(stack, "op_worker", run_id) == "success"
     assert ti(stack, "op_worker", run_id)["try_number"] == 2
@@ -409,7 +408,7 @@ def test_dlc_worker_killed_after_the_create_reconnects_on_retry(emu: AirflowStac
     pid = wait_until(
         lambda: ti(stack, dag_id, run_id, DLC_TASK).get("pid"), timeout=30, what="the task's pid"
     )
-    os.kill(int(pid), signal.SIGKILL)
+    stack.kill_task_process(pid)
 
     assert final_state(stack, dag_id, run_id, DLC_TASK) == "success"
     assert ti(stack, dag_id, run_id, DLC_TASK)["try_number"] == 2
@@ -610,7 +609,7 @@ def test_workflow_worker_killed_after_the_start_reconnects_on_retry(emu: Airflow
     stack.trigger_dag(dag_id, run_id)
     (instance,) = polled_instances(stack, 1, polls=2)
     pid = wait_until(lambda: ti(stack, dag_id, run_id, WF_TASK).get("pid"), timeout=30, what="the task's pid")
-    os.kill(int(pid), signal.SIGKILL)
+    stack.kill_task_process(pid)
 
     assert final_state(stack, dag_id, run_id, WF_TASK) == "success"
     assert ti(stack, dag_id, run_id, WF_TASK)["try_number"] == 2
@@ -635,7 +634,7 @@ def test_workflow_two_phase_start_killed_while_creating_resumes_polling(emu: Air
     )
     assert instances(stack) == []
     pid = wait_until(lambda: ti(stack, dag_id, run_id, WF_TASK).get("pid"), timeout=30, what="the task's pid")
-    os.kill(int(pid), signal.SIGKILL)
+    stack.kill_task_process(pid)
 
     assert final_state(stack, dag_id, run_id, WF_TASK, timeout=180) == "success"
     assert ti(stack, dag_id, run_id, WF_TASK)["try_number"] == 2
