@@ -84,7 +84,8 @@ def request_bytes(
 ) -> bytes:
     """The request head (and body) as sent: the caller's headers as given, plus ``content-length``
     and, unless given, ``accept-encoding: gzip, deflate`` (what httpx sends)."""
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    # a dict (what the client sends) without the Mapping ABC check
+    items = headers.items() if type(headers) is dict or isinstance(headers, Mapping) else headers
     lines = [f"{method} {target} HTTP/1.1"]
     encoding = False
     for name, value in items:

@@ -32,12 +32,19 @@ def raw(value: Any) -> Any:
     level, because Airflow's serializer reserves ``__classname__``/``__id__`` and would refuse
     the trigger event or XCom. No documented field starts with ``__``."""
     kind = type(value)
-    if kind in _JSON_SCALARS:  # the hot path: what json.loads gives, without an ABC check
+    if kind in _JSON_SCALARS:
         return value
     if kind is dict or isinstance(value, Mapping):
-        return {str(k): raw(v) for k, v in value.items() if not str(k).startswith("__")}
+        kept = {}
+        for key, item in value.items():
+            name = key if type(key) is str else str(key)
+            if name.startswith("__"):
+                continue
+            # the hot path: a scalar leaf of what json.loads gives is kept without a call
+            kept[name] = item if type(item) in _JSON_SCALARS else raw(item)
+        return kept
     if isinstance(value, list):
-        return [raw(v) for v in value]
+        return [item if type(item) in _JSON_SCALARS else raw(item) for item in value]
     return value
 
 
