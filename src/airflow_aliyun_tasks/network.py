@@ -136,6 +136,8 @@ class Router:
 
     def route(self, endpoint: Endpoint) -> Route | None:
         """The route of ``endpoint``; ``None`` when it goes direct with the default CAs."""
+        if self.direct:  # no proxy, no custom CA: no lookup (an Endpoint's hash is a call)
+            return None
         try:
             return self._routes[endpoint]
         except KeyError:
