@@ -509,7 +509,7 @@ class AirflowStack:
         """SIGKILL the process running a task instance (the ``pid`` of its row), after checking
         that it is a live process this stack started: a row's pid can be stale, and process ids
         come round again quickly on a machine whose ``pid_max`` is small (32,768), so a bare
-        ``os.kill`` could hit an unrelated process, this test's own run included."""
+        ``os.kill`` could hit an unrelated process (another component, a database backend)."""
         import psutil
 
         try:
