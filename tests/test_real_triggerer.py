@@ -8,6 +8,7 @@ task's final lifecycle: most succeed, one fails, one is cancelled.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,53 @@ def test_sensors_defer_to_a_real_triggerer_and_finish_right() -> None:
         assert find_secrets(files, needles) == {"AccessKey secret": []}
         assert find_secrets(tables, needles) == {"AccessKey secret": []}
         assert any("component-logs/triggerer-0.log" in name for name in files)
+
+
+def test_the_triggerer_deadlock_workaround_keeps_info_lines_off_the_log_socket() -> None:
+    """The workaround docs/troubleshooting.md gives for Airflow's triggerer deadlock (the runner
+    blocked writing trigger log lines while the supervisor is blocked sending it triggers):
+    ``AIRFLOW__LOGGING__NAMESPACE_LEVELS=airflow_aliyun_tasks=WARNING`` on the triggerer. With it,
+    the package's triggers send the runner's log socket no INFO line (the trigger log files are
+    what the supervisor read from that socket), still send their warnings, and wait as before.
+    ``bench/triggerer.py`` shows the effect at scale: 10,000 waits starting without a stall."""
+    quiet = {"AIRFLOW__LOGGING__NAMESPACE_LEVELS": "airflow_aliyun_tasks=WARNING"}
+    with AirflowStack(
+        dags_folder=DAGS, database="sqlite", triggerers=1, name="quiet-triggerer", env=quiet
+    ) as stack:
+        stack.wait_for_dags([DAG_ID])
+        stack.add_tasks([emulator_task("run0", s, RUNNING[s]) for s in SERVICES])
+        stack.trigger_dag(DAG_ID, "run0", {"prefix": "r0", "source_id": 100})
+        wanted = {(DAG_ID, "run0", s, -1) for s in SERVICES}
+        wait_until(
+            lambda: wanted <= stack.deferral_exits_seen(),
+            timeout=300,
+            what="the scheduler to process every deferral",
+        )
+        wait_until(
+            lambda: all(t["polls"] >= 3 for t in stack.emulator_stats()["tasks"]),
+            timeout=120,
+            what="the triggerer to poll every task",
+        )
+        # Release: an unknown status first (a warning), then success.
+        final = [emulator_task("run0", s, FINAL["success"][s]) for s in SERVICES if s != "dataworks"]
+        final.append(emulator_task("run0", "dataworks", ["Mystery", "Success"]))
+        stack.add_tasks(final)
+
+        def finished() -> dict[str, str] | None:
+            states = {t["task_id"]: t["state"] for t in stack.task_instances(DAG_ID)}
+            return states if all(s in ("success", "failed") for s in states.values()) else None
+
+        states = wait_until(finished, timeout=300, interval=1.0, what="every wait to finish")
+        assert states == dict.fromkeys(SERVICES, "success")
+
+        trigger_logs = {str(p): p.read_text() for p in (stack.home / "logs").rglob("*.log.trigger.*.log")}
+        assert len(trigger_logs) == len(SERVICES)
+        # The lines the triggers wrote (Airflow's own lines about them come from its runner).
+        lines = [json.loads(line) for text in trigger_logs.values() for line in text.splitlines() if line]
+        ours = [line for line in lines if line.get("filename") != "triggerer_job_runner.py"]
+        # Without the setting, each trigger logs "running (raw status ...)" at INFO (the test above).
+        assert ours
+        assert all(line["level"] in ("warning", "error") for line in ours), ours
+        assert any("raw status 'Mystery' is not one this package knows" in line["event"] for line in ours), (
+            ours
+        )
