@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_versions import needs_airflow
 from stack import AirflowStack, find_secrets, wait_until
 
 pytestmark = [pytest.mark.airflow]
@@ -163,6 +164,7 @@ def test_sensors_defer_to_a_real_triggerer_and_finish_right() -> None:
         assert any("component-logs/triggerer-0.log" in name for name in files)
 
 
+@needs_airflow("3.2", "[logging] namespace_levels")
 def test_the_triggerer_deadlock_workaround_keeps_info_lines_off_the_log_socket() -> None:
     """The workaround docs/troubleshooting.md gives for Airflow's triggerer deadlock (the runner
     blocked writing trigger log lines while the supervisor is blocked sending it triggers):
