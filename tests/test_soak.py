@@ -249,15 +249,16 @@ def _aim_faults(rng: random.Random, wait: Wait, retried: list[str], poll_ending:
     ``survivor``: ``limit`` faults of kinds that fail a poll at once (one request each, however
     many attempts a poll makes), then none: ``limit`` failed polls, then the scripted outcome.
     """
+    certain_retried = [kind for kind in retried if kind in CERTAIN_FAULT_KINDS]
     if wait.group == "doomed":
         wait.faults = [
             rng.choice(CERTAIN_FAULT_KINDS) for _ in range((wait.limit + 1) * (wait.max_retries + 1))
         ]
-        wait.endless = rng.choice([kind for kind in retried if kind in CERTAIN_FAULT_KINDS])
+        wait.endless = rng.choice(certain_retried)
     elif poll_ending:
         wait.faults = [rng.choice(poll_ending) for _ in range(wait.limit)]
     else:  # the client retries every kind: fault each attempt of ``limit`` polls
-        wait.faults = [rng.choice(retried) for _ in range(wait.limit * (wait.max_retries + 1))]
+        wait.faults = [rng.choice(certain_retried) for _ in range(wait.limit * (wait.max_retries + 1))]
 
 
 def plan(rng: random.Random, t0: float, retried: list[str], poll_ending: list[str]) -> list[Wait]:
