@@ -578,17 +578,11 @@ class AirflowStack:
         if resp.status_code >= 400:
             text = f"{method} {path}: HTTP {resp.status_code}: {resp.text[:500]}"
             if resp.status_code >= 500:  # the server's own account of it, for the next reader
-                text += "\n--- the api-server's log, last lines:\n" + self.log_tail("api-server")
+                text += "\n--- the api-server's log, last lines:\n" + tail(
+                    self.component_logs / "api-server.log", 60
+                )
             raise StackError(text, status=resp.status_code)
         return resp.json() if resp.content else None
-
-    def log_tail(self, name: str, lines: int = 60) -> str:
-        """The last ``lines`` lines of component ``name``'s log."""
-        path = self.component_logs / f"{name}.log"
-        try:
-            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError as exc:
-            return f"(no log: {exc})"
 
     def wait_for_dags(self, dag_ids: Iterable[str], timeout: float = 240) -> None:
         """Wait until the dag-processor has serialized every DAG in ``dag_ids``."""

@@ -66,6 +66,31 @@ FINAL = {
 }
 
 
+def wait_ready_to_release(stack: AirflowStack, tis: set[tuple[str, str]]) -> None:
+    """Wait until the triggerer polls every task while deferred (the first poll was the sensor's)
+    and the scheduler has processed every deferral: Airflow 3.3.2 fails a task whose trigger
+    fires before the scheduler has processed the worker's exit after defer() (apache/airflow#67287),
+    so a test releases its tasks only after that."""
+    wait_until(
+        lambda: all(t["polls"] >= 3 for t in stack.emulator_stats()["tasks"]),
+        timeout=120,
+        what="the triggerer to poll every task",
+    )
+    wanted = {(DAG_ID, r, s, -1) for r, s in tis}
+    wait_until(
+        lambda: wanted <= stack.deferral_exits_seen(),
+        timeout=300,
+        what="the scheduler to process every deferral",
+    )
+
+
+def finished(stack: AirflowStack) -> dict[tuple[str, str], str] | None:
+    """Every task instance's state by (run_id, task_id), once none is still to finish."""
+    states = {(t["run_id"], t["task_id"]): t["state"] for t in stack.task_instances(DAG_ID)}
+    done = all(state in ("success", "failed", "skipped") for state in states.values())
+    return states if done else None
+
+
 def test_sensors_defer_to_a_real_triggerer_and_finish_right() -> None:
     with AirflowStack(dags_folder=DAGS, database="sqlite", triggerers=1, name="real-triggerer") as stack:
         stack.wait_for_dags([DAG_ID])
@@ -98,20 +123,7 @@ def test_sensors_defer_to_a_real_triggerer_and_finish_right() -> None:
             assert stack.access_key_secret not in raw
             assert stack.access_key_id not in raw
 
-        # Every wait is polled by the triggerer while deferred (the first poll was the sensor's).
-        wait_until(
-            lambda: all(t["polls"] >= 3 for t in stack.emulator_stats()["tasks"]),
-            timeout=120,
-            what="the triggerer to poll every task",
-        )
-        # Airflow 3.3.2 fails a task whose trigger fires before the scheduler has processed the
-        # worker's exit after defer() (apache/airflow#67287): release only after that.
-        wanted = {(DAG_ID, r, s, -1) for r, s in expected_tis}
-        wait_until(
-            lambda: wanted <= stack.deferral_exits_seen(),
-            timeout=120,
-            what="the scheduler to process every deferral",
-        )
+        wait_ready_to_release(stack, expected_tis)
 
         # Release: every task plays its final lifecycle.
         final = []
@@ -121,12 +133,7 @@ def test_sensors_defer_to_a_real_triggerer_and_finish_right() -> None:
             final.append(emulator_task(run_id, service, FINAL[outcome][service], **options))
         stack.add_tasks(final)
 
-        def finished() -> dict[tuple[str, str], str] | None:
-            states = {(t["run_id"], t["task_id"]): t["state"] for t in stack.task_instances(DAG_ID)}
-            done = all(state in ("success", "failed", "skipped") for state in states.values())
-            return states if done else None
-
-        states = wait_until(finished, timeout=300, interval=1.0, what="every wait to finish")
+        states = wait_until(lambda: finished(stack), timeout=300, interval=1.0, what="every wait to finish")
         expected_states = {
             key: ("success" if OUTCOMES.get(key, "success") == "success" else "failed")
             for key in expected_tis
@@ -179,28 +186,14 @@ def test_the_triggerer_deadlock_workaround_keeps_info_lines_off_the_log_socket()
         stack.wait_for_dags([DAG_ID])
         stack.add_tasks([emulator_task("run0", s, RUNNING[s]) for s in SERVICES])
         stack.trigger_dag(DAG_ID, "run0", {"prefix": "r0", "source_id": 100})
-        wanted = {(DAG_ID, "run0", s, -1) for s in SERVICES}
-        wait_until(
-            lambda: wanted <= stack.deferral_exits_seen(),
-            timeout=300,
-            what="the scheduler to process every deferral",
-        )
-        wait_until(
-            lambda: all(t["polls"] >= 3 for t in stack.emulator_stats()["tasks"]),
-            timeout=120,
-            what="the triggerer to poll every task",
-        )
+        wait_ready_to_release(stack, {("run0", s) for s in SERVICES})
         # Release: an unknown status first (a warning), then success.
         final = [emulator_task("run0", s, FINAL["success"][s]) for s in SERVICES if s != "dataworks"]
         final.append(emulator_task("run0", "dataworks", ["Mystery", "Success"]))
         stack.add_tasks(final)
 
-        def finished() -> dict[str, str] | None:
-            states = {t["task_id"]: t["state"] for t in stack.task_instances(DAG_ID)}
-            return states if all(s in ("success", "failed") for s in states.values()) else None
-
-        states = wait_until(finished, timeout=300, interval=1.0, what="every wait to finish")
-        assert states == dict.fromkeys(SERVICES, "success")
+        states = wait_until(lambda: finished(stack), timeout=300, interval=1.0, what="every wait to finish")
+        assert states == {("run0", s): "success" for s in SERVICES}
 
         trigger_logs = {str(p): p.read_text() for p in (stack.home / "logs").rglob("*.log.trigger.*.log")}
         assert len(trigger_logs) == len(SERVICES)
