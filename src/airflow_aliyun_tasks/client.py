@@ -90,23 +90,19 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a status body is a few hundred bytes
 
 
-def _version(distribution: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 @functools.cache
 def default_user_agent() -> str:
-    """``airflow-aliyun-tasks/<version> apache-airflow/<version> Python/<version>``."""
+    """``airflow-aliyun-tasks/<version> apache-airflow/<version> Python/<version>``.
+
+    The versions are the modules' ``__version__`` (this package's is the one its distribution is
+    built with), not ``importlib.metadata``: that scans every installed distribution, and the
+    memory its parsing leaves behind would be paid by every triggerer that starts a wait."""
+    from airflow import __version__ as airflow_version
+
+    from airflow_aliyun_tasks import __version__
+
     python = ".".join(map(str, sys.version_info[:3]))
-    return (
-        f"airflow-aliyun-tasks/{_version('airflow-aliyun-tasks')} "
-        f"apache-airflow/{_version('apache-airflow')} Python/{python}"
-    )
+    return f"airflow-aliyun-tasks/{__version__} apache-airflow/{airflow_version} Python/{python}"
 
 
 @dataclass
