@@ -18,7 +18,9 @@ task per trigger that enters a greenback portal, binds structlog context variabl
 - ``cpu_us``: process CPU per poll in a window without any of the counting hooks.
 
 Prints one JSON line. Options: ``--kind``, ``--triggers`` (K), ``--interval``, ``--window``,
-``--no-portal``.
+``--no-portal``, ``--batch`` (N: the triggers start N at a time and each batch polls together, as
+in a triggerer, which starts at most 50 per loop; by default each polls at a moment of its own,
+and the loop wakes once per poll, a cost that hides the triggers' own difference).
 """
 
 from __future__ import annotations
@@ -146,10 +148,18 @@ def server_requests(port: int) -> int:
     return int(sum(json.loads(data.split(b"\r\n\r\n", 1)[1])["requests"].values()))
 
 
-async def probe(kind: str, k: int, interval: float, window: float, port: int, portal: bool) -> dict[str, Any]:
+async def probe(
+    kind: str, k: int, interval: float, window: float, port: int, portal: bool, batch: int = 0
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     c = Counters()
-    out: dict[str, Any] = {"kind": kind, "triggers": k, "interval": interval, "portal": portal}
+    out: dict[str, Any] = {
+        "kind": kind,
+        "triggers": k,
+        "interval": interval,
+        "portal": portal,
+        "batch": batch,
+    }
     # 1. the alloc peak of one round of polls, all at once, from a quiet loop
     tracemalloc.start()
     triggers = [make_trigger(kind, i, 3600.0, port) for i in range(k)]
@@ -169,12 +179,15 @@ async def probe(kind: str, k: int, interval: float, window: float, port: int, po
     await asyncio.gather(*first, return_exceptions=True)
     gc.collect()
 
-    # 2. steady polling, spread over the interval
+    # 2. steady polling, spread over the interval; or (batch) started as a triggerer starts them,
+    # `batch` at a time, so that the triggers of a batch poll together from then on
     install(loop, c)
     tasks = []
+    batches = -(-k // batch) if batch else k
     for i in range(k):
         t = make_trigger(kind, 10_000 + i, interval, port)
-        tasks.append(loop.create_task(_delayed(drive(t, 10_000 + i, portal), interval * i / k)))
+        slot = i // batch if batch else i
+        tasks.append(loop.create_task(_delayed(drive(t, 10_000 + i, portal), interval * slot / batches)))
     await asyncio.sleep(interval * 2)
 
     async def window_of(seconds: float, hooks: bool, calls: bool) -> dict[str, Any]:
@@ -247,6 +260,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--no-portal", action="store_true")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="start the triggers N at a time, each batch polling together (a triggerer starts "
+        "50 per loop: --batch 50); 0: every trigger at its own moment",
+    )
     parser.add_argument("--port", type=int, default=0, help="a running bench.server's dataworks port")
     args = parser.parse_args(argv)
     server = None
@@ -267,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
             os.environ.update(child_env(ports, tempfile.mkdtemp(prefix="aliyun-bench-probe-")))
     try:
         result = asyncio.run(
-            probe(args.kind, args.triggers, args.interval, args.window, port, not args.no_portal)
+            probe(args.kind, args.triggers, args.interval, args.window, port, not args.no_portal, args.batch)
         )
     finally:
         if server is not None and server.stdin is not None:

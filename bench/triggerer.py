@@ -60,7 +60,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from bench.common import CONN_ID, connection
+from bench.common import CONN_ID, compile_bytecode, connection
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -307,6 +307,7 @@ class Deployment:
                 self.servers[kind] = Server(self.log)
         admin(f'CREATE DATABASE "{self.db_name}"')
         self.db_created = True
+        compile_bytecode()  # as installed: see its docstring
         env = {
             k: v for k, v in os.environ.items() if k not in _DROPPED and not k.startswith(_DROPPED_PREFIXES)
         }
