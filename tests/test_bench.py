@@ -173,6 +173,76 @@ def test_trigger_memory_probe_says_where_a_waiting_trigger_keeps_memory() -> Non
     assert "BoundLoggerLazyProxy" not in package["objects_by_type"]
 
 
+@pytest.mark.parametrize("batch", [0, 5])
+def test_trigger_probe_counts_a_polls_cost_spread_or_in_batches(batch: int) -> None:
+    """``python -m bench.trigger_probe`` on 20 triggers: by default each polls at a moment of its
+    own; ``--batch 5`` starts them five at a time, as a triggerer starts them (at most 50 per
+    loop), and each batch polls together. Either way every poll is counted, with about two task
+    steps (the response, the timer) and a timer."""
+    env = dict(os.environ, ALIBABA_CLOUD_ECS_METADATA_DISABLED="true")
+    args = [
+        "--kind",
+        "package",
+        "--triggers",
+        "20",
+        "--interval",
+        "1",
+        "--window",
+        "2",
+        "--batch",
+        str(batch),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.trigger_probe", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (row["kind"], row["triggers"], row["batch"]) == ("package", 20, batch)
+    assert row["cpu"]["polls"] >= 20
+    assert row["cpu"]["cpu_us"] > 0
+    # the sleep's timer, and now and then the transport's read-timeout check (one per 0.1 s
+    # while a request is in flight: polls made together share it)
+    assert 1.0 <= row["counts"]["timers"] <= 2.0
+    assert 2.0 <= row["counts"]["steps"] <= 3.0
+
+
+def test_benchmark_processes_run_compiled_modules() -> None:
+    """Every benchmark process reads the package's bytecode, as from an installed wheel, even
+    where ``PYTHONDONTWRITEBYTECODE`` is set: compiling the package again in each process left
+    the compiler's memory in it, charged to the first trigger."""
+    import importlib.util
+
+    import airflow_aliyun_tasks
+
+    source = Path(airflow_aliyun_tasks.__file__).parent / "_legacy_form.py"
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    cached.unlink(missing_ok=True)
+    code = (
+        "from bench.common import child_env; "
+        "env = child_env(dict.fromkeys(('dlf', 'dataworks', 'mma', 'pds', 'sts'), 1), '.'); "
+        "print(env['PYTHONDONTWRITEBYTECODE'])"
+    )
+    env = dict(os.environ, ALIBABA_CLOUD_ECS_METADATA_DISABLED="true", PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "1"
+    assert cached.exists()
+
+
 # --------------------------------------------------------------------------- hooks
 
 
