@@ -32,20 +32,26 @@ ROOT = Path(__file__).resolve().parent.parent
 # --------------------------------------------------------------------------- the harness
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("bench")
-    env = dict(os.environ, ALIBABA_CLOUD_ECS_METADATA_DISABLED="true")
+def run_python(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:
+    """``python *args`` in the project's root (the metadata service off unless ``env`` is
+    given); its stdout, once it exited 0."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--tiny", "--out", str(out)],
+        [sys.executable, *args],
         cwd=ROOT,
-        env=env,
+        env=env if env is not None else dict(os.environ, ALIBABA_CLOUD_ECS_METADATA_DISABLED="true"),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench")
+    run_python("-m", "bench", "--tiny", "--out", str(out), timeout=900)
     return {
         "results": json.loads((out / "results.json").read_text(encoding="utf-8")),
         "report": (out / "RESULTS.md").read_text(encoding="utf-8"),
@@ -123,16 +129,7 @@ def test_triggerer_harness_runs_every_kind(tmp_path: Path) -> None:
         pytest.skip(reason)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
     args = ["--waits", "12", "--interval", "3", "--window", "3", "--out", str(tmp_path)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "triggerer", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_python("-m", "bench", "triggerer", *args, env=env)
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["triggerer"]
     (round_,) = results["rounds"]
     assert set(round_["kinds"]) == {"datetime", "floor", "package"}
@@ -148,18 +145,8 @@ def test_triggerer_harness_runs_every_kind(tmp_path: Path) -> None:
 def test_trigger_memory_probe_says_where_a_waiting_trigger_keeps_memory() -> None:
     """``python -m bench.trigger_memory`` on 20 triggers per kind: every trigger polled twice,
     what each keeps measured (RSS, then the heap by allocation site, and objects by type)."""
-    env = dict(os.environ, ALIBABA_CLOUD_ECS_METADATA_DISABLED="true")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.trigger_memory", "--kinds", "floor,package", "--triggers", "20"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    out = run_python("-m", "bench.trigger_memory", "--kinds", "floor,package", "--triggers", "20")
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert [row["kind"] for row in rows] == ["floor", "package"]
     for row in rows:
         assert row["triggers"] == 20
@@ -179,7 +166,6 @@ def test_trigger_probe_counts_a_polls_cost_spread_or_in_batches(batch: int) -> N
     own; ``--batch 5`` starts them five at a time, as a triggerer starts them (at most 50 per
     loop), and each batch polls together. Either way every poll is counted, with about two task
     steps (the response, the timer) and a timer."""
-    env = dict(os.environ, ALIBABA_CLOUD_ECS_METADATA_DISABLED="true")
     args = [
         "--kind",
         "package",
@@ -192,17 +178,7 @@ def test_trigger_probe_counts_a_polls_cost_spread_or_in_batches(batch: int) -> N
         "--batch",
         str(batch),
     ]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.trigger_probe", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row = json.loads(run_python("-m", "bench.trigger_probe", *args).strip().splitlines()[-1])
     assert (row["kind"], row["triggers"], row["batch"]) == ("package", 20, batch)
     assert row["cpu"]["polls"] >= 20
     assert row["cpu"]["cpu_us"] > 0
@@ -229,17 +205,7 @@ def test_benchmark_processes_run_compiled_modules() -> None:
         "print(env['PYTHONDONTWRITEBYTECODE'])"
     )
     env = dict(os.environ, ALIBABA_CLOUD_ECS_METADATA_DISABLED="true", PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "1"
+    assert run_python("-c", code, env=env, timeout=300).strip() == "1"
     assert cached.exists()
 
 
