@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import re
 import time
-import uuid
 from typing import Any
 
 import httpx
@@ -513,18 +512,25 @@ def test_clock_skew_correction_follows_a_fixed_clock(emulator: Emulator) -> None
 # ------------------------------------------------------------------------------------- nonces
 
 
-class _FixedNonceUuid:
-    """Stands in for the ``uuid`` module in the client: the same nonce for the first ``n`` calls."""
+class _FixedNonce:
+    """Stands in for the client's ``signature_nonce``: the same nonce for the first ``n`` calls."""
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.fixed = uuid.uuid4()
+        self.fresh = client_module.signature_nonce  # the real one, before it is patched
+        self.fixed = self.fresh()
 
-    def uuid4(self) -> uuid.UUID:
+    def __call__(self) -> str:
         if self.n > 0:
             self.n -= 1
             return self.fixed
-        return uuid.uuid4()
+        return self.fresh()
+
+
+def test_signature_nonces_are_fresh_random_hex() -> None:
+    nonces = {client_module.signature_nonce() for _ in range(1000)}
+    assert len(nonces) == 1000
+    assert all(len(n) == 32 and int(n, 16) >= 0 for n in nonces)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -533,7 +539,7 @@ def test_signature_nonce_used_is_retried(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch, service: str, mode: str
 ) -> None:
     call = task_call(emulator, service)
-    monkeypatch.setattr(client_module, "uuid", _FixedNonceUuid(2))
+    monkeypatch.setattr(client_module, "signature_nonce", _FixedNonce(2))
     client = make_client(max_retries=3)
     assert run(client, call, mode).status == 200
     assert run(client, call, mode).status == 200  # nonce reused -> SignatureNonceUsed -> fresh nonce
@@ -542,7 +548,7 @@ def test_signature_nonce_used_is_retried(
 
 def test_signature_nonce_used_without_retries(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     call = task_call(emulator, "dlf")
-    monkeypatch.setattr(client_module, "uuid", _FixedNonceUuid(2))
+    monkeypatch.setattr(client_module, "signature_nonce", _FixedNonce(2))
     client = make_client(max_retries=0)
     client.send(call)
     with pytest.raises(ApiError) as info:
