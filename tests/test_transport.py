@@ -24,6 +24,7 @@ import pytest
 
 from airflow_aliyun_tasks import client as client_module
 from airflow_aliyun_tasks._transport import BodyTooLargeError, LeanAsyncTransport, LeanSyncTransport
+from airflow_aliyun_tasks._transport.shared import request_bytes
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, aclose_shared_client, shared_async_client
 from airflow_aliyun_tasks.config import parse_endpoint
 from airflow_aliyun_tasks.credentials import Credentials, StaticSource
@@ -200,6 +201,35 @@ def test_transport_sends_the_request_as_given(mode: str) -> None:
     assert first.endswith(b'\r\n\r\n{"k":"v"}')
     assert b"\r\ncontent-length: 0\r\n" in second.lower()  # a POST without a body, as httpx sends it
     assert b"gzip" in first.lower()  # accept-encoding, as httpx sends it
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"x-a\r\nx-b": "1"}, {"x-a": "1\r\nx-b: 2"}, {"x-a": "1\n"}, {"x-a": "\r"}, {"x:a": "1"}],
+    ids=["crlf-in-name", "crlf-in-value", "lf-in-value", "cr-in-value", "colon-in-name"],
+)
+def test_async_transport_refuses_an_illegal_header(headers: dict[str, str]) -> None:
+    async def go() -> None:
+        transport = LeanAsyncTransport()
+        try:
+            await transport.send("GET", "http://127.0.0.1:9/", {"host": "h", **headers}, None, TIMEOUT, None)
+        finally:
+            await transport.aclose()
+
+    with pytest.raises(httpx.LocalProtocolError, match="illegal header"):
+        asyncio.run(go())  # refused before any connection is opened (port 9 is not listening)
+
+
+def test_request_bytes_adds_what_httpx_adds_unless_given() -> None:
+    assert request_bytes("GET", "/?a=b", {"host": "h", "Accept-Encoding": "identity"}, None) == (
+        b"GET /?a=b HTTP/1.1\r\nhost: h\r\nAccept-Encoding: identity\r\n\r\n"
+    )
+    assert request_bytes("POST", "/", [("host", "h"), ("x-accept-encoding", "1")], b"ab") == (
+        b"POST / HTTP/1.1\r\nhost: h\r\nx-accept-encoding: 1\r\naccept-encoding: gzip, deflate\r\n"
+        b"content-length: 2\r\n\r\nab"
+    )
+    with pytest.raises(httpx.LocalProtocolError, match="illegal request line"):
+        request_bytes("GET", "/\r\nx: y", {"host": "h"}, None)
 
 
 @pytest.mark.parametrize("mode", SENDERS)

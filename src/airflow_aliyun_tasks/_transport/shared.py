@@ -11,7 +11,7 @@ import ssl
 import sys
 import zlib
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -83,26 +83,36 @@ def request_bytes(
     method: str, target: str, headers: Mapping[str, str] | Iterable[tuple[str, str]], content: bytes | None
 ) -> bytes:
     """The request head (and body) as sent: the caller's headers as given, plus ``content-length``
-    and, unless given, ``accept-encoding: gzip, deflate`` (what httpx sends)."""
+    and, unless given, ``accept-encoding: gzip, deflate`` (what httpx sends). A header whose name
+    or value holds CR or LF, or whose name holds ``:``, is refused (``httpx.LocalProtocolError``)."""
     # a dict (what the client sends) without the Mapping ABC check
-    items = headers.items() if type(headers) is dict or isinstance(headers, Mapping) else headers
-    lines = [f"{method} {target} HTTP/1.1"]
-    encoding = False
-    for name, value in items:
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-            raise httpx.LocalProtocolError(f"illegal header {name!r}")
-        if not encoding and len(name) == 15 and name.lower() == "accept-encoding":
-            encoding = True
-        lines.append(f"{name}: {value}")
-    if not encoding:
+    if type(headers) is dict or isinstance(headers, Mapping):
+        items: Iterable[tuple[str, str]] = headers.items()
+        names = "\n".join(headers)
+    else:
+        items = list(headers)
+        names = "\n".join([name for name, _ in items])
+    lines = [f"{name}: {value}" for name, value in items]
+    # CR/LF checked once on the whole head below: with none in a name, this test is exact
+    if "\naccept-encoding\n" not in f"\n{names.lower()}\n":
         lines.append("accept-encoding: gzip, deflate")
     if content:
         lines.append(f"content-length: {len(content)}")
     elif method in BODY_METHODS:
         lines.append("content-length: 0")
-    lines.append("\r\n")
-    data = "\r\n".join(lines).encode("ascii")
+    head = f"{method} {target} HTTP/1.1\r\n" + "\r\n".join(lines) + "\r\n\r\n"
+    breaks = len(lines) + 2  # the line ends above, and no CR or LF anywhere else
+    if ":" in names or head.count("\n") != breaks or head.count("\r") != breaks:
+        _refuse(method, target, items)
+    data = head.encode("ascii")
     return data + content if content else data
+
+
+def _refuse(method: str, target: str, items: Iterable[tuple[str, str]]) -> NoReturn:
+    for name, value in items:
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
+            raise httpx.LocalProtocolError(f"illegal header {name!r}")
+    raise httpx.LocalProtocolError(f"illegal request line {method!r} {target!r}")
 
 
 # --------------------------------------------------------------------------- the response
