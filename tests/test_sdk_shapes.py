@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from airflow_aliyun_tasks._decode import decode
+from airflow_aliyun_tasks._transport import RawResponse
 from airflow_aliyun_tasks.config import Endpoint, parse_connection, sts_host
 from airflow_aliyun_tasks.credential_sources import OidcRoleSource
 from airflow_aliyun_tasks.errors import (
@@ -135,7 +136,7 @@ XML = "text/xml;charset=utf-8"
 
 def _err(status: int, body: bytes, content_type: str = "application/json") -> Exception:
     with pytest.raises(ApiError) as info:
-        decode(status, httpx.Headers({"content-type": content_type}), body, now=0.0)
+        decode(RawResponse(status, httpx.Headers({"content-type": content_type}), body), now=0.0)
     return info.value
 
 
@@ -207,6 +208,9 @@ def test_camel_case_success_false_judged_by_its_code() -> None:
     assert "HTTP 200 990301: deployment is not running [RequestId: R-2]" in str(plain)
     # success: true is an answer, whatever the other fields say
     ok = decode(
-        200, httpx.Headers({}), json.dumps({"success": True, "errorCode": "", "data": {}}).encode(), now=0.0
+        RawResponse(
+            200, httpx.Headers({}), json.dumps({"success": True, "errorCode": "", "data": {}}).encode()
+        ),
+        now=0.0,
     )
     assert ok.body["success"] is True

@@ -10,24 +10,35 @@ bytes: no I/O.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from airflow_aliyun_tasks._transport.shared import RawResponse
 from airflow_aliyun_tasks.errors import BadResponseError, first_field, header_request_id, map_error
 
 __all__ = ["Response", "decode"]
 
 
-@dataclass(frozen=True)
 class Response:
-    """A decoded answer: HTTP status and headers, the JSON object, the request id."""
+    """A decoded answer: HTTP status and headers, the JSON object, the request id.
 
-    status: int
-    headers: httpx.Headers
-    body: dict[str, Any]
-    request_id: str | None = None
+    :attr:`headers` are made on first read (see :class:`~._transport.RawResponse`)."""
+
+    __slots__ = ("_raw", "body", "request_id", "status")
+
+    def __init__(self, raw: RawResponse, body: dict[str, Any], request_id: str | None = None) -> None:
+        self._raw = raw
+        self.status = raw.status
+        self.body = body
+        self.request_id = request_id
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self._raw.headers
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status!r}, body={self.body!r}, request_id={self.request_id!r})"
 
 
 def _loads(raw: bytes) -> Any:
@@ -68,23 +79,24 @@ def _xml_error(raw: bytes) -> dict[str, str] | None:
     return fields if any(k in fields for k in ("Code", "Message", "RequestId")) else None
 
 
-def decode(
-    status: int, headers: httpx.Headers, raw: bytes, *, now: float, empty_ok: bool = False
-) -> Response:
+def decode(response: RawResponse, *, now: float, empty_ok: bool = False) -> Response:
     """The :class:`Response` of an answer, or the exception it means. ``now`` (epoch seconds,
     the local clock) measures the server's clock offset on a clock-skew error. ``empty_ok``:
-    an empty 2xx body is an answer (``{}``), for an operation that answers without one."""
+    an empty 2xx body is an answer (``{}``), for an operation that answers without one.
+    The headers are read only when the answer needs them (an error, no request id in the body)."""
+    status, raw = response.status, response.body
     if empty_ok and 200 <= status < 300 and not raw.strip():
-        return Response(status=status, headers=headers, body={}, request_id=header_request_id(headers))
+        return Response(response, {}, header_request_id(response.headers))
     parsed = _loads(raw)
     obj = parsed if isinstance(parsed, dict) else None
-    if obj is None and status >= 400 and "xml" in headers.get("content-type", "").lower():
+    if obj is None and status >= 400 and "xml" in response.headers.get("content-type", "").lower():
         obj = _xml_error(raw)
     if status >= 400:
         text = "" if obj is not None else raw.decode("utf-8", errors="replace")
-        raise map_error(status, headers, obj, text, now=now)
+        raise map_error(status, response.headers, obj, text, now=now)
     if obj is None:
         what = "is not a JSON object" if raw.strip() else "is empty"
+        headers = response.headers
         raise BadResponseError(
             f"response body {what} (content type {headers.get('content-type', 'none')})",
             http_status=status,
@@ -92,6 +104,6 @@ def decode(
         )
     if obj.get("Success") is False or obj.get("success") is False:
         # DLF reports some errors inside an HTTP 200 body.
-        raise map_error(status, headers, obj, now=now)
-    request_id = first_field(obj, "RequestId", "requestId") or header_request_id(headers)
-    return Response(status=status, headers=headers, body=obj, request_id=request_id)
+        raise map_error(status, response.headers, obj, now=now)
+    request_id = first_field(obj, "RequestId", "requestId") or header_request_id(response.headers)
+    return Response(response, obj, request_id)

@@ -348,7 +348,7 @@ class AlibabaCloudClient:
             )
         except (BodyTooLargeError, httpx.HTTPError) as exc:
             raise self._failure(call, exc, route) from None
-        return decode(raw.status, raw.headers, raw.body, now=time.time(), empty_ok=call.empty_ok)
+        return decode(raw, now=time.time(), empty_ok=call.empty_ok)
 
     async def _asend_once(self, call: Call, timeout: httpx.Timeout) -> Response:  # noqa: ASYNC109
         try:
@@ -370,7 +370,7 @@ class AlibabaCloudClient:
             )
         except (BodyTooLargeError, httpx.HTTPError) as exc:
             raise self._failure(call, exc, route) from None
-        return decode(raw.status, raw.headers, raw.body, now=time.time(), empty_ok=call.empty_ok)
+        return decode(raw, now=time.time(), empty_ok=call.empty_ok)
 
     def _failure(
         self, call: Call, exc: BodyTooLargeError | httpx.HTTPError, route: Route | None

@@ -434,12 +434,12 @@ class LeanAsyncTransport(httpx.AsyncBaseTransport):
                 self._checkin(conn)
             else:
                 self._drop(conn)
-        hdrs = httpx.Headers(raw_headers)
+        response = RawResponse(status, raw_headers, body)
         if conn.encoded:
-            body = decoded(body, hdrs["content-encoding"], max_body)
-            if max_body is not None and len(body) > max_body:
-                raise BodyTooLargeError(status, hdrs)
-        return RawResponse(status, hdrs, body)
+            response.body = decoded(body, response.headers["content-encoding"], max_body)
+            if max_body is not None and len(response.body) > max_body:
+                raise BodyTooLargeError(status, response.headers)
+        return response
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()

@@ -11,7 +11,7 @@ import ssl
 import sys
 import zlib
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,10 +26,40 @@ MAX_HEADERS = 100
 INCOMPLETE = "peer closed connection without sending complete message body"
 
 
-class RawResponse(NamedTuple):
-    status: int
-    headers: httpx.Headers
-    body: bytes
+#: Response headers as the lean transports read them: (name, value) pairs, in order (bytes from
+#: the async transport's parser, text from ``http.client``).
+HeaderPairs = list[tuple[bytes, bytes]] | list[tuple[str, str]]
+
+
+class RawResponse:
+    """Status, headers and whole body of one response.
+
+    The lean transports hand the headers as parsed (:data:`HeaderPairs`) and :attr:`headers`
+    makes the ``httpx.Headers`` on first read: a status poll that succeeds reads no header (its
+    request id is in the body), and building them was a good part of a poll's response path."""
+
+    __slots__ = ("_headers", "_pairs", "body", "status")
+
+    def __init__(self, status: int, headers: httpx.Headers | HeaderPairs, body: bytes) -> None:
+        self.status = status
+        self.body = body
+        if type(headers) is list:
+            self._pairs: HeaderPairs | None = headers
+            self._headers: httpx.Headers | None = None
+        else:
+            self._pairs = None
+            self._headers = headers  # type: ignore[assignment]
+
+    @property
+    def headers(self) -> httpx.Headers:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = httpx.Headers(self._pairs)
+            self._pairs = None
+        return headers
+
+    def __repr__(self) -> str:
+        return f"RawResponse(status={self.status!r}, headers={self.headers!r}, body={self.body!r})"
 
 
 class BodyTooLargeError(Exception):

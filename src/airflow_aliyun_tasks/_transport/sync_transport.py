@@ -160,12 +160,12 @@ class LeanSyncTransport(httpx.BaseTransport):
                 self._checkin(key, entry)
             else:
                 conn.close()
-        hdrs = httpx.Headers(raw_headers)
+        response = RawResponse(status, raw_headers, body)
         if encoded:
-            body = decoded(body, hdrs["content-encoding"], max_body)
-            if max_body is not None and len(body) > max_body:
-                raise BodyTooLargeError(status, hdrs)
-        return RawResponse(status, hdrs, body)
+            response.body = decoded(body, response.headers["content-encoding"], max_body)
+            if max_body is not None and len(response.body) > max_body:
+                raise BodyTooLargeError(status, response.headers)
+        return response
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
