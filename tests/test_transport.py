@@ -23,7 +23,13 @@ import httpx
 import pytest
 
 from airflow_aliyun_tasks import client as client_module
-from airflow_aliyun_tasks._transport import BodyTooLargeError, LeanAsyncTransport, LeanSyncTransport
+from airflow_aliyun_tasks._decode import decode
+from airflow_aliyun_tasks._transport import (
+    BodyTooLargeError,
+    LeanAsyncTransport,
+    LeanSyncTransport,
+    RawResponse,
+)
 from airflow_aliyun_tasks._transport.shared import request_bytes
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, aclose_shared_client, shared_async_client
 from airflow_aliyun_tasks.config import parse_endpoint
@@ -230,6 +236,21 @@ def test_request_bytes_adds_what_httpx_adds_unless_given() -> None:
     )
     with pytest.raises(httpx.LocalProtocolError, match="illegal request line"):
         request_bytes("GET", "/\r\nx: y", {"host": "h"}, None)
+
+
+def test_response_headers_are_made_when_first_read() -> None:
+    pairs = [(b"Content-Type", b"application/json"), (b"x-acs-request-id", b"R-HEAD")]
+    raw = RawResponse(200, list(pairs), b'{"RequestId": "R-BODY"}')
+    response = decode(raw, now=0.0)
+    assert response.request_id == "R-BODY"
+    assert raw._headers is None  # a poll that succeeds reads no header
+    assert response.headers["content-type"] == "application/json"
+    assert isinstance(response.headers, httpx.Headers)
+    # without a request id in the body, the header's is read
+    assert decode(RawResponse(200, list(pairs), b"{}"), now=0.0).request_id == "R-HEAD"
+    with pytest.raises(BadResponseError) as info:
+        decode(RawResponse(200, list(pairs), b"[]"), now=0.0)
+    assert info.value.request_id == "R-HEAD"
 
 
 @pytest.mark.parametrize("mode", SENDERS)
