@@ -264,6 +264,11 @@ def test_hook_builds_a_status_call_once(emulator: Emulator, make_conn: Any) -> N
     other = hook._status_call(hook.settings, "dlf", {"async_task_id": "t-2", "catalog_id": None})
     assert again is first
     assert other[1].query == {"TaskId": "t-2"}
+    ids = {"async_task_id": "t-3"}
+    hook._status_call(hook.settings, "dlf", ids)
+    ids["async_task_id"] = "t-4"  # the same dict, changed: not the call kept for it
+    assert hook._status_call(hook.settings, "dlf", ids)[1].query == {"TaskId": "t-4"}
+    assert hook._status_call(hook.settings, "pds", {"async_task_id": "t-4"})[1].action == "GetAsyncTask"
     for _ in range(2):
         status = hook.get_dlf_async_task_status("t-1")
         assert status.ids == {"async_task_id": "t-1"}
