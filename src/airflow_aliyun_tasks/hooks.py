@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import re
 import threading
@@ -219,8 +220,7 @@ class AlibabaCloudTasksHook(BaseHook):
         # replaced when either changes). Made once per hook, not per poll.
         self._client: AlibabaCloudClient | None = None
         self._last_settings: ConnectionSettings | None = None
-        self._last_service: str | None = None
-        self._last_ids: dict[str, Any] | None = None
+        self._last_key: tuple[Any, ...] = ()  # (service, id name, id value, ...)
         self._last_call: tuple[ServiceSpec, Call, dict[str, str]] | None = None
 
     def __repr__(self) -> str:
@@ -309,20 +309,15 @@ class AlibabaCloudTasksHook(BaseHook):
     ) -> tuple[ServiceSpec, Call, dict[str, str]]:
         """The spec, call and validated ids of one status call; a hook polling one task builds
         them once (the last call is kept: a trigger's hook makes only one)."""
+        key = (service, *itertools.chain.from_iterable(ids.items()))
         last = self._last_call
         try:
-            if (
-                last is not None
-                and self._last_settings is settings
-                and self._last_service == service
-                and self._last_ids == ids
-            ):
+            if last is not None and self._last_settings is settings and self._last_key == key:
                 return last
         except Exception:  # noqa: S110 - an id that cannot be compared: validation rejects it
             pass
         built = self._build_status_call(settings, service, ids)
-        self._last_settings, self._last_service, self._last_ids = settings, service, dict(ids)
-        self._last_call = built
+        self._last_settings, self._last_key, self._last_call = settings, key, built
         return built
 
     def _build_status_call(
