@@ -24,6 +24,7 @@ from urllib.parse import quote
 __all__ = [
     "ACS3_ALGORITHM",
     "EMPTY_SHA256",
+    "HEADER_MARKS",
     "JSON_CONTENT_TYPE",
     "Acs3Request",
     "Acs3Signature",
@@ -302,6 +303,9 @@ def bearer_headers(token: str) -> dict[str, str]:
 
 _DATE_MARK = "\x00date\x00"
 _NONCE_MARK = "\x00nonce\x00"
+#: The placeholders of :meth:`PreparedAcs3Signer.marked_headers`: where the date, the nonce and
+#: the ``Authorization`` value of each request go.
+HEADER_MARKS = (_DATE_MARK, _NONCE_MARK, "\x00authorization\x00")
 _SHARED_MAX = 1024
 # Cache: what prepared signers share. Keyed on the signer kind and its header template's items,
 # or on ("hmac", digest, SHA-256 of the secret) for an HMAC key schedule; emptied whole when it
@@ -393,6 +397,14 @@ class _PreparedSigner:
         self._auth_prefix = sys.intern(auth_prefix)
         self._fallback: dict[str, Any] | None = kwargs if parts is None else None
 
+    def marked_headers(self) -> dict[str, str] | None:
+        """The headers :meth:`headers` returns, with the :data:`HEADER_MARKS` in place of the
+        date, the nonce and the ``Authorization`` value (what :meth:`authorization` gives); None
+        where this signer falls back to the plain one."""
+        if self._fallback is not None:
+            return None
+        return {**self._template, "authorization": HEADER_MARKS[2]}
+
 
 class PreparedAcs3Signer(_PreparedSigner):
     """:func:`acs3_headers` for one fixed request and key: call :meth:`headers` with a date and a
@@ -427,14 +439,20 @@ class PreparedAcs3Signer(_PreparedSigner):
         (which must not contain NUL characters)."""
         if self._fallback is not None:
             return acs3_headers(**self._fallback, date=date, nonce=nonce)
-        canonical = f"{self._head}{date.strip()}{self._mid}{nonce.strip()}{self._tail}"
-        mac = self._mac.copy()
-        mac.update(f"{ACS3_ALGORITHM}\n{sha256_hex(canonical.encode('utf-8'))}".encode())
         headers = self._template.copy()
         headers["x-acs-date"] = date
         headers["x-acs-signature-nonce"] = nonce
-        headers["authorization"] = self._auth_prefix + mac.hexdigest()
+        headers["authorization"] = self.authorization(date, nonce)
         return headers
+
+    def authorization(self, date: str, nonce: str) -> str:
+        """The ``Authorization`` value of :meth:`headers` ``(date, nonce)``."""
+        if self._fallback is not None:
+            return acs3_headers(**self._fallback, date=date, nonce=nonce)["authorization"]
+        canonical = f"{self._head}{date.strip()}{self._mid}{nonce.strip()}{self._tail}"
+        mac = self._mac.copy()
+        mac.update(f"{ACS3_ALGORITHM}\n{sha256_hex(canonical.encode('utf-8'))}".encode())
+        return self._auth_prefix + mac.hexdigest()
 
 
 class PreparedPdsSigner(_PreparedSigner):
@@ -458,13 +476,19 @@ class PreparedPdsSigner(_PreparedSigner):
         (which must not contain NUL characters)."""
         if self._fallback is not None:
             return pds_headers(**self._fallback, date=date, nonce=nonce)
-        mac = self._mac.copy()
-        mac.update(f"{self._head}{date}{self._mid}{nonce.strip()}{self._tail}".encode())
         headers = self._template.copy()
         headers["date"] = date
         headers["x-acs-signature-nonce"] = nonce
-        headers["authorization"] = self._auth_prefix + base64.b64encode(mac.digest()).decode("ascii")
+        headers["authorization"] = self.authorization(date, nonce)
         return headers
+
+    def authorization(self, date: str, nonce: str) -> str:
+        """The ``Authorization`` value of :meth:`headers` ``(date, nonce)``."""
+        if self._fallback is not None:
+            return pds_headers(**self._fallback, date=date, nonce=nonce)["authorization"]
+        mac = self._mac.copy()
+        mac.update(f"{self._head}{date}{self._mid}{nonce.strip()}{self._tail}".encode())
+        return self._auth_prefix + base64.b64encode(mac.digest()).decode("ascii")
 
 
 # Cache: the formatted dates of one second. Keyed on the epoch second; replaced when it changes.
