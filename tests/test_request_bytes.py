@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_aliyun_tasks._call import Call, call_url
+from airflow_aliyun_tasks._transport.shared import PreparedHeaders, request_bytes, split_url
 from airflow_aliyun_tasks.config import parse_connection
 from airflow_aliyun_tasks.credentials import Credentials
 from airflow_aliyun_tasks.hooks import AlibabaCloudTasksHook, _spec_call
@@ -107,6 +108,10 @@ def _settings() -> Any:
 
 def _wire(call: Call) -> dict[str, Any]:
     headers = call._plan.headers(call, CREDS, NOW, NONCE, UA)
+    # the bytes sent: the same whether the headers come laid out (PreparedHeaders) or as a dict
+    target = split_url(call_url(call))[3]
+    sent = request_bytes(call.method, target, headers, call.body or None)
+    assert sent == request_bytes(call.method, target, dict(headers.items()), call.body or None)
     return {
         "method": call.method,
         "url": call_url(call),
@@ -145,6 +150,16 @@ def test_requests_byte_for_byte() -> None:
     expected = json.loads(GOLDEN.read_text())
     for key in sorted(set(expected) | set(current)):
         assert current.get(key) == expected.get(key), key
+
+
+def test_signed_calls_send_laid_out_headers() -> None:
+    """Every signed status call takes the laid-out path (the one :func:`_wire` compares with)."""
+    settings = _settings()
+    for name, ids in STATUS_IDS.items():
+        spec = SERVICES[name]
+        clean = spec.validate_ids(ids)
+        call = _spec_call(spec, settings, clean, spec.action, spec.build_request(clean, settings.region_id))
+        assert type(call._plan.headers(call, CREDS, NOW, NONCE, UA)) is PreparedHeaders, name
 
 
 @pytest.mark.parametrize("name", sorted(STATUS_IDS))

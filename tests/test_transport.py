@@ -30,7 +30,7 @@ from airflow_aliyun_tasks._transport import (
     LeanSyncTransport,
     RawResponse,
 )
-from airflow_aliyun_tasks._transport.shared import request_bytes
+from airflow_aliyun_tasks._transport.shared import HeaderLayout, request_bytes
 from airflow_aliyun_tasks.client import AlibabaCloudClient, Call, aclose_shared_client, shared_async_client
 from airflow_aliyun_tasks.config import parse_endpoint
 from airflow_aliyun_tasks.credentials import Credentials, StaticSource
@@ -236,6 +236,24 @@ def test_request_bytes_adds_what_httpx_adds_unless_given() -> None:
     )
     with pytest.raises(httpx.LocalProtocolError, match="illegal request line"):
         request_bytes("GET", "/\r\nx: y", {"host": "h"}, None)
+
+
+MARKS = ("\x00d\x00", "\x00n\x00", "\x00a\x00")
+
+
+def test_header_layout_fills_its_placeholders_in_place() -> None:
+    marked = {"host": "h", "authorization": MARKS[2], "x-date": MARKS[0], "x-nonce": MARKS[1], "ua": "u"}
+    headers = HeaderLayout(marked, MARKS).fill("D", "N", "A")
+    assert dict(headers) == {"host": "h", "authorization": "A", "x-date": "D", "x-nonce": "N", "ua": "u"}
+    assert headers["x-nonce"] == "N"
+    assert len(headers) == 5
+    assert request_bytes("GET", "/", headers, None) == request_bytes("GET", "/", dict(headers), None)
+    with pytest.raises(httpx.LocalProtocolError, match="illegal header 'x-nonce'"):
+        request_bytes("GET", "/", HeaderLayout(marked, MARKS).fill("D", "N\r\nx: y", "A"), None)
+    with pytest.raises(httpx.LocalProtocolError, match="illegal header"):
+        HeaderLayout({**marked, "ua": "u\r\n"}, MARKS)
+    with pytest.raises(ValueError, match="placeholder"):
+        HeaderLayout({"host": "h", "x-date": MARKS[0]}, MARKS)
 
 
 def test_response_headers_are_made_when_first_read() -> None:

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
+import httpx
+
 from airflow_aliyun_tasks import signing
+from airflow_aliyun_tasks._transport.shared import HeaderLayout
 from airflow_aliyun_tasks.config import Endpoint
 from airflow_aliyun_tasks.credentials import Credentials
 from airflow_aliyun_tasks.errors import ConfigurationError
@@ -73,11 +76,29 @@ def _require_keys(creds: Credentials, call: Call) -> None:
         )
 
 
+#: Most header layouts kept (:func:`_shared_layout`); the cache is emptied whole past it.
+_LAYOUTS_MAX = 256
+# Cache: header layouts, shared by the calls that send the same headers but for date, nonce and
+# signature (the waits of one service, endpoint and key). Keyed on the marked headers' items;
+# emptied whole when it reaches _LAYOUTS_MAX entries (plans keep the layout they were given).
+_layouts: dict[tuple[tuple[str, str], ...], HeaderLayout] = {}
+
+
+def _shared_layout(marked: dict[str, str]) -> HeaderLayout:
+    key = tuple(marked.items())
+    layout = _layouts.get(key)
+    if layout is None:
+        if len(_layouts) >= _LAYOUTS_MAX:
+            _layouts.clear()
+        layout = _layouts[key] = HeaderLayout(marked, signing.HEADER_MARKS)
+    return layout
+
+
 class _Plan:
     """What does not change between sends of one :class:`Call`: the URL (as each sender takes
-    it) and the prepared signer of the last credentials used."""
+    it), the prepared signer of the last credentials used, and the layout of its headers."""
 
-    __slots__ = ("creds", "host", "prepared", "wire", "wire_type")
+    __slots__ = ("creds", "host", "layout", "layout_of", "prepared", "wire", "wire_type")
 
     def __init__(self, call: Call) -> None:
         self.host = sys.intern(call.endpoint.netloc)
@@ -90,6 +111,11 @@ class _Plan:
         # STS credentials).
         self.creds: Credentials | None = None
         self.prepared: Any = None
+        # Cache: the header layout (constant lines around date, nonce and signature). Keyed on
+        # the prepared signer and the User-Agent it was made with; replaced with either. None
+        # for a signer that falls back to the plain functions.
+        self.layout_of: tuple[Any, str] | None = None
+        self.layout: HeaderLayout | None = None
 
     def wire_url(self, call: Call, sender: SyncSender | AsyncSender) -> Any:
         """The call's URL as ``sender`` takes it."""
@@ -121,19 +147,42 @@ class _Plan:
         self.creds, self.prepared = creds, prepared
         return prepared
 
+    @staticmethod
+    def _layout(call: Call, prepared: Any, user_agent: str) -> HeaderLayout | None:
+        """The layout of the signed headers of ``call`` (what :meth:`headers` adds to the
+        signer's, in the same order), shared with equal calls; None if the signer falls back."""
+        marked: dict[str, str] | None = prepared.marked_headers()
+        if marked is None:
+            return None
+        if call.signer == "acs3":
+            marked["accept"] = "application/json"
+        marked["user-agent"] = user_agent
+        if call.headers:
+            marked.update(call.headers)
+        try:
+            return _shared_layout(marked)
+        except (ValueError, httpx.LocalProtocolError):
+            return None  # the headers as a dict: sending them says what is wrong
+
     def headers(
         self, call: Call, creds: Credentials, now: float, nonce: str, user_agent: str
-    ) -> dict[str, str]:
+    ) -> Mapping[str, str]:
         """The headers of one attempt: signed at ``now`` (epoch seconds) with ``nonce``."""
-        if call.signer == "acs3":
+        if call.signer == "acs3" or (call.signer == "pds" and not creds.bearer_token):
             _require_keys(creds, call)
-            # == signing.acs3_headers(...) for this call, precomputed (see PreparedAcs3Signer)
-            headers: dict[str, str] = self.signer(call, creds).headers(signing.dates(now)[0], nonce)
-            headers["accept"] = "application/json"
-        elif call.signer == "pds" and not creds.bearer_token:
-            _require_keys(creds, call)
-            # == signing.pds_headers(...) for this call, precomputed (see PreparedPdsSigner)
-            headers = self.signer(call, creds).headers(signing.dates(now)[1], nonce)
+            # == signing.acs3_headers(...) / pds_headers(...) for this call, precomputed (see
+            # PreparedAcs3Signer, PreparedPdsSigner), laid out once (see HeaderLayout)
+            prepared = self.signer(call, creds)
+            date = signing.dates(now)[0 if call.signer == "acs3" else 1]
+            found = self.layout_of
+            if found is None or found[0] is not prepared or found[1] != user_agent:
+                self.layout = self._layout(call, prepared, user_agent)
+                self.layout_of = (prepared, user_agent)
+            if self.layout is not None:
+                return self.layout.fill(date, nonce, prepared.authorization(date, nonce))
+            headers: dict[str, str] = prepared.headers(date, nonce)
+            if call.signer == "acs3":
+                headers["accept"] = "application/json"
         elif call.signer == "rpc":
             # An unsigned RPC-style call (STS AssumeRoleWithOIDC): everything is in the query.
             headers = {"host": self.host, "accept": "application/json"}

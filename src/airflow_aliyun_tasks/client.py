@@ -33,6 +33,7 @@ import random
 import ssl
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -208,7 +209,7 @@ class AlibabaCloudClient:
 
     # ---- signing
 
-    def _headers(self, call: Call, creds: Credentials) -> dict[str, str]:
+    def _headers(self, call: Call, creds: Credentials) -> Mapping[str, str]:
         """The signed headers of one attempt of ``call`` (a new date and nonce)."""
         now = time.time() + self.clock_offset
         return call._plan.headers(call, creds, now, signature_nonce(), self.user_agent)

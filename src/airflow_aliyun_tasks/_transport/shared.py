@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 import sys
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -109,40 +109,148 @@ def split_url(url: str) -> tuple[str, str, int, str]:
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+class HeaderLayout:
+    """Request headers laid out once as :func:`request_bytes` sends them (``name: value`` lines),
+    with placeholders where each request puts values of its own (a date, a nonce, a signature):
+    what :class:`PreparedHeaders` fills per request, so that a call sent again and again lays out
+    and checks its constant headers once. Immutable; equal layouts may be shared.
+
+    :param marked: the headers, each placeholder the whole value of one header.
+    :param marks: the placeholders, in the order :meth:`fill` takes their values; each must be
+        the value of exactly one header. Raises ``httpx.LocalProtocolError`` for a header
+        :func:`request_bytes` refuses, ``ValueError`` for a placeholder not found once.
+    """
+
+    __slots__ = ("accepts_encoding", "marked", "marks", "order", "parts")
+
+    def __init__(self, marked: Mapping[str, str], marks: tuple[str, ...]) -> None:
+        for name, value in marked.items():
+            _check_header(name, value)
+        self.marked = dict(marked)
+        self.marks = marks
+        names = [name for name, value in marked.items() if value in marks]
+        if sorted(marked[name] for name in names) != sorted(marks):
+            raise ValueError("each placeholder must be the whole value of exactly one header")
+        block = "".join(f"{name}: {value}\r\n" for name, value in marked.items())
+        cuts = sorted((block.index(f": {marked[name]}\r\n") + 2, marked[name]) for name in names)
+        parts, start = [], 0
+        for at, mark in cuts:
+            parts.append(sys.intern(block[start:at]))
+            start = at + len(mark)
+        parts.append(sys.intern(block[start:]))
+        self.parts: tuple[str, ...] = tuple(parts)
+        #: the index in fill()'s values of each placeholder, in the order they are laid out
+        self.order = tuple(marks.index(mark) for _, mark in cuts)
+        self.accepts_encoding = any(name.lower() == "accept-encoding" for name in marked)
+
+    def fill(self, *values: str) -> PreparedHeaders:
+        """The headers of one request: ``values`` in place of the placeholders (in ``marks``
+        order)."""
+        return PreparedHeaders(self, values)
+
+
+class PreparedHeaders(Mapping[str, str]):
+    """One request's headers: a :class:`HeaderLayout` and the values of its placeholders. A
+    mapping like any headers (made into a dict on first use: an httpx sender, ``http.client``);
+    :func:`request_bytes` takes the layout's lines as they are."""
+
+    __slots__ = ("_dict", "filled", "layout")
+
+    def __init__(self, layout: HeaderLayout, values: tuple[str, ...]) -> None:
+        self.layout = layout
+        self.filled = values
+        self._dict: dict[str, str] | None = None
+
+    def block(self) -> str:
+        """The header lines as sent; refuses a value with CR or LF (``httpx.LocalProtocolError``)."""
+        values = self.filled
+        joined = "".join(values)
+        if "\r" in joined or "\n" in joined:
+            self._refuse()
+        parts = self.layout.parts
+        if len(parts) == 4:  # a signed call: date, nonce, signature
+            a, b, c = self.layout.order
+            return f"{parts[0]}{values[a]}{parts[1]}{values[b]}{parts[2]}{values[c]}{parts[3]}"
+        out = [parts[0]]
+        for i, index in enumerate(self.layout.order):
+            out += (values[index], parts[i + 1])
+        return "".join(out)
+
+    def _refuse(self) -> NoReturn:
+        for name, value in self._as_dict().items():
+            _check_header(name, value)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _as_dict(self) -> dict[str, str]:
+        found = self._dict
+        if found is None:
+            by_mark = dict(zip(self.layout.marks, self.filled, strict=True))
+            found = self._dict = {
+                name: by_mark.get(value, value) for name, value in self.layout.marked.items()
+            }
+        return found
+
+    def __getitem__(self, name: str) -> str:
+        return self._as_dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._as_dict())
+
+    def __len__(self) -> int:
+        return len(self.layout.marked)
+
+    def __repr__(self) -> str:
+        return f"PreparedHeaders({self._as_dict()!r})"
+
+
+def _check_header(name: str, value: str) -> None:
+    if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
+        raise httpx.LocalProtocolError(f"illegal header {name!r}")
+
+
 def request_bytes(
     method: str, target: str, headers: Mapping[str, str] | Iterable[tuple[str, str]], content: bytes | None
 ) -> bytes:
     """The request head (and body) as sent: the caller's headers as given, plus ``content-length``
     and, unless given, ``accept-encoding: gzip, deflate`` (what httpx sends). A header whose name
-    or value holds CR or LF, or whose name holds ``:``, is refused (``httpx.LocalProtocolError``)."""
-    # a dict (what the client sends) without the Mapping ABC check
-    if type(headers) is dict or isinstance(headers, Mapping):
-        items: Iterable[tuple[str, str]] = headers.items()
-        names = "\n".join(headers)
+    or value holds CR or LF, or whose name holds ``:``, is refused (``httpx.LocalProtocolError``).
+    :class:`PreparedHeaders` are taken as laid out (checked when their layout was made)."""
+    if type(headers) is PreparedHeaders:
+        block = headers.block()
+        encoding = headers.layout.accepts_encoding
     else:
-        items = list(headers)
-        names = "\n".join([name for name, _ in items])
-    lines = [f"{name}: {value}" for name, value in items]
-    # CR/LF checked once on the whole head below: with none in a name, this test is exact
-    if "\naccept-encoding\n" not in f"\n{names.lower()}\n":
-        lines.append("accept-encoding: gzip, deflate")
+        block, encoding = _header_block(headers)
+    if not encoding:
+        block += "accept-encoding: gzip, deflate\r\n"
     if content:
-        lines.append(f"content-length: {len(content)}")
+        block += f"content-length: {len(content)}\r\n"
     elif method in BODY_METHODS:
-        lines.append("content-length: 0")
-    head = f"{method} {target} HTTP/1.1\r\n" + "\r\n".join(lines) + "\r\n\r\n"
-    breaks = len(lines) + 2  # the line ends above, and no CR or LF anywhere else
-    if ":" in names or head.count("\n") != breaks or head.count("\r") != breaks:
-        _refuse(method, target, items)
-    data = head.encode("ascii")
+        block += "content-length: 0\r\n"
+    line = f"{method} {target} HTTP/1.1\r\n"
+    if "\r" in line[:-2] or "\n" in line[:-2]:
+        raise httpx.LocalProtocolError(f"illegal request line {method!r} {target!r}")
+    data = f"{line}{block}\r\n".encode("ascii")
     return data + content if content else data
 
 
-def _refuse(method: str, target: str, items: Iterable[tuple[str, str]]) -> NoReturn:
-    for name, value in items:
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-            raise httpx.LocalProtocolError(f"illegal header {name!r}")
-    raise httpx.LocalProtocolError(f"illegal request line {method!r} {target!r}")
+def _header_block(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[str, bool]:
+    """The lines of ``headers`` as sent, checked, and whether they ask for an encoding."""
+    # a dict (what the client sends) without the Mapping ABC check
+    if type(headers) is dict or isinstance(headers, Mapping):
+        items: Iterable[tuple[str, str]] = headers.items()
+        count = len(headers)
+        names = "\n".join(headers)
+    else:
+        items = pairs = list(headers)
+        count = len(pairs)
+        names = "\n".join([name for name, _ in pairs])
+    block = "".join([f"{name}: {value}\r\n" for name, value in items])
+    # one scan for CR and LF over the whole block: only its line ends may be there
+    if ":" in names or block.count("\n") != count or block.count("\r") != count:
+        for name, value in items:
+            _check_header(name, value)
+    # with no LF in a name (checked above), this test is exact
+    return block, "\naccept-encoding\n" in f"\n{names.lower()}\n"
 
 
 # --------------------------------------------------------------------------- the response
