@@ -872,9 +872,17 @@ def test_prepared_signers_give_the_public_functions_headers(
         assert acs3.headers(date, nonce) == expected
         assert list(acs3.headers(date, nonce)) == list(expected)
     pds = signing.PreparedPdsSigner(**common)
-    expected = signing.pds_headers(**common, date=date, nonce=nonce)
-    assert pds.headers(date, nonce) == expected
-    assert list(pds.headers(date, nonce)) == list(expected)
+    expected_pds = signing.pds_headers(**common, date=date, nonce=nonce)
+    assert pds.headers(date, nonce) == expected_pds
+    assert list(pds.headers(date, nonce)) == list(expected_pds)
+    # the placeholders of marked_headers, filled in, are the same headers in the same order
+    for signer, want in ((acs3, expected), (pds, expected_pds)):
+        assert signer.authorization(date, nonce) == want["authorization"]
+        marked = signer.marked_headers()
+        if marked is not None:  # None: the signer falls back to the plain function
+            fill = dict(zip(signing.HEADER_MARKS, (date, nonce, want["authorization"]), strict=True))
+            filled = {name: fill.get(value, value) for name, value in marked.items()}
+            assert list(filled.items()) == list(want.items())
 
 
 def test_prepared_signers_do_not_mix_keys() -> None:
