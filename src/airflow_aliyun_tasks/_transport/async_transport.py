@@ -75,6 +75,13 @@ class _ReadWatch:
             self.handle = self.loop.call_later(READ_TIMEOUT_CHECK, self.check)
 
 
+def _parser_error() -> type[Exception]:
+    """httptools' parse error (imported on first use, as the parser is)."""
+    import httptools
+
+    return httptools.HttpParserError
+
+
 class _H1Connection(asyncio.Protocol):
     """One HTTP/1.1 keep-alive connection; one request at a time; llhttp (httptools) parses."""
 
@@ -177,11 +184,9 @@ class _H1Connection(asyncio.Protocol):
             self.close()
             return
         self.last_data = self.loop.time() if self.read_timeout is not None else 0.0
-        import httptools
-
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except _parser_error() as exc:
             self._fail(httpx.RemoteProtocolError(f"malformed HTTP response: {exc}"))
             return
         if not self.headers_done:  # the parser buffers an unfinished header line itself
@@ -205,13 +210,13 @@ class _H1Connection(asyncio.Protocol):
         self.headers_done = True
         declared = None
         for name, value in self.headers:
-            lower = name.lower()
-            if lower == b"content-length":
+            size = len(name)  # only names of these lengths are lowered and compared
+            if size == 14 and name.lower() == b"content-length":
                 declared = value
                 self.framed = True
-            elif lower == b"transfer-encoding":
+            elif size == 17 and name.lower() == b"transfer-encoding":
                 self.framed = True
-            elif lower == b"content-encoding" and self.decoding:
+            elif size == 16 and self.decoding and name.lower() == b"content-encoding":
                 self.encoded = True
         if status in (204, 304):
             self.framed = True
@@ -222,7 +227,8 @@ class _H1Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
-        if self.max_body is not None and self.size > wire_cap(self.max_body, self.encoded):
+        cap = self.max_body
+        if cap is not None and self.size > (wire_cap(cap, True) if self.encoded else cap):
             self._fail(BodyTooLargeError(self.status, httpx.Headers(self.headers)))
             return
         self.chunks.append(body)
