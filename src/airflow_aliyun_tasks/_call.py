@@ -98,7 +98,7 @@ class _Plan:
     """What does not change between sends of one :class:`Call`: the URL (as each sender takes
     it), the prepared signer of the last credentials used, and the layout of its headers."""
 
-    __slots__ = ("creds", "host", "layout", "layout_of", "prepared", "wire", "wire_type")
+    __slots__ = ("creds", "host", "layout", "layout_agent", "layout_signer", "prepared", "wire", "wire_type")
 
     def __init__(self, call: Call) -> None:
         self.host = sys.intern(call.endpoint.netloc)
@@ -114,7 +114,8 @@ class _Plan:
         # Cache: the header layout (constant lines around date, nonce and signature). Keyed on
         # the prepared signer and the User-Agent it was made with; replaced with either. None
         # for a signer that falls back to the plain functions.
-        self.layout_of: tuple[Any, str] | None = None
+        self.layout_signer: Any = None
+        self.layout_agent = ""
         self.layout: HeaderLayout | None = None
 
     def wire_url(self, call: Call, sender: SyncSender | AsyncSender) -> Any:
@@ -174,10 +175,9 @@ class _Plan:
             # PreparedAcs3Signer, PreparedPdsSigner), laid out once (see HeaderLayout)
             prepared = self.signer(call, creds)
             date = signing.dates(now)[0 if call.signer == "acs3" else 1]
-            found = self.layout_of
-            if found is None or found[0] is not prepared or found[1] != user_agent:
+            if self.layout_signer is not prepared or self.layout_agent != user_agent:
                 self.layout = self._layout(call, prepared, user_agent)
-                self.layout_of = (prepared, user_agent)
+                self.layout_signer, self.layout_agent = prepared, user_agent
             if self.layout is not None:
                 return self.layout.fill(date, nonce, prepared.authorization(date, nonce))
             headers: dict[str, str] = prepared.headers(date, nonce)
