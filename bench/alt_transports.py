@@ -159,7 +159,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise _aiohttp_error(exc) from None
             raise
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return RawResponse(status, httpx.Headers(list(raw_headers)), body)
+        return RawResponse(
+            status, list(raw_headers), body
+        )  # headers made when read, as the lean transports do
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()

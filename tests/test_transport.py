@@ -254,6 +254,9 @@ def test_header_layout_fills_its_placeholders_in_place() -> None:
         HeaderLayout({**marked, "ua": "u\r\n"}, MARKS)
     with pytest.raises(ValueError, match="placeholder"):
         HeaderLayout({"host": "h", "x-date": MARKS[0]}, MARKS)
+    two = HeaderLayout({"x-nonce": MARKS[1], "host": "h", "x-date": MARKS[0]}, MARKS[:2]).fill("D", "N")
+    assert request_bytes("GET", "/", two, None) == request_bytes("GET", "/", dict(two), None)
+    assert list(two.items()) == [("x-nonce", "N"), ("host", "h"), ("x-date", "D")]
 
 
 def test_response_headers_are_made_when_first_read() -> None:
