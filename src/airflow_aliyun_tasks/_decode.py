@@ -10,6 +10,7 @@ bytes: no I/O.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -20,25 +21,24 @@ from airflow_aliyun_tasks.errors import BadResponseError, first_field, header_re
 __all__ = ["Response", "decode"]
 
 
+@dataclass(frozen=True, slots=True)
 class Response:
     """A decoded answer: HTTP status and headers, the JSON object, the request id.
 
-    :attr:`headers` are made on first read (see :class:`~._transport.RawResponse`)."""
+    ``wire`` is the response as the transport gave it; :attr:`headers` are made from it on first
+    read (see :class:`~._transport.RawResponse`)."""
 
-    __slots__ = ("_raw", "body", "request_id", "status")
+    wire: RawResponse = field(repr=False)
+    body: dict[str, Any]
+    request_id: str | None = None
 
-    def __init__(self, raw: RawResponse, body: dict[str, Any], request_id: str | None = None) -> None:
-        self._raw = raw
-        self.status = raw.status
-        self.body = body
-        self.request_id = request_id
+    @property
+    def status(self) -> int:
+        return self.wire.status
 
     @property
     def headers(self) -> httpx.Headers:
-        return self._raw.headers
-
-    def __repr__(self) -> str:
-        return f"Response(status={self.status!r}, body={self.body!r}, request_id={self.request_id!r})"
+        return self.wire.headers
 
 
 def _loads(raw: bytes) -> Any:
