@@ -226,10 +226,9 @@ def request_bytes(
         block += f"content-length: {len(content)}\r\n"
     elif method in BODY_METHODS:
         block += "content-length: 0\r\n"
-    line = f"{method} {target} HTTP/1.1\r\n"
-    if "\r" in line[:-2] or "\n" in line[:-2]:
+    if "\r" in target or "\n" in target or "\r" in method or "\n" in method:
         raise httpx.LocalProtocolError(f"illegal request line {method!r} {target!r}")
-    data = f"{line}{block}\r\n".encode("ascii")
+    data = f"{method} {target} HTTP/1.1\r\n{block}\r\n".encode("ascii")
     return data + content if content else data
 
 
